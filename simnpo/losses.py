@@ -1,0 +1,300 @@
+"""The unlearning losses of the SimNPO paper (arXiv 2410.07163), as pure functions of per-sequence tensors.
+
+Conventions (../shared/reference/losses.md):
+- ``logps`` is log π(y|x): the *sum* over response tokens of each token's log-probability. Prompt and padding
+  positions carry the label -100 and count for nothing.
+- ``lengths`` is |y|: the number of label positions that are not -100 *after* the one-position shift between
+  logits and labels, i.e. exactly the positions that were summed (no off-by-one, unlike open-unlearning).
+- Forget losses are minimised; each returns the batch loss (a scalar). Gradient ascent and the NLL retain term
+  are token means over the whole batch (as Hugging Face's loss); the preference losses are means over sequences.
+
+This module imports nothing of ours: the Markov simulator and the LLM trainer both call it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+IGNORE_INDEX = -100
+MARGIN_CONVENTIONS = ("paper", "authors_code")
+KL_POSITIONS = ("response", "all")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Log-probabilities
+# --------------------------------------------------------------------------------------------------------------
+def token_logprobs(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-position log-probabilities of the labels, after the causal shift.
+
+    logits: [batch, seq, vocab] (position t predicts token t+1); labels: [batch, seq], aligned with the inputs
+    as in Hugging Face (-100 where nothing is predicted).
+    Returns (logp [batch, seq-1], mask [batch, seq-1]); logp is 0 where mask is False. Computed in at least float32 as
+    gather - logsumexp, which keeps no [batch, seq, vocab] log-softmax alive for the backward pass.
+    """
+    logits = logits[:, :-1, :]
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()  # summed log-probs of long answers need more than 8 bits of mantissa
+    labels = labels[:, 1:]
+    mask = labels != IGNORE_INDEX
+    safe_labels = labels.masked_fill(~mask, 0).unsqueeze(-1)
+    logp = logits.gather(-1, safe_labels).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return logp.masked_fill(~mask, 0.0), mask
+
+
+def sequence_logprobs(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """log π(y|x) and |y| per sequence: (sum of response log-probs [batch], response token count [batch])."""
+    logp, mask = token_logprobs(logits, labels)
+    return logp.sum(-1), mask.sum(-1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Forget losses
+# --------------------------------------------------------------------------------------------------------------
+def ga_loss(logps: Tensor, lengths: Tensor) -> Tensor:
+    """Gradient ascent: L = -NLL_f, the token-mean negative log-likelihood of the forget batch, negated.
+
+    Unbounded below: it diverges if run long.
+    """
+    return logps.sum() / lengths.sum().clamp(min=1)
+
+
+def npo_loss(logps: Tensor, ref_logps: Tensor, beta: float) -> Tensor:
+    """NPO (Zhang et al. 2024): L = -(2/β) · log σ(-β · [log π_θ(y|x) - log π_ref(y|x)]), mean over sequences."""
+    return (-2.0 / beta * F.logsigmoid(-beta * (logps - ref_logps))).mean()
+
+
+def simnpo_margin(margin: float, beta: float, convention: str = "paper") -> float:
+    """The paper's γ for a margin given in either convention.
+
+    The authors' TOFU code computes σ(β·(ℓ̄ - γ')) with ℓ̄ = -log π/|y|, so its margin is multiplied by β:
+    γ_paper = β·γ'. ``convention="paper"`` takes γ as is; ``"authors_code"`` takes γ' and returns β·γ'.
+    """
+    if convention == "paper":
+        return margin
+    if convention == "authors_code":
+        return beta * margin
+    raise ValueError(f"unknown margin convention {convention!r}; use one of {', '.join(MARGIN_CONVENTIONS)}")
+
+
+def simnpo_loss(
+    logps: Tensor, lengths: Tensor, beta: float, margin: float = 0.0, margin_convention: str = "paper"
+) -> Tensor:
+    """SimNPO (paper Eq. 4): L = -(2/β) · log σ(-(β/|y|) · log π_θ(y|x) - γ), mean over sequences.
+
+    No reference model; β > 0 is the inverse temperature, γ ≥ 0 the reward margin. As β → 0 with γ = 0 it is
+    (2/β)·log 2 plus the length-normalised log-likelihood: length-normalised gradient ascent.
+    """
+    gamma = simnpo_margin(margin, beta, margin_convention)
+    z = -beta * logps / lengths.clamp(min=1) - gamma
+    return (-2.0 / beta * F.logsigmoid(z)).mean()
+
+
+def dpo_loss(
+    chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Tensor, ref_rejected_logps: Tensor, beta: float
+) -> Tensor:
+    """DPO with the (2/β) scale of NPO; IdkPO when the chosen answer y_w is a refusal ("I don't know.").
+
+    L = -(2/β) · log σ(β · [(log π_θ(y_w) - log π_ref(y_w)) - (log π_θ(y_l) - log π_ref(y_l))]), y_l the forget
+    answer. Dropping the y_w term gives NPO.
+    """
+    chosen = chosen_logps - ref_chosen_logps
+    rejected = rejected_logps - ref_rejected_logps
+    return (-2.0 / beta * F.logsigmoid(beta * (chosen - rejected))).mean()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Retain terms
+# --------------------------------------------------------------------------------------------------------------
+def nll_loss(logps: Tensor, lengths: Tensor) -> Tensor:
+    """Token-mean negative log-likelihood of the retain batch (the GD/GDR retain term)."""
+    return -ga_loss(logps, lengths)
+
+
+def kl_to_reference(logits: Tensor, ref_logits: Tensor, labels: Tensor, positions: str = "response") -> Tensor:
+    """KL(π_ref(·|context) ‖ π_θ(·|context)) of next-token distributions, averaged over positions (KLR term).
+
+    logits, ref_logits: [batch, seq, vocab]; labels: [batch, seq] as in ``token_logprobs``.
+    ``positions="response"`` averages over the shifted label positions only (our default); ``"all"`` averages over
+    every position of the padded batch, prompt and padding included, as the authors' released code does.
+    """
+    if positions not in KL_POSITIONS:
+        raise ValueError(f"unknown KL positions {positions!r}; use one of {', '.join(KL_POSITIONS)}")
+    logq = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+    logp_ref = F.log_softmax(ref_logits.to(logq.dtype), dim=-1)
+    kl = F.kl_div(logq, logp_ref, reduction="none", log_target=True).sum(-1)  # [batch, seq]
+    if positions == "all":
+        return kl.mean()
+    mask = labels[:, 1:] != IGNORE_INDEX
+    return (kl[:, :-1] * mask).sum() / mask.sum().clamp(min=1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Gradient weights: ∇L = mean over D_f of w · ∇ log π_θ(y|x)
+# --------------------------------------------------------------------------------------------------------------
+def npo_weights(logps: Tensor, ref_logps: Tensor, beta: float) -> Tensor:
+    """NPO: w = 2σ(β · [log π_θ - log π_ref]) = 2π_θ^β / (π_θ^β + π_ref^β). Equals 1 at θ = θ_ref."""
+    return 2.0 * torch.sigmoid(beta * (logps - ref_logps))
+
+
+def simnpo_weights(
+    logps: Tensor, lengths: Tensor, beta: float, margin: float = 0.0, margin_convention: str = "paper"
+) -> Tensor:
+    """SimNPO: w = (2/|y|) · σ((β/|y|) · log π_θ + γ). Depends on the current model only; 1/|y| removes length bias."""
+    gamma = simnpo_margin(margin, beta, margin_convention)
+    lengths = lengths.clamp(min=1)
+    return 2.0 / lengths * torch.sigmoid(beta * logps / lengths + gamma)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Named methods: a forget loss plus an optional retain term
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LossConfig:
+    """Hyperparameters of an unlearning objective L = forget_weight · L_forget + retain_weight · L_retain.
+
+    Names cannot be confused: ``margin`` is SimNPO's γ (in ``margin_convention``), ``forget_weight`` and
+    ``retain_weight`` multiply the two terms. Mapping to published settings (losses.md, tofu.md, muse.md):
+    - SimNPO TOFU forget05: beta 2.5, forget_weight 0.1375, retain_weight 1, margin 0; forget10: beta 4.5,
+      forget_weight 0.125. The authors' model cards call 0.1375/0.125 "λ" (as if a retain weight), but their
+      code multiplies it onto the forget loss; open-unlearning names it ``gamma``, the retain weight ``alpha``
+      and the margin ``delta``.
+    - NPO, open-unlearning default: beta 0.1, forget_weight 1, retain_weight 1.
+    - SimNPO MUSE-News: beta 0.7, forget_weight 1, retain_weight 0.1. WMDP: beta 5.5, forget_weight 5.0.
+    - The authors' code's margin γ' is ``margin_convention="authors_code"``; γ_paper = β·γ'.
+    """
+
+    method: str = "simnpo"
+    beta: float = 0.1
+    margin: float = 0.0
+    margin_convention: str = "paper"
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+    kl_positions: str = "response"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
+        if not (math.isfinite(self.beta) and self.beta > 0):
+            raise ValueError(f"beta must be a finite number > 0, got {self.beta}")
+        for name in ("margin", "forget_weight", "retain_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        simnpo_margin(self.margin, self.beta, self.margin_convention)  # validates the convention
+        if self.kl_positions not in KL_POSITIONS:
+            raise ValueError(f"unknown kl_positions {self.kl_positions!r}; use one of {', '.join(KL_POSITIONS)}")
+
+
+@dataclass
+class LossInputs:
+    """What a method's loss reads. Fill in what ``method_needs(method)`` names; leave the rest None.
+
+    forget_logps, forget_lengths: log π_θ(y|x) and |y| on the forget batch.
+    ref_forget_logps: log π_ref(y|x) on the forget batch (NPO, IdkPO); may be precomputed once.
+    retain_logps, retain_lengths: on the retain batch (NLL retain term).
+    retain_logits, ref_retain_logits, retain_labels: the retain batch's logits under θ and θ_ref (KL term).
+    idk_logps, ref_idk_logps: the refusal answers' log-probabilities (IdkPO's y_w).
+    """
+
+    forget_logps: Tensor
+    forget_lengths: Tensor
+    ref_forget_logps: Tensor | None = None
+    retain_logps: Tensor | None = None
+    retain_lengths: Tensor | None = None
+    retain_logits: Tensor | None = None
+    ref_retain_logits: Tensor | None = None
+    retain_labels: Tensor | None = None
+    idk_logps: Tensor | None = None
+    ref_idk_logps: Tensor | None = None
+
+
+def _ga(x: LossInputs, c: LossConfig) -> Tensor:
+    return ga_loss(x.forget_logps, x.forget_lengths)
+
+
+def _npo(x: LossInputs, c: LossConfig) -> Tensor:
+    return npo_loss(x.forget_logps, x.ref_forget_logps, c.beta)
+
+
+def _simnpo(x: LossInputs, c: LossConfig) -> Tensor:
+    return simnpo_loss(x.forget_logps, x.forget_lengths, c.beta, c.margin, c.margin_convention)
+
+
+def _idkpo(x: LossInputs, c: LossConfig) -> Tensor:
+    return dpo_loss(x.idk_logps, x.forget_logps, x.ref_idk_logps, x.ref_forget_logps, c.beta)
+
+
+def _nll(x: LossInputs, c: LossConfig) -> Tensor:
+    return nll_loss(x.retain_logps, x.retain_lengths)
+
+
+def _kl(x: LossInputs, c: LossConfig) -> Tensor:
+    return kl_to_reference(x.retain_logits, x.ref_retain_logits, x.retain_labels, c.kl_positions)
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term of an objective: a function of (LossInputs, LossConfig) and the LossInputs fields it reads."""
+
+    loss: Callable[[LossInputs, LossConfig], Tensor]
+    needs: tuple[str, ...]
+
+
+FORGET_TERMS: dict[str, Term] = {
+    "ga": Term(_ga, ("forget_logps", "forget_lengths")),
+    "npo": Term(_npo, ("forget_logps", "ref_forget_logps")),
+    "simnpo": Term(_simnpo, ("forget_logps", "forget_lengths")),
+    "idkpo": Term(_idkpo, ("forget_logps", "ref_forget_logps", "idk_logps", "ref_idk_logps")),
+}
+RETAIN_TERMS: dict[str, Term] = {
+    "nll": Term(_nll, ("retain_logps", "retain_lengths")),
+    "kl": Term(_kl, ("retain_logits", "ref_retain_logits", "retain_labels")),
+}
+
+# Method name -> (forget term, retain term or None). idkpo follows open-unlearning's IdkDPO: DPO toward a
+# refusal plus the retain NLL term.
+METHODS: dict[str, tuple[str, str | None]] = {
+    "ga": ("ga", None),
+    "graddiff": ("ga", "nll"),
+    "npo": ("npo", None),
+    "npo_nll": ("npo", "nll"),
+    "npo_kl": ("npo", "kl"),
+    "simnpo": ("simnpo", None),
+    "simnpo_nll": ("simnpo", "nll"),
+    "simnpo_kl": ("simnpo", "kl"),
+    "idkpo": ("idkpo", "nll"),
+}
+
+
+def method_needs(method: str) -> tuple[str, ...]:
+    """The LossInputs fields a method reads; a field starting with "ref_" needs a reference model's outputs."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    forget, retain = METHODS[method]
+    needs = FORGET_TERMS[forget].needs + (RETAIN_TERMS[retain].needs if retain else ())
+    return tuple(dict.fromkeys(needs))
+
+
+def unlearning_loss(inputs: LossInputs, config: LossConfig) -> tuple[Tensor, dict[str, Tensor]]:
+    """L = forget_weight · L_forget + retain_weight · L_retain for ``config.method``.
+
+    Returns the loss and its detached parts {"forget": …, "retain": …} for logging.
+    """
+    missing = [name for name in method_needs(config.method) if getattr(inputs, name) is None]
+    if missing:
+        raise ValueError(f"method {config.method!r} needs {', '.join(missing)} in LossInputs")
+    forget_term, retain_term = METHODS[config.method]
+    forget = FORGET_TERMS[forget_term].loss(inputs, config)
+    parts = {"forget": forget.detach()}
+    loss = config.forget_weight * forget
+    if retain_term is not None:
+        retain = RETAIN_TERMS[retain_term].loss(inputs, config)
+        parts["retain"] = retain.detach()
+        loss = loss + config.retain_weight * retain
+    return loss, parts

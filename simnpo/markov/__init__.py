@@ -1,0 +1,1 @@
+"""Mixtures of Markov chains, small transformers trained on them, and the reference-model-bias experiments."""

@@ -1,0 +1,141 @@
+"""Run folders: one folder per run with its full configuration, and result files written atomically.
+
+Every command writes through these helpers, so a run folder always holds ``config.json`` (the frozen dataclass
+configs, seed, package versions, command line) beside its results, and a killed run never leaves a half-written
+file: each file is written to a temporary name in the same folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.json"
+DEFAULT_ROOT = Path("runs")
+_VERSIONED = ("simnpo", "torch", "numpy", "scipy", "transformers", "accelerate", "datasets", "tokenizers")
+
+
+def package_versions() -> dict[str, str]:
+    """Python, platform and the versions of the packages a result depends on."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def new_run_dir(name: str, root: Path | str = DEFAULT_ROOT) -> Path:
+    """Create and return a fresh folder ``root/name-YYYYmmdd-HHMMSS`` (suffixed -2, -3 … if taken)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    for i in range(1, 1000):
+        path = root / (stem if i == 1 else f"{stem}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run folder under {root}")
+
+
+def run_dir(out: Path | str | None, name: str, root: Path | str = DEFAULT_ROOT) -> Path:
+    """The folder a command writes to: ``out`` when the user named one (created if needed), else a new one."""
+    if out is None:
+        return new_run_dir(name, root)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output path {out} exists and is not a folder; give a folder with --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error remove it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results should read like any other file
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def write_json(path: Path | str, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically; serialisation fails before the file is touched."""
+    text = json.dumps(obj, indent=2, default=_jsonable)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(path)
+
+
+def read_json(path: Path | str) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_config(folder: Path | str, *configs: Any, seed: int | None = None, **extra: Any) -> Path:
+    """Write ``folder/config.json``: each frozen dataclass config under its class name, seed, versions, argv.
+
+    ``extra`` holds any other fields worth keeping (e.g. the name of the command).
+    """
+    names = [type(c).__name__ for c in configs]
+    assert len(set(names)) == len(names), f"configs must be of distinct types, got {names}"
+    payload = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+        "seed": seed,
+        "configs": {type(c).__name__: dataclasses.asdict(c) for c in configs},
+        "versions": package_versions(),
+        **extra,
+    }
+    return write_json(Path(folder) / CONFIG_FILE, payload)
+
+
+def latest_run(root: Path | str = DEFAULT_ROOT, name: str | None = None) -> Path | None:
+    """The most recently configured run folder under ``root`` (whose folder name starts with ``name``), or None."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    runs = [
+        p
+        for p in root.iterdir()
+        if (p / CONFIG_FILE).is_file() and (name is None or p.name.startswith(f"{name}-") or p.name == name)
+    ]
+    return max(runs, key=lambda p: ((p / CONFIG_FILE).stat().st_mtime_ns, p.name), default=None)

@@ -1,0 +1,256 @@
+"""The loss library against closed forms and hand-computed values (losses.md)."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from simnpo import losses as L
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Closed forms are checked in double precision; the default is restored for other test modules."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def logits_from_probs(probs):
+    """Logits whose softmax is exactly ``probs`` (rows sum to 1)."""
+    return torch.tensor(probs).log()
+
+
+# ----------------------------------------------------------------------------------------- sequence_logprobs
+def test_sequence_logprobs_hand_built_example_with_prompt_and_padding():
+    # vocab 3; sequence 0: [prompt p, prompt p, a1, a2, eos], sequence 1: [prompt, a1, eos, pad, pad].
+    # Position t predicts token t+1, so the answer tokens at positions 2,3,4 are read from logits 1,2,3.
+    p = [[0.2, 0.3, 0.5], [0.1, 0.6, 0.3], [0.7, 0.2, 0.1], [0.25, 0.25, 0.5], [0.4, 0.4, 0.2]]
+    q = [[0.5, 0.4, 0.1], [0.3, 0.3, 0.4], [0.9, 0.05, 0.05], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8]]
+    logits = torch.stack([logits_from_probs(p), logits_from_probs(q)])
+    labels = torch.tensor([[-100, -100, 1, 0, 2], [-100, 2, 0, -100, -100]])
+    logps, lengths = L.sequence_logprobs(logits, labels)
+    # seq 0: token 1 from row 1 (0.6), token 0 from row 2 (0.7), token 2 from row 3 (0.5)
+    # seq 1: token 2 from row 0 (0.1), token 0 from row 1 (0.3); the padding rows count for nothing
+    assert lengths.tolist() == [3, 2]
+    assert logps[0].item() == pytest.approx(math.log(0.6) + math.log(0.7) + math.log(0.5), abs=1e-12)
+    assert logps[1].item() == pytest.approx(math.log(0.1) + math.log(0.3), abs=1e-12)
+
+
+def test_token_logprobs_matches_cross_entropy_and_is_zero_where_masked():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 7, 11, generator=g)
+    labels = torch.randint(0, 11, (3, 7), generator=g)
+    labels[0, :3] = -100
+    labels[2, 5:] = -100
+    logp, mask = L.token_logprobs(logits, labels)
+    ce = F.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1), reduction="none")
+    assert torch.allclose(logp.reshape(-1), -ce, atol=1e-6)
+    assert mask.sum().item() == (labels[:, 1:] != -100).sum().item()
+    assert (logp[~mask] == 0).all()
+
+
+def test_sequence_logprobs_gradient_flows_to_logits():
+    logits = torch.zeros(1, 3, 4, requires_grad=True)
+    logps, _ = L.sequence_logprobs(logits, torch.tensor([[-100, 1, 2]]))
+    logps.sum().backward()
+    # d log softmax_k / d logit_j = 1[j=k] - 1/4 at uniform logits
+    assert logits.grad[0, 0].tolist() == pytest.approx([-0.25, 0.75, -0.25, -0.25])
+    assert logits.grad[0, 2].abs().sum().item() == 0  # the last position predicts nothing
+
+
+# ----------------------------------------------------------------------------------------- forget losses
+@pytest.mark.parametrize("beta", [0.1, 1.0, 4.5])
+def test_npo_equals_two_over_beta_log2_at_the_reference(beta):
+    logps = torch.tensor([-3.0, -40.0, -0.5])
+    assert L.npo_loss(logps, logps.clone(), beta).item() == pytest.approx(2 / beta * math.log(2))
+
+
+def test_npo_closed_form_off_the_reference():
+    beta, d = 0.5, torch.tensor([-2.0, 1.0])  # log π_θ - log π_ref
+    expected = sum(2 / beta * math.log(1 + math.exp(beta * x)) for x in d.tolist()) / 2
+    assert L.npo_loss(d, torch.zeros(2), beta).item() == pytest.approx(expected)
+
+
+def test_ga_is_minus_token_mean_nll():
+    logps, lengths = torch.tensor([-6.0, -2.0]), torch.tensor([3, 1])
+    assert L.ga_loss(logps, lengths).item() == pytest.approx(-8.0 / 4)
+    assert L.nll_loss(logps, lengths).item() == pytest.approx(8.0 / 4)
+
+
+def test_simnpo_closed_form():
+    beta, margin = 2.5, 0.3
+    logps, lengths = torch.tensor([-10.0, -1.0]), torch.tensor([5, 2])
+    z = [-beta * -10.0 / 5 - margin, -beta * -1.0 / 2 - margin]
+    expected = sum(-2 / beta * math.log(1 / (1 + math.exp(-x))) for x in z) / 2
+    assert L.simnpo_loss(logps, lengths, beta, margin).item() == pytest.approx(expected)
+
+
+def test_simnpo_margin_conventions_agree_after_beta_scaling():
+    beta, code_margin = 4.5, 0.2
+    logps, lengths = torch.tensor([-10.0, -3.0, -50.0]), torch.tensor([5, 2, 20])
+    paper = L.simnpo_loss(logps, lengths, beta, margin=beta * code_margin, margin_convention="paper")
+    code = L.simnpo_loss(logps, lengths, beta, margin=code_margin, margin_convention="authors_code")
+    assert paper.item() == pytest.approx(code.item())
+    assert L.simnpo_loss(logps, lengths, beta, margin=code_margin).item() != pytest.approx(code.item())
+    w_paper = L.simnpo_weights(logps, lengths, beta, beta * code_margin)
+    w_code = L.simnpo_weights(logps, lengths, beta, code_margin, "authors_code")
+    assert torch.allclose(w_paper, w_code)
+
+
+def test_simnpo_small_beta_is_length_normalised_gradient_ascent():
+    beta = 1e-5
+    logps = torch.tensor([-10.0, -3.0, -50.0], requires_grad=True)
+    lengths = torch.tensor([5, 2, 20])
+    loss = L.simnpo_loss(logps, lengths, beta)
+    # value: (2/β) log 2 + mean(log π / |y|), the length-normalised log-likelihood that GA pushes down
+    normalised = (logps / lengths).mean()
+    assert (loss - 2 / beta * math.log(2)).item() == pytest.approx(normalised.item(), abs=1e-4)
+    (grad,) = torch.autograd.grad(loss, logps)
+    assert torch.allclose(grad, 1 / (3 * lengths.double()), rtol=1e-4)
+
+
+def test_dpo_reduces_to_npo_without_the_chosen_term_and_is_log2_at_reference():
+    beta = 0.7
+    rejected, ref_rejected = torch.tensor([-4.0, -9.0]), torch.tensor([-3.0, -12.0])
+    chosen = torch.tensor([-2.0, -5.0])
+    assert L.dpo_loss(chosen, rejected, chosen, ref_rejected, beta).item() == pytest.approx(
+        L.npo_loss(rejected, ref_rejected, beta).item()
+    )
+    assert L.dpo_loss(chosen, rejected, chosen, rejected, beta).item() == pytest.approx(2 / beta * math.log(2))
+    # raising the refusal's likelihood lowers the loss
+    assert L.dpo_loss(chosen + 1, rejected, chosen, ref_rejected, beta) < L.dpo_loss(
+        chosen, rejected, chosen, ref_rejected, beta
+    )
+
+
+# ----------------------------------------------------------------------------------------- gradient weights
+def test_npo_weights_are_autograd_gradients():
+    beta = 0.8
+    logps = torch.tensor([-3.0, -20.0, -0.1, -7.0], requires_grad=True)
+    ref = torch.tensor([-5.0, -15.0, -0.1, -30.0])
+    (grad,) = torch.autograd.grad(L.npo_loss(logps, ref, beta), logps)
+    w = L.npo_weights(logps.detach(), ref, beta)
+    assert torch.allclose(grad * len(logps), w)  # the batch mean divides each by B
+    # closed form 2π^β / (π^β + π_ref^β), and w = 1 at the reference
+    pb, rb = (beta * logps.detach()).exp(), (beta * ref).exp()
+    assert torch.allclose(w, 2 * pb / (pb + rb))
+    assert w[2].item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("margin", [0.0, 1.5])
+def test_simnpo_weights_are_autograd_gradients(margin):
+    beta = 2.5
+    logps = torch.tensor([-3.0, -20.0, -0.1], requires_grad=True)
+    lengths = torch.tensor([3, 40, 1])
+    (grad,) = torch.autograd.grad(L.simnpo_loss(logps, lengths, beta, margin), logps)
+    w = L.simnpo_weights(logps.detach(), lengths, beta, margin)
+    assert torch.allclose(grad * len(logps), w)
+    pairs = zip([-3.0, -20.0, -0.1], [3, 40, 1])
+    expected = [2 / n * (1 / (1 + math.exp(-(beta * lp / n + margin)))) for lp, n in pairs]
+    assert w.tolist() == pytest.approx(expected)
+
+
+# ----------------------------------------------------------------------------------------- KL retain term
+def test_kl_to_reference_hand_computed_on_response_positions():
+    p_ref = [[0.5, 0.5], [0.9, 0.1], [0.5, 0.5]]
+    p_model = [[0.5, 0.5], [0.6, 0.4], [0.1, 0.9]]
+    ref_logits, logits = logits_from_probs([p_ref]), logits_from_probs([p_model])
+    # only position 1 predicts a label (label at 2); positions 0 and 2 are prompt/last
+    labels = torch.tensor([[-100, -100, 1]])
+    kl1 = 0.9 * math.log(0.9 / 0.6) + 0.1 * math.log(0.1 / 0.4)
+    kl2 = 0.5 * math.log(0.5 / 0.1) + 0.5 * math.log(0.5 / 0.9)
+    assert L.kl_to_reference(logits, ref_logits, labels).item() == pytest.approx(kl1)
+    assert L.kl_to_reference(logits, ref_logits, labels, positions="all").item() == pytest.approx((kl1 + kl2) / 3)
+    assert L.kl_to_reference(ref_logits, ref_logits, labels).item() == pytest.approx(0.0, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------------------- methods and config
+def make_inputs(needs_grad=True):
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 5, 7, generator=g)
+    labels = torch.tensor([[-100, 3, 4, 1, 2], [-100, -100, 5, 6, -100]])
+    f_logps = torch.tensor([-12.0, -4.0], requires_grad=needs_grad)
+    return L.LossInputs(
+        forget_logps=f_logps,
+        forget_lengths=torch.tensor([4, 2]),
+        ref_forget_logps=torch.tensor([-10.0, -5.0]),
+        retain_logps=torch.tensor([-3.0, -6.0]),
+        retain_lengths=torch.tensor([3, 3]),
+        retain_logits=logits + 0.5 * torch.randn(2, 5, 7, generator=g),
+        ref_retain_logits=logits,
+        retain_labels=labels,
+        idk_logps=torch.tensor([-2.0, -3.0]),
+        ref_idk_logps=torch.tensor([-2.5, -3.5]),
+    )
+
+
+def test_methods_combine_forget_and_retain_terms_with_weights():
+    x = make_inputs()
+    cfg = L.LossConfig(method="simnpo_nll", beta=4.5, forget_weight=0.125, retain_weight=1.0)
+    loss, parts = L.unlearning_loss(x, cfg)
+    expected = 0.125 * L.simnpo_loss(x.forget_logps, x.forget_lengths, 4.5) + 9.0 / 6
+    assert loss.item() == pytest.approx(expected.item())
+    assert parts["retain"].item() == pytest.approx(1.5)
+
+    loss, parts = L.unlearning_loss(x, L.LossConfig(method="npo_kl", beta=0.1, retain_weight=2.0))
+    kl = L.kl_to_reference(x.retain_logits, x.ref_retain_logits, x.retain_labels)
+    assert kl.item() > 0
+    assert loss.item() == pytest.approx((L.npo_loss(x.forget_logps, x.ref_forget_logps, 0.1) + 2 * kl).item())
+
+    loss, _ = L.unlearning_loss(x, L.LossConfig(method="graddiff"))
+    assert loss.item() == pytest.approx(-16.0 / 6 + 9.0 / 6)
+
+
+@pytest.mark.parametrize("method", list(L.METHODS))
+def test_every_method_gives_a_finite_loss_whose_gradient_lowers_forget_likelihood(method):
+    x = make_inputs()
+    loss, parts = L.unlearning_loss(x, L.LossConfig(method=method, beta=1.0))
+    assert torch.isfinite(loss)
+    (grad,) = torch.autograd.grad(loss, x.forget_logps)
+    assert (grad > 0).all()  # a gradient step on the loss lowers log π_θ(y|x) of every forget example
+    assert ("retain" in parts) == (L.METHODS[method][1] is not None)
+
+
+def test_method_needs_and_reference_use():
+    assert "ref_forget_logps" not in L.method_needs("simnpo")
+    assert not any(n.startswith("ref_") for n in L.method_needs("simnpo_nll"))
+    assert "ref_forget_logps" in L.method_needs("npo")
+    assert "ref_retain_logits" in L.method_needs("simnpo_kl")
+    assert {"idk_logps", "ref_idk_logps"} <= set(L.method_needs("idkpo"))
+
+
+def test_missing_inputs_are_named():
+    x = L.LossInputs(forget_logps=torch.tensor([-1.0]), forget_lengths=torch.tensor([1]))
+    with pytest.raises(ValueError, match="ref_forget_logps"):
+        L.unlearning_loss(x, L.LossConfig(method="npo"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"beta": 0.0}, "beta must be a finite number > 0"),
+        ({"beta": -1.0}, "beta must be"),
+        ({"beta": float("nan")}, "beta must be"),
+        ({"margin": -0.1}, "margin must be a finite number >= 0"),
+        ({"forget_weight": -1.0}, "forget_weight must be"),
+        ({"retain_weight": float("inf")}, "retain_weight must be"),
+        ({"method": "npo_sim"}, "unknown method 'npo_sim'; use one of ga, graddiff"),
+        ({"margin_convention": "code"}, "use one of paper, authors_code"),
+        ({"kl_positions": "prompt"}, "use one of response, all"),
+    ],
+)
+def test_bad_hyperparameters_say_what_is_allowed(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        L.LossConfig(**kwargs)
+
+
+def test_half_precision_logits_are_scored_in_float32():
+    logits = torch.randn(2, 4, 9).to(torch.bfloat16)
+    labels = torch.tensor([[-100, 1, 2, 3], [-100, -100, 4, 5]])
+    logps, lengths = L.sequence_logprobs(logits, labels)
+    assert logps.dtype == torch.float32
+    exact, _ = L.sequence_logprobs(logits.double(), labels)
+    assert torch.allclose(logps.double(), exact, atol=1e-5)

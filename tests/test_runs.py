@@ -1,0 +1,89 @@
+"""Run folders: config.json contents, atomic writes, finding the latest run."""
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simnpo import runs
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    chains: int = 3
+    path: Path = Path("data")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 5e-4
+    betas: tuple = (0.1, 1.0)
+
+
+def test_save_config_records_configs_seed_versions_and_command(tmp_path):
+    path = runs.save_config(tmp_path, DataConfig(), TrainConfig(lr=1e-3), seed=42, command="markov")
+    saved = json.loads(path.read_text())
+    assert path == tmp_path / "config.json"
+    assert saved["configs"] == {
+        "DataConfig": {"chains": 3, "path": "data"},
+        "TrainConfig": {"lr": 1e-3, "betas": [0.1, 1.0]},
+    }
+    assert saved["seed"] == 42 and saved["command"] == "markov"
+    assert saved["versions"]["torch"] not in ("", "not installed")
+    assert saved["versions"]["simnpo"] not in ("", "not installed")
+    assert saved["versions"]["python"].count(".") == 2
+
+
+def test_save_config_keeps_argv(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["simnpo", "weights", "--betas", "1"])
+    saved = runs.read_json(runs.save_config(tmp_path, TrainConfig()))
+    assert saved["argv"] == ["simnpo", "weights", "--betas", "1"]
+
+
+def test_write_json_is_atomic_and_leaves_no_temporary_files(tmp_path):
+    target = tmp_path / "results.json"
+    runs.write_json(target, {"kl": np.float32(0.5), "curve": np.arange(3)})
+    assert runs.read_json(target) == {"kl": 0.5, "curve": [0, 1, 2]}
+    with pytest.raises(TypeError):
+        runs.write_json(target, {"bad": object()})  # fails while serialising: the old file stays whole
+    assert runs.read_json(target)["curve"] == [0, 1, 2]
+    assert os.listdir(tmp_path) == ["results.json"]
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by others as with open(), not mkstemp's 0600
+
+
+def test_atomic_path_removes_the_temporary_file_when_writing_fails(tmp_path):
+    target = tmp_path / "figure.png"
+    with pytest.raises(RuntimeError):
+        with runs.atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_new_run_dirs_are_distinct_and_latest_run_finds_the_newest(tmp_path):
+    assert runs.latest_run(tmp_path) is None
+    first = runs.new_run_dir("markov", tmp_path)
+    second = runs.new_run_dir("markov", tmp_path)
+    other = runs.new_run_dir("weights", tmp_path)
+    assert len({first, second, other}) == 3 and first.name.startswith("markov-")
+    for i, folder in enumerate([first, second, other]):
+        runs.save_config(folder, TrainConfig())
+        os.utime(folder / "config.json", ns=(10**18 + i, 10**18 + i))
+    assert runs.latest_run(tmp_path) == other
+    assert runs.latest_run(tmp_path, "markov") == second
+    runs.new_run_dir("markov", tmp_path)  # a folder without config.json is not a run yet
+    assert runs.latest_run(tmp_path, "markov") == second
+
+
+def test_run_dir_uses_the_named_folder_or_makes_a_new_one(tmp_path):
+    assert runs.run_dir(tmp_path / "a" / "b", "weights") == tmp_path / "a" / "b"
+    assert (tmp_path / "a" / "b").is_dir()
+    made = runs.run_dir(None, "weights", root=tmp_path / "root")
+    assert made.parent == tmp_path / "root" and made.name.startswith("weights-")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is not a folder"):
+        runs.run_dir(tmp_path / "file", "weights")
