@@ -58,7 +58,13 @@ def run_dir(out: Path | str | None, name: str, root: Path | str = DEFAULT_ROOT) 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output path {out} exists and is not a folder; give a folder with --out")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as err:
+        raise ValueError(
+            f"cannot write to output folder {out} ({err.strerror}); give a writable folder with --out"
+        ) from None
     return out
 
 
@@ -110,7 +116,7 @@ def read_json(path: Path | str) -> Any:
         return json.load(f)
 
 
-def save_config(folder: Path | str, *configs: Any, seed: int | None = None, **extra: Any) -> Path:
+def save_config(folder: Path | str, *configs: Any, seed: Any = None, **extra: Any) -> Path:
     """Write ``folder/config.json``: each frozen dataclass config under its class name, seed, versions, argv.
 
     ``extra`` holds any other fields worth keeping (e.g. the name of the command).
@@ -126,6 +132,20 @@ def save_config(folder: Path | str, *configs: Any, seed: int | None = None, **ex
         **extra,
     }
     return write_json(Path(folder) / CONFIG_FILE, payload)
+
+
+def resume_or_save_config(folder: Path | str, *configs: Any, seed: Any = None, **extra: Any) -> bool:
+    """Save ``config.json``, or, when the folder already holds one with the same configs, keep it and return True
+    (the caller resumes, skipping what is already written). A different configuration is a user error."""
+    path = Path(folder) / CONFIG_FILE
+    if path.is_file():
+        saved = read_json(path)
+        wanted = json.loads(json.dumps({type(c).__name__: dataclasses.asdict(c) for c in configs}, default=_jsonable))
+        if saved.get("configs") != wanted or saved.get("seed") != json.loads(json.dumps(seed)):
+            raise ValueError(f"{folder} holds a run with a different configuration; give a new folder with --out")
+        return True
+    save_config(folder, *configs, seed=seed, **extra)
+    return False
 
 
 def latest_run(root: Path | str = DEFAULT_ROOT, name: str | None = None) -> Path | None:

@@ -12,11 +12,16 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from simnpo.runs import atomic_path  # noqa: E402
 
-# NPO blue and SimNPO red, as in the paper's figures; the rest from the tab10 palette.
+# NPO blue and SimNPO red, as in the paper's figures; variants in darker/lighter shades of their family.
 METHOD_COLORS = {
     "npo": "#1f77b4",
+    "npo_nll": "#0b3d91",
+    "npo_kl": "#6baed6",
     "simnpo": "#d62728",
+    "simnpo_nll": "#8b0000",
+    "simnpo_kl": "#f28e8e",
     "ga": "#7f7f7f",
+    "graddiff": "#404040",
     "idkpo": "#9467bd",
     "target": "#2ca02c",
     "retain": "#ff7f0e",
@@ -25,10 +30,27 @@ FORMATS = ("png", "pdf")
 
 
 def method_color(method: str) -> str:
-    """The colour of a method; variants (npo_kl, simnpo_nll, graddiff…) take their family's colour."""
-    family = method.split("_")[0]
-    family = {"graddiff": "ga", "retrain": "retain", "original": "target"}.get(family, family)
-    return METHOD_COLORS.get(family, "#17becf")
+    """The colour of a method, the same in every figure; unknown variants take their family's colour."""
+    method = {"retrain": "retain", "retrained": "retain", "original": "target", "pretrained": "target"}.get(
+        method, method
+    )
+    return METHOD_COLORS.get(method, METHOD_COLORS.get(method.split("_")[0], "#17becf"))
+
+
+def method_label(method: str) -> str:
+    """How a method is named in legends: NPO, SimNPO, SimNPO+NLL, GradDiff…"""
+    names = {
+        "npo": "NPO",
+        "simnpo": "SimNPO",
+        "ga": "GA",
+        "graddiff": "GradDiff",
+        "idkpo": "IdkPO",
+        "nll": "NLL",
+        "kl": "KL",
+        "target": "target",
+        "retain": "retain",
+    }
+    return "+".join(names.get(part, part) for part in method.split("_"))
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.4) -> tuple[Figure, object]:

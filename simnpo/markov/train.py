@@ -1,0 +1,188 @@
+"""Training on the mixture: pretraining, retraining (the oracle), and unlearning with the loss library.
+
+Unlearning calls ``simnpo.losses.unlearning_loss``, the same function as the LLM trainer; NPO's reference
+log-probabilities of the forget set are computed once from the frozen pretrained model.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from simnpo.losses import LossConfig, LossInputs, method_needs, nll_loss, sequence_logprobs, unlearning_loss
+from simnpo.markov.data import TokenBatch
+from simnpo.markov.model import MarkovGPT, ModelConfig
+from simnpo.runs import atomic_path
+
+Callback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Pretraining and retraining (markov.md): AdamW, eps 1e-6, no weight decay, lr 5e-4, batch 128, 5 epochs."""
+
+    lr: float = 5e-4
+    batch_size: int = 128
+    epochs: int = 5
+    adam_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not (self.lr > 0 and self.batch_size >= 1 and self.epochs >= 1):
+            raise ValueError("pretraining needs lr > 0, batch size >= 1 and epochs >= 1")
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    """Unlearning (markov.md): AdamW lr 5e-4, batch 4 from the forget train set, 50 iterations, β = 1, margin 0."""
+
+    methods: tuple[str, ...] = ("npo", "simnpo")
+    iterations: int = 50
+    lr: float = 5e-4
+    batch_size: int = 4
+    beta: float = 1.0
+    margin: float = 0.0
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+    adam_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ValueError("give at least one unlearning method")
+        if "idkpo" in self.methods:
+            raise ValueError("idkpo needs refusal answers, which Markov chains do not have; choose another method")
+        for method in self.methods:
+            self.loss_config(method)  # validates names and hyperparameters
+        if not (self.iterations >= 1 and self.lr > 0 and self.batch_size >= 1):
+            raise ValueError("unlearning needs iterations >= 1, lr > 0 and batch size >= 1")
+
+    def loss_config(self, method: str) -> LossConfig:
+        return LossConfig(method, self.beta, self.margin, "paper", self.forget_weight, self.retain_weight)
+
+
+def new_model(config: ModelConfig, vocab: int, max_len: int, seed: int) -> MarkovGPT:
+    torch.manual_seed(seed)
+    return MarkovGPT(config, vocab, max_len)
+
+
+def train_lm(model: MarkovGPT, data: TokenBatch, config: TrainConfig, seed: int, step: Callback | None = None):
+    """Next-token cross-entropy on ``data`` for ``config.epochs`` shuffled epochs; returns the last epoch's loss."""
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, eps=config.adam_eps, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    model.train()
+    for _ in range(config.epochs):
+        order = torch.randperm(len(data), generator=generator)
+        total = 0.0
+        for start in range(0, len(data), config.batch_size):
+            batch = data[order[start : start + config.batch_size]].to(device)
+            logps, lengths = sequence_logprobs(model(batch.input_ids), batch.labels)
+            loss = nll_loss(logps, lengths)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += loss.item()
+            if step:
+                step(1)
+    model.eval()
+    return total / -(-len(data) // config.batch_size)
+
+
+def steps_per_training(n: int, config: TrainConfig) -> int:
+    return config.epochs * -(-n // config.batch_size)
+
+
+def cache_key(**parts) -> str:
+    """A short stable hash of everything that determines a trained model."""
+    text = json.dumps(
+        parts, sort_keys=True, default=lambda o: asdict(o) if hasattr(o, "__dataclass_fields__") else str(o)
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached_training(
+    cache: Path | None,
+    key: str,
+    make: Callable[[], MarkovGPT],
+    data: TokenBatch,
+    config: TrainConfig,
+    seed: int,
+    step: Callback | None = None,
+) -> tuple[MarkovGPT, bool]:
+    """Train ``make()`` on ``data`` or load the weights cached under ``key``; returns (model, loaded_from_cache)."""
+    model = make()
+    path = None if cache is None else Path(cache) / f"{key}.pt"
+    if path is not None and path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.eval()
+        return model, True
+    train_lm(model, data, config, seed, step)
+    if path is not None:
+        with atomic_path(path) as tmp:
+            torch.save(model.state_dict(), tmp)
+    return model, False
+
+
+@torch.inference_mode()
+def forward_all(model: MarkovGPT, data: TokenBatch, batch_size: int = 256) -> torch.Tensor:
+    """Logits for every sequence of ``data`` [n, T, S]. Batches of 256 keep activations in cache: on 2 CPU cores
+    that is 2.2x faster than one batch of 4,000 sequences (measured), as the small model is memory-bound."""
+    device = next(model.parameters()).device
+    model.eval()
+    return torch.cat([model(data.input_ids[i : i + batch_size].to(device)) for i in range(0, len(data), batch_size)])
+
+
+def unlearn(
+    pretrained: MarkovGPT,
+    forget: TokenBatch,
+    retain: TokenBatch,
+    config: UnlearnConfig,
+    method: str,
+    seed: int,
+    evaluate: Callable[[MarkovGPT, int, dict], None],
+    step: Callback | None = None,
+) -> MarkovGPT:
+    """Unlearn ``forget`` from a copy of ``pretrained`` with ``method``; calls ``evaluate(model, iteration, losses)``
+    before the first iteration (0) and after each one (1..iterations)."""
+    loss_config = config.loss_config(method)
+    needs = method_needs(method)
+    model = copy.deepcopy(pretrained).train()
+    reference = pretrained.eval()  # frozen: never stepped, gradients never requested
+    device = next(model.parameters()).device
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, eps=config.adam_eps, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    ref_forget_logps = None
+    if "ref_forget_logps" in needs:  # computed once, as the LLM trainer does
+        ref_forget_logps = sequence_logprobs(forward_all(reference, forget), forget.labels.to(device))[0]
+    evaluate(model.eval(), 0, {})
+    for iteration in range(1, config.iterations + 1):
+        model.train()
+        idx = torch.randint(len(forget), (config.batch_size,), generator=generator)
+        batch = forget[idx].to(device)
+        logps, lengths = sequence_logprobs(model(batch.input_ids), batch.labels)
+        inputs = LossInputs(forget_logps=logps, forget_lengths=lengths)
+        if ref_forget_logps is not None:
+            inputs.ref_forget_logps = ref_forget_logps[idx.to(device)]
+        if "retain_logps" in needs or "retain_logits" in needs:
+            rbatch = retain[torch.randint(len(retain), (config.batch_size,), generator=generator)].to(device)
+            logits = model(rbatch.input_ids)
+            inputs.retain_logps, inputs.retain_lengths = sequence_logprobs(logits, rbatch.labels)
+            inputs.retain_logits, inputs.retain_labels = logits, rbatch.labels
+            if "ref_retain_logits" in needs:
+                with torch.no_grad():
+                    inputs.ref_retain_logits = reference(rbatch.input_ids)
+        loss, parts = unlearning_loss(inputs, loss_config)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{method}: the loss became {loss.item()} at iteration {iteration}")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        evaluate(model.eval(), iteration, {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}})
+        if step:
+            step(1)
+    return model
