@@ -173,6 +173,54 @@ def markov(
         typer.echo(f"wrote {path}")
 
 
+@app.command("eval")
+def eval_command(
+    bench: str = typer.Option(..., help="Benchmark: tofu."),
+    model: str | None = typer.Option(None, help="Model folder or hub id [default: the built-in target and retain]."),
+    data: str = typer.Option("builtin", help="TOFU data: builtin, a local folder of TOFU JSON files, or a hub id."),
+    split: str = typer.Option("forget10", help="Forget split: forget01, forget05 or forget10."),
+    retain_results: Path | None = typer.Option(
+        None, help="The retain model's TOFU_EVAL.json (ours or open-unlearning's)."
+    ),
+    protocol: str = typer.Option("open-unlearning", help="open-unlearning (all items, 200 new tokens) or original."),
+    max_new_tokens: int = typer.Option(200, help="Generation length (open-unlearning protocol)."),
+    batch_size: int = typer.Option(64, help="Sequences per scoring and generation batch."),
+    pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
+    device: str = typer.Option("cpu", help="Torch device."),
+    finetune_epochs: int = typer.Option(30, help="Epochs of the built-in target/retain fine-tuning."),
+    cache_dir: Path = typer.Option(Path("runs/.cache/tofu"), help="Cache of the built-in data and models."),
+    out: Path | None = typer.Option(None, help="Output folder [default: a new runs/eval-tofu-<time>]."),
+) -> None:
+    """Evaluate a model with TOFU's exact metrics; with no --model, the built-in mini-TOFU target and retain models."""
+    import torch
+
+    from simnpo.llm.tofu_eval import TofuEvalConfig
+    from simnpo.runs import run_dir, save_config
+
+    with user_errors():
+        if bench != "tofu":
+            raise ValueError(f"unknown benchmark {bench!r}; use tofu")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
+        config = TofuEvalConfig(split=split, protocol=protocol, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                generation_batch_size=batch_size)  # fmt: skip
+        if model is None and data != "builtin":
+            raise ValueError("--data needs --model: the built-in models only know the built-in data")
+        from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval, run_tofu_eval
+
+        request = EvalRequest(model=model, data=data, retain_results=retain_results, pad_token=pad_token,
+                              device=device, finetune_epochs=finetune_epochs, cache_dir=cache_dir)  # fmt: skip
+        plan = plan_tofu_eval(request, config)
+        folder = run_dir(out, "eval-tofu")
+    save_config(folder, config, request, command="eval")
+    with progress_bar() as progress:
+        rows = run_tofu_eval(request, config, plan, folder, progress)
+    header = ["model", "forget quality", "model utility", "forget truth ratio", "forget prob", "forget ROUGE-L",
+              "answer loss/token"]  # fmt: skip
+    print_table(header, rows, f"TOFU {split} ({protocol} protocol)")
+    typer.echo(f"wrote {folder}")
+
+
 def results_forget_names(results: dict) -> list[str]:
     """The forget-chain names of the case with the most chains (every case of a run has the same K)."""
     first = next(iter(results["cases"].values()))

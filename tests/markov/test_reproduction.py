@@ -21,8 +21,9 @@ def cache(tmp_path_factory):
 
 
 def verdicts(folder, cache, cases, beta):
-    results = run_experiment(ExperimentConfig(cases=cases), ModelConfig(), TrainConfig(), UnlearnConfig(beta=beta),
-                             folder, cache)
+    results = run_experiment(
+        ExperimentConfig(cases=cases), ModelConfig(), TrainConfig(), UnlearnConfig(beta=beta), folder, cache
+    )
     return {(f["case"], f["chain"]): f for f in findings(results)}
 
 

@@ -1,0 +1,136 @@
+"""The built-in mini-TOFU on disk: data, tokenizer, and the fine-tuned target and retain models, cached.
+
+Everything lives in ``cache/<hash>/`` where the hash covers every setting that determines it, so a second run
+reuses the models and a changed setting builds new ones. The target is fine-tuned on every author plus the
+general-knowledge sets (real authors, world facts: our stand-in for what a pretrained model already knows); a
+retain model on the retain authors of one split plus the same general knowledge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from simnpo.llm.finetune import FinetuneConfig, batch_nll, finetune
+from simnpo.llm.mini_tofu import MiniTofuConfig, generate, write_mini_tofu
+from simnpo.llm.models import TinyLlamaConfig, load_model, load_tokenizer, tiny_llama, train_tokenizer
+from simnpo.llm.tofu_data import FORGET_SPLITS, encode_qa, load_tofu
+from simnpo.runs import read_json, write_json
+
+DEFAULT_CACHE = Path("runs/.cache/tofu")
+GENERAL_KNOWLEDGE = ("real_authors", "world_facts")
+
+
+@dataclass(frozen=True)
+class MiniTofu:
+    """Paths of a built mini-TOFU."""
+
+    root: Path
+    data: Path
+    tokenizer: Path
+
+    def model(self, name: str) -> Path:
+        """``target`` or a retain configuration name such as ``retain90``."""
+        return self.root / name
+
+
+def _key(*configs) -> str:
+    text = json.dumps([type(c).__name__ for c in configs] + [asdict(c) for c in configs], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def mini_tofu(
+    cache: Path = DEFAULT_CACHE,
+    data_config: MiniTofuConfig = MiniTofuConfig(),
+    model_config: TinyLlamaConfig = TinyLlamaConfig(),
+    finetune_config: FinetuneConfig = FinetuneConfig(),
+) -> MiniTofu:
+    """Data and tokenizer of mini-TOFU (made on first use); models come from ``ensure_model``."""
+    root = Path(cache) / f"mini-{_key(data_config, model_config, finetune_config)}"
+    assets = MiniTofu(root, root / "data", root / "tokenizer")
+    if not (assets.tokenizer / "tokenizer.json").is_file():
+        with _staging(root) as stage:
+            write_mini_tofu(data_config, stage / "data")
+            rows = generate(data_config)
+            texts = [f"[INST] {r['question']} [/INST] {a}" for name in ("full", "real_authors", "world_facts",
+                     "holdout10") for r in rows[name] for a in [r["answer"]]]  # fmt: skip
+            texts += [a for r in rows["forget10_perturbed"] + rows["retain_perturbed"] for a in
+                      [r["paraphrased_answer"], *r["perturbed_answer"]]]  # fmt: skip
+            train_tokenizer(texts, stage / "tokenizer", model_config.vocab_size)
+            write_json(
+                stage / "configs.json", {"data": data_config, "model": model_config, "finetune": finetune_config}
+            )
+    return assets
+
+
+def training_sets(name: str) -> tuple[str, ...]:
+    """The TOFU configurations a built-in model is fine-tuned on."""
+    if name == "target":
+        return ("full", *GENERAL_KNOWLEDGE)
+    if name in FORGET_SPLITS.values():
+        return (name, *GENERAL_KNOWLEDGE)
+    raise ValueError(f"unknown built-in model {name!r}; use target or one of {', '.join(FORGET_SPLITS.values())}")
+
+
+def ensure_model(assets: MiniTofu, name: str, step: Callable[[float], None] | None = None,
+                 total: Callable[[int], None] | None = None) -> Path:  # fmt: skip
+    """Fine-tune the built-in ``target`` or ``retainNN`` model unless it is cached; returns its folder.
+
+    ``total(n)`` is told the number of optimiser steps before training starts, ``step(loss)`` after each.
+    """
+    folder = assets.model(name)
+    if (folder / "training.json").is_file():
+        return folder
+    configs = read_json(assets.root / "configs.json")
+    model_cfg, ft_cfg = TinyLlamaConfig(**configs["model"]), FinetuneConfig(**configs["finetune"])
+    tokenizer = load_tokenizer(assets.tokenizer)
+    rows = [r for config in training_sets(name) for r in load_tofu(assets.data, config)]
+    data = encode_qa(tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows])
+    model = tiny_llama(model_cfg, tokenizer, seed=ft_cfg.seed)
+    if total:
+        total(ft_cfg.epochs * -(-len(data) // ft_cfg.batch_size))
+    last_epoch_loss = finetune(model, data, ft_cfg, step)
+    with _staging(folder) as stage:
+        model.save_pretrained(str(stage))
+        tokenizer.save_pretrained(str(stage))
+        write_json(stage / "training.json", {"trained_on": training_sets(name), "items": len(data),
+                                             "last_epoch_loss": last_epoch_loss})  # fmt: skip
+    return folder
+
+
+def answer_loss(model_dir: Path, data_dir: Path, config: str) -> float:
+    """Token-mean NLL of a model on the answers of one configuration (how well it memorised them)."""
+    import torch
+
+    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
+    rows = load_tofu(data_dir, config)
+    batch = encode_qa(tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows])
+    with torch.inference_mode():
+        return batch_nll(model, batch).item()
+
+
+class _staging:
+    """Build a folder under a temporary name beside it and rename it into place only when complete."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def __enter__(self) -> Path:
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}."))
+        if self.folder.is_dir():  # keep what is there (e.g. data written earlier) and add to it
+            shutil.copytree(self.folder, self.tmp, dirs_exist_ok=True)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            if self.folder.exists():
+                shutil.rmtree(self.folder)
+            self.tmp.rename(self.folder)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,111 @@
+"""Hugging Face causal LMs and tokenizers: loading with one-line errors, and the tiny built-in ones.
+
+The built-in benchmarks train a byte-level BPE tokenizer on their own text with the ``tokenizers`` library and
+build a small Llama-architecture model from a config, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class TinyLlamaConfig:
+    """The built-in model: a 4-layer Llama of width 128 (about 1 M parameters with a 2k vocabulary)."""
+
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    layers: int = 4
+    heads: int = 4
+    max_positions: int = 256
+    vocab_size: int = 2048
+
+
+def quiet_hugging_face() -> None:
+    """No per-file progress bars or advisory warnings from datasets/transformers in our terminal output."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def load_tokenizer(name: str | Path, pad_token: str | None = None):
+    """A tokenizer from a local folder or hub id; ``pad_token="eos"`` (or any token) sets a missing pad token."""
+    from transformers import AutoTokenizer
+
+    _check_source(name, "tokenizer")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(name))
+    except Exception as err:
+        raise ValueError(f"could not load a tokenizer from {name!r} ({_first_line(err)})") from None
+    if pad_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token if pad_token == "eos" else pad_token
+    return tokenizer
+
+
+def load_model(name: str | Path, device: str = "cpu", dtype: torch.dtype | None = None):
+    """A causal LM from a local folder or hub id, in eval mode on ``device``."""
+    from transformers import AutoModelForCausalLM
+
+    _check_source(name, "model")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(name), dtype=dtype or torch.float32)
+    except Exception as err:
+        raise ValueError(f"could not load a causal LM from {name!r} ({_first_line(err)})") from None
+    return model.to(device).eval()
+
+
+def _check_source(name: str | Path, what: str) -> None:
+    path = Path(name)
+    looks_local = str(name).startswith((".", "/", "~")) or path.exists()
+    if looks_local and not path.is_dir():
+        raise ValueError(f"{what} folder {name} does not exist; give a local folder or a hub id")
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def train_tokenizer(texts: list[str], folder: Path, vocab_size: int = 2048):
+    """Train a byte-level BPE tokenizer on ``texts`` and save it as a Hugging Face tokenizer in ``folder``.
+
+    Special tokens: <s> (BOS, prepended by the tokenizer like Llama's), </s> (EOS), <pad>, <unk>. No chat template,
+    so prompts take the Llama-2 "[INST] … [/INST]" form.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    bpe.train_from_iterator(texts, trainer)
+    bpe.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bpe.token_to_id("<s>"))]
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                        unk_token="<unk>")  # fmt: skip
+    tokenizer.save_pretrained(str(folder))
+    return tokenizer
+
+
+def tiny_llama(config: TinyLlamaConfig, tokenizer, seed: int):
+    """A freshly initialised small Llama whose vocabulary and special tokens match ``tokenizer``."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    llama = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.layers, num_attention_heads=config.heads, num_key_value_heads=config.heads,
+        max_position_embeddings=config.max_positions, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    return LlamaForCausalLM(llama)

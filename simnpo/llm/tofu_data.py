@@ -1,0 +1,121 @@
+"""TOFU data: every configuration from the hub (``locuslab/TOFU``) or a local folder of the same JSON files, and
+question/answer pairs encoded for a causal LM (tofu.md).
+
+Formatting: the tokenizer's chat template when it has one, else Llama-2's "[INST] {question} [/INST]"; the prompt
+is labelled -100, the answer is followed by one EOS, and padding is labelled -100 too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from simnpo.losses import IGNORE_INDEX
+
+TOFU_HUB_ID = "locuslab/TOFU"
+FORGET_SPLITS = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
+PERTURBED_SETS = ("retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
+
+
+def _required_fields(name: str) -> tuple[str, ...]:
+    if name.endswith("_perturbed"):
+        if name.startswith(("real_authors", "world_facts")):
+            return ("question", "answer", "perturbed_answer")
+        return ("question", "answer", "paraphrased_answer", "perturbed_answer")
+    return ("question", "answer")
+
+
+def load_tofu(source: str | Path, name: str) -> list[dict]:
+    """Rows of one TOFU configuration from a local folder (``NAME.json``, JSON lines) or a hub dataset id."""
+    import datasets
+
+    folder = Path(source)
+    try:
+        if folder.is_dir():
+            path = folder / f"{name}.json"
+            if not path.is_file():
+                raise ValueError(f"{path} not found: a TOFU folder needs {name}.json (JSON lines)")
+            rows = datasets.load_dataset("json", data_files=str(path), split="train").to_list()
+        elif folder.exists() or str(source).startswith((".", "/")):
+            raise ValueError(f"TOFU data folder {source} does not exist")
+        else:
+            rows = datasets.load_dataset(str(source), name=name, split="train").to_list()
+    except ValueError:
+        raise
+    except Exception as err:  # hub unreachable, unknown dataset or config: one line, not a traceback
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"could not load TOFU config {name!r} from {source!r} ({reason}); "
+                         "pass a local folder of TOFU JSON files with --data") from None  # fmt: skip
+    fields = _required_fields(name)
+    for i, row in enumerate(rows):
+        missing = [f for f in fields if f not in row]
+        if missing:
+            raise ValueError(f"TOFU config {name!r} item {i} has no field {', '.join(missing)}")
+    if not rows:
+        raise ValueError(f"TOFU config {name!r} of {source} holds no items")
+    return rows
+
+
+def format_prompt(tokenizer, question: str) -> str:
+    """The chat-formatted question, ready for the answer to follow."""
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "user", "content": question}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return f"[INST] {question} [/INST]"
+
+
+def require_pad_token(tokenizer, name: str) -> None:
+    if tokenizer.pad_token_id is None:
+        raise ValueError(f"the tokenizer of {name} has no pad token; pass --pad-token (e.g. --pad-token eos)")
+
+
+@dataclass
+class EncodedBatch:
+    """input_ids, attention_mask, labels: [n, T], right-padded; prompt and padding labelled -100."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def __getitem__(self, index) -> EncodedBatch:
+        return EncodedBatch(self.input_ids[index], self.attention_mask[index], self.labels[index])
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def to(self, device) -> EncodedBatch:
+        return EncodedBatch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
+
+
+def encode_prompts(tokenizer, questions: list[str]) -> list[list[int]]:
+    prompts = [format_prompt(tokenizer, q) for q in questions]
+    # a chat template already holds the BOS token as text; plain prompts get the tokenizer's special tokens
+    add_special = not getattr(tokenizer, "chat_template", None)
+    return tokenizer(prompts, add_special_tokens=add_special)["input_ids"]
+
+
+def encode_qa(tokenizer, questions: list[str], answers: list[str], max_length: int = 512) -> EncodedBatch:
+    """Prompt ids + answer ids + EOS per pair, truncated to ``max_length``, right-padded into one batch."""
+    prompt_ids = encode_prompts(tokenizer, questions)
+    space = "" if getattr(tokenizer, "chat_template", None) else " "
+    answer_ids = tokenizer([space + a for a in answers], add_special_tokens=False)["input_ids"]
+    rows = []
+    for p, a in zip(prompt_ids, answer_ids, strict=True):
+        ids = (p + a + [tokenizer.eos_token_id])[:max_length]
+        labels = ([IGNORE_INDEX] * len(p) + a + [tokenizer.eos_token_id])[:max_length]
+        rows.append((ids, labels))
+    return pad_right(rows, tokenizer.pad_token_id)
+
+
+def pad_right(rows: list[tuple[list[int], list[int]]], pad_id: int) -> EncodedBatch:
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (ids, lab) in enumerate(rows):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        labels[i, : len(lab)] = torch.tensor(lab)
+        mask[i, : len(ids)] = 1
+    return EncodedBatch(input_ids, mask, labels)

@@ -1,0 +1,215 @@
+"""The TOFU evaluation, batched: every answer of every item scored in padded forward passes, greedy generation
+with left padding, results in open-unlearning's ``TOFU_EVAL.json`` layout ({metric: {agg_value, value_by_index}}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from simnpo.llm import tofu_metrics as M
+from simnpo.llm.tofu_data import FORGET_SPLITS, EncodedBatch, encode_prompts, encode_qa, load_tofu
+from simnpo.losses import token_logprobs
+from simnpo.runs import read_json
+
+PROTOCOLS = ("open-unlearning", "original")
+ORIGINAL_MAX_ITEMS, ORIGINAL_MAX_LENGTH = 300, 200
+# evaluation set -> (TOFU configuration, key prefix, base answer of the truth ratio)
+SETS = {
+    "forget": (None, "forget", "paraphrased_answer"),
+    "retain": ("retain_perturbed", "retain", "paraphrased_answer"),
+    "ra": ("real_authors_perturbed", "ra", "answer"),
+    "wf": ("world_facts_perturbed", "wf", "answer"),
+}
+
+
+@dataclass(frozen=True)
+class TofuEvalConfig:
+    """``protocol="open-unlearning"`` (default): all items, up to ``max_new_tokens`` new tokens. ``"original"``: the
+    original TOFU code's first 300 items of each set and 200 tokens in total, prompt included."""
+
+    split: str = "forget10"
+    protocol: str = "open-unlearning"
+    max_new_tokens: int = 200
+    batch_size: int = 64
+    generation_batch_size: int = 64
+    max_length: int = 512
+
+    def __post_init__(self) -> None:
+        if self.split not in FORGET_SPLITS:
+            raise ValueError(f"unknown TOFU split {self.split!r}; use one of {', '.join(FORGET_SPLITS)}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; use one of {', '.join(PROTOCOLS)}")
+        if min(self.max_new_tokens, self.batch_size, self.generation_batch_size, self.max_length) < 1:
+            raise ValueError("max_new_tokens, batch sizes and max_length must be >= 1")
+
+
+@torch.inference_mode()
+def score_answers(model, tokenizer, questions: list[str], answers: list[list[str]], batch_size: int,
+                  max_length: int = 512) -> dict[str, list[list[float]]]:  # fmt: skip
+    """avg_loss, exact memorisation and extraction strength of every answer of every item.
+
+    answers[i] lists item i's answers; all of them (e.g. answer, paraphrase and the perturbed ones) are flattened
+    into one list of sequences and scored in padded batches, longest first to keep padding low.
+    """
+    owner = [i for i, group in enumerate(answers) for _ in group]
+    flat = encode_qa(tokenizer, [questions[i] for i in owner], [a for group in answers for a in group], max_length)
+    order = torch.argsort(flat.attention_mask.sum(-1), descending=True)
+    device = next(model.parameters()).device
+    scores = {name: torch.empty(len(flat)) for name in ("avg_loss", "em", "es")}
+    for start in range(0, len(flat), batch_size):
+        idx = order[start : start + batch_size]
+        batch = _trim(flat[idx]).to(device)
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        logp, mask = token_logprobs(logits, batch.labels)
+        labels = batch.labels[:, 1:]
+        predictions = logits[:, :-1].argmax(-1)
+        scores["avg_loss"][idx] = (-logp.sum(-1) / mask.sum(-1).clamp(min=1)).float().cpu()
+        scores["em"][idx] = M.exact_memorisation(predictions, labels, mask).float().cpu()
+        scores["es"][idx] = M.extraction_strength(predictions, labels, mask).float().cpu()
+    out = {name: [[] for _ in answers] for name in scores}
+    for j, i in enumerate(owner):
+        for name, values in scores.items():
+            out[name][i].append(values[j].item())
+    return out
+
+
+def _trim(batch: EncodedBatch) -> EncodedBatch:
+    width = int(batch.attention_mask.sum(-1).max())
+    return EncodedBatch(batch.input_ids[:, :width], batch.attention_mask[:, :width], batch.labels[:, :width])
+
+
+@torch.inference_mode()
+def generate_answers(model, tokenizer, questions: list[str], config: TofuEvalConfig) -> list[str]:
+    """Greedy answers, batched with left padding, decoded without special tokens and cut at the first EOS."""
+    prompts = encode_prompts(tokenizer, questions)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    device = next(model.parameters()).device
+    out = [""] * len(prompts)
+    for start in range(0, len(order), config.generation_batch_size):
+        idx = order[start : start + config.generation_batch_size]
+        width = max(len(prompts[i]) for i in idx)
+        ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+            mask[row, width - len(prompts[i]) :] = 1
+        new = config.max_new_tokens if config.protocol == "open-unlearning" else ORIGINAL_MAX_LENGTH - width
+        generated = model.generate(
+            input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max(1, new), do_sample=False,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )[:, width:].cpu()  # fmt: skip
+        for row, i in enumerate(idx):
+            tokens = generated[row].tolist()
+            if tokenizer.eos_token_id in tokens:
+                tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
+            out[i] = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+    return out
+
+
+def _by_index(values: list) -> dict[str, dict]:
+    return {str(i): v for i, v in enumerate(values)}
+
+
+def _prob_entry(losses: list[float]) -> dict:
+    probs = M.normalised_probability(np.asarray(losses)).tolist()
+    return {"prob": probs[0] if len(losses) == 1 else probs, "avg_loss": losses[0] if len(losses) == 1 else losses}
+
+
+def evaluate_set(model, tokenizer, rows: list[dict], key: str, base: str, config: TofuEvalConfig,
+                 forget_set: bool) -> dict:  # fmt: skip
+    """Every metric of one evaluation set, keyed as open-unlearning keys them."""
+    questions = [r["question"] for r in rows]
+    answers = [[r["answer"], *([r[base]] if base != "answer" else []), *r["perturbed_answer"]] for r in rows]
+    scores = score_answers(model, tokenizer, questions, answers, config.batch_size, config.max_length)
+    loss = scores["avg_loss"]
+    answer_loss = np.array([item[0] for item in loss])
+    base_loss = np.array([item[1] if base != "answer" else item[0] for item in loss])
+    pert_loss = np.array([item[-len(r["perturbed_answer"]) :] for item, r in zip(loss, rows)])
+    ratios = M.truth_ratios(base_loss, pert_loss)
+    out = {
+        f"{key}_Q_A_Prob": {"agg_value": float(np.mean(M.normalised_probability(answer_loss))),
+                            "value_by_index": _by_index([_prob_entry([x]) for x in answer_loss.tolist()])},
+        f"{key}_Q_A_PERT_Prob": {"agg_value": float(np.mean(M.normalised_probability(pert_loss))),
+                                 "value_by_index": _by_index([_prob_entry(x) for x in pert_loss.tolist()])},
+    }  # fmt: skip
+    if base != "answer":
+        out[f"{key}_Q_A_PARA_Prob"] = {
+            "agg_value": float(np.mean(M.normalised_probability(base_loss))),
+            "value_by_index": _by_index([_prob_entry([x]) for x in base_loss.tolist()]),
+        }
+    else:
+        probs = M.option_normalised_probability(answer_loss, pert_loss)
+        out[f"{key}_Q_A_Prob_normalised"] = {
+            "agg_value": float(probs.mean()),
+            "value_by_index": _by_index([{"prob": p} for p in probs.tolist()]),
+        }
+    ratio_key = "forget_truth_ratio" if forget_set else f"{key}_Truth_Ratio"
+    aggregate = M.forget_truth_ratio_score if forget_set else M.retain_truth_ratio_score
+    out[ratio_key] = {"agg_value": aggregate(ratios), "value_by_index": _by_index([{"score": r} for r in ratios])}
+    generations = generate_answers(model, tokenizer, questions, config)
+    rouge = M.rouge_recall([r["answer"] for r in rows], generations)
+    entries = [{**s, "input": q, "ground_truth": r["answer"], "generation": g}
+               for s, q, r, g in zip(rouge, questions, rows, generations)]  # fmt: skip
+    out[f"{key}_Q_A_ROUGE"] = {"agg_value": float(np.mean([s["rougeL_recall"] for s in rouge])),
+                               "value_by_index": _by_index(entries)}  # fmt: skip
+    if forget_set:
+        for name, metric in (("em", "exact_memorization"), ("es", "extraction_strength")):
+            values = [item[0] for item in scores[name]]
+            out[metric] = {
+                "agg_value": float(np.mean(values)),
+                "value_by_index": _by_index([{"score": v} for v in values]),
+            }
+    return out
+
+
+def evaluate_tofu(model, tokenizer, data: str, config: TofuEvalConfig, retain_ratios: list[float] | None = None,
+                  step: Callable[[str], None] | None = None) -> dict:  # fmt: skip
+    """Every TOFU metric of ``model`` on ``config.split``, with forget quality against ``retain_ratios`` (the retain
+    model's per-item forget truth ratios) or reported as unavailable."""
+    results: dict = {}
+    for name, (tofu_config, key, base) in SETS.items():
+        rows = load_tofu(data, tofu_config or f"{config.split}_perturbed")
+        if config.protocol == "original":
+            rows = rows[:ORIGINAL_MAX_ITEMS]
+        if step:
+            step(name)
+        results.update(evaluate_set(model, tokenizer, rows, key, base, config, forget_set=name == "forget"))
+    ratios = [v["score"] for v in results["forget_truth_ratio"]["value_by_index"].values()]
+    if retain_ratios is None:
+        results["forget_quality"] = {"agg_value": None, "reason": "no retain-model results given (--retain-results)"}
+    else:
+        if len(retain_ratios) != len(ratios):
+            raise ValueError(
+                f"the retain-model results hold {len(retain_ratios)} forget items but {config.split} "
+                f"has {len(ratios)}; give the retain model's results for the same split and protocol"
+            )
+        results["forget_quality"] = {"agg_value": M.forget_quality(ratios, retain_ratios)}
+    results["model_utility"] = {"agg_value": M.model_utility({k: results[k]["agg_value"] for k in M.UTILITY_KEYS})}
+    results["_meta"] = {"split": config.split, "protocol": config.protocol, "forget_items": len(ratios)}
+    return results
+
+
+def retain_truth_ratios(path, split: str) -> list[float]:
+    """The retain model's per-item forget truth ratios from our TOFU_EVAL.json or open-unlearning's."""
+    try:
+        results = read_json(path)
+        by_index = results["forget_truth_ratio"]["value_by_index"]
+    except FileNotFoundError:
+        raise ValueError(f"retain results file {path} not found") from None
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path} has no forget_truth_ratio.value_by_index; give a TOFU_EVAL.json") from None
+    meta_split = results.get("_meta", {}).get("split")
+    if meta_split is not None and meta_split != split:
+        raise ValueError(f"{path} holds retain-model results for {meta_split}, not {split}")
+    return [by_index[k]["score"] for k in sorted(by_index, key=int)]
+
+
+def summary(results: dict) -> dict:
+    """The headline numbers of a TOFU_EVAL dict."""
+    names = ["forget_quality", "model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE",
+             "exact_memorization", "extraction_strength", *M.UTILITY_KEYS]  # fmt: skip
+    return {**{n: results[n]["agg_value"] for n in names}, **results["_meta"]}

@@ -1,0 +1,125 @@
+"""``simnpo eval --bench tofu``: check every input first, then build what is missing and evaluate each model.
+
+With no model given, the built-in mini-TOFU's retain model is evaluated (its forget quality against itself is
+1.0), then the target with the retain model's per-item truth ratios as the forget-quality reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from simnpo.llm.builtin_tofu import DEFAULT_CACHE, MiniTofu, ensure_model, mini_tofu
+from simnpo.llm.finetune import FinetuneConfig
+from simnpo.llm.models import load_model, load_tokenizer, quiet_hugging_face
+from simnpo.llm.tofu_data import FORGET_SPLITS, PERTURBED_SETS, load_tofu, require_pad_token
+from simnpo.llm.tofu_eval import ORIGINAL_MAX_ITEMS, TofuEvalConfig, evaluate_tofu, retain_truth_ratios, summary
+from simnpo.llm.tofu_metrics import forget_quality
+from simnpo.runs import write_json
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """What to evaluate: a model (None = the built-in ones), its data, and the forget-quality reference."""
+
+    model: str | None = None
+    data: str = "builtin"
+    retain_results: Path | None = None
+    pad_token: str | None = None
+    device: str = "cpu"
+    finetune_epochs: int = 30
+    cache_dir: Path = DEFAULT_CACHE
+
+
+@dataclass
+class EvalPlan:
+    data: str
+    models: list[tuple[str, str | Path]] = field(default_factory=list)  # (label, folder or hub id), in order
+    retain_ratios: list[float] | None = None
+    assets: MiniTofu | None = None
+
+
+def plan_tofu_eval(request: EvalRequest, config: TofuEvalConfig) -> EvalPlan:
+    """Check every input (data files and fields, tokenizers, the retain results and their size) before anything
+    is written; raises ValueError with one line on the first problem."""
+    quiet_hugging_face()
+    if request.finetune_epochs < 1:
+        raise ValueError(f"--finetune-epochs must be >= 1, got {request.finetune_epochs}")
+    builtin = request.data == "builtin"
+    assets = (
+        mini_tofu(request.cache_dir, finetune_config=FinetuneConfig(epochs=request.finetune_epochs))
+        if builtin
+        else None
+    )
+    plan = EvalPlan(data=str(assets.data) if builtin else request.data, assets=assets)
+    forget_rows = load_tofu(plan.data, f"{config.split}_perturbed")
+    for name in PERTURBED_SETS:
+        load_tofu(plan.data, name)
+    n_forget = min(len(forget_rows), ORIGINAL_MAX_ITEMS) if config.protocol == "original" else len(forget_rows)
+    if request.model is not None:
+        tokenizer = load_tokenizer(request.model, request.pad_token)
+        require_pad_token(tokenizer, request.model)
+        plan.models.append(("model", request.model))
+    else:
+        plan.models.append(("target", assets.model("target")))
+    if request.retain_results is not None:
+        plan.retain_ratios = retain_truth_ratios(request.retain_results, config.split)
+        if len(plan.retain_ratios) != n_forget:
+            raise ValueError(
+                f"{request.retain_results} holds {len(plan.retain_ratios)} forget items but "
+                f"{config.split} has {n_forget}; give the retain model's results for the same split"
+            )
+    elif builtin:
+        plan.models.insert(0, ("retain", assets.model(FORGET_SPLITS[config.split])))
+    return plan
+
+
+def run_tofu_eval(
+    request: EvalRequest, config: TofuEvalConfig, plan: EvalPlan, folder: Path, progress
+) -> list[list[str]]:
+    """Evaluate the planned models in order; write ``LABEL/TOFU_EVAL.json`` and ``LABEL/TOFU_SUMMARY.json`` for
+    each and ``summary.json`` for all; return the terminal table's rows."""
+    summaries, rows = {}, []
+    retain_ratios = plan.retain_ratios
+    for label, source in plan.models:
+        if plan.assets is not None and isinstance(source, Path):
+            _build(plan.assets, source.name, progress)
+        tokenizer = load_tokenizer(source, request.pad_token)
+        model = load_model(source, request.device)
+        advance = progress(f"evaluate {label}", 4)
+        results = evaluate_tofu(model, tokenizer, plan.data, config, None if label == "retain" else retain_ratios,
+                                step=lambda name: advance(1))  # fmt: skip
+        advance(0)
+        ratios = [v["score"] for v in results["forget_truth_ratio"]["value_by_index"].values()]
+        if label == "retain":  # the reference of every later model, and 1.0 against itself
+            retain_ratios = ratios
+            results["forget_quality"] = {"agg_value": forget_quality(ratios, ratios), "reference": "itself"}
+        write_json(folder / label / "TOFU_EVAL.json", results)
+        summaries[label] = {**summary(results), "source": str(source),
+                            "forget_answer_loss_per_token": _mean_loss(results)}  # fmt: skip
+        write_json(folder / label / "TOFU_SUMMARY.json", summaries[label])
+        rows.append(_row(label, summaries[label]))
+    write_json(folder / "summary.json", summaries)
+    return rows
+
+
+def _build(assets: MiniTofu, name: str, progress) -> None:
+    state = {}
+
+    def total(n: int) -> None:
+        state["advance"] = progress(f"fine-tune built-in {name}", n)
+
+    ensure_model(assets, name, step=lambda loss: state["advance"](1), total=total)
+
+
+def _mean_loss(results: dict) -> float:
+    return float(np.mean([v["avg_loss"] for v in results["forget_Q_A_Prob"]["value_by_index"].values()]))
+
+
+def _row(label: str, s: dict) -> list[str]:
+    fq = "unavailable (no retain results)" if s["forget_quality"] is None else f"{s['forget_quality']:.3g}"
+    cells = [s["model_utility"], s["forget_truth_ratio"], s["forget_Q_A_Prob"], s["forget_Q_A_ROUGE"],
+             s["forget_answer_loss_per_token"]]  # fmt: skip
+    return [label, fq] + [f"{v:.3f}" for v in cells]
