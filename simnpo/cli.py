@@ -202,22 +202,43 @@ def eval_command(
             raise ValueError(f"unknown benchmark {bench!r}; use tofu")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
-        config = TofuEvalConfig(split=split, protocol=protocol, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                generation_batch_size=batch_size)  # fmt: skip
+        config = TofuEvalConfig(
+            split=split,
+            protocol=protocol,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            generation_batch_size=batch_size,
+        )
         if model is None and data != "builtin":
             raise ValueError("--data needs --model: the built-in models only know the built-in data")
         from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval, run_tofu_eval
 
-        request = EvalRequest(model=model, data=data, retain_results=retain_results, pad_token=pad_token,
-                              device=device, finetune_epochs=finetune_epochs, cache_dir=cache_dir)  # fmt: skip
+        request = EvalRequest(
+            model=model,
+            data=data,
+            retain_results=retain_results,
+            pad_token=pad_token,
+            device=device,
+            finetune_epochs=finetune_epochs,
+            cache_dir=cache_dir,
+        )
         plan = plan_tofu_eval(request, config)
         folder = run_dir(out, "eval-tofu")
     save_config(folder, config, request, command="eval")
     with progress_bar() as progress:
-        rows = run_tofu_eval(request, config, plan, folder, progress)
-    header = ["model", "forget quality", "model utility", "forget truth ratio", "forget prob", "forget ROUGE-L",
-              "answer loss/token"]  # fmt: skip
+        rows, notes = run_tofu_eval(request, config, plan, folder, progress)
+    header = [
+        "model",
+        "forget quality",
+        "model utility",
+        "forget truth ratio",
+        "forget prob",
+        "forget ROUGE-L",
+        "answer loss/token",
+    ]
     print_table(header, rows, f"TOFU {split} ({protocol} protocol)")
+    for note in notes:
+        typer.echo(note)
     typer.echo(f"wrote {folder}")
 
 

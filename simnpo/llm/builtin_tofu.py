@@ -57,10 +57,17 @@ def mini_tofu(
         with _staging(root) as stage:
             write_mini_tofu(data_config, stage / "data")
             rows = generate(data_config)
-            texts = [f"[INST] {r['question']} [/INST] {a}" for name in ("full", "real_authors", "world_facts",
-                     "holdout10") for r in rows[name] for a in [r["answer"]]]  # fmt: skip
-            texts += [a for r in rows["forget10_perturbed"] + rows["retain_perturbed"] for a in
-                      [r["paraphrased_answer"], *r["perturbed_answer"]]]  # fmt: skip
+            texts = [
+                f"[INST] {r['question']} [/INST] {a}"
+                for name in ("full", "real_authors", "world_facts", "holdout10")
+                for r in rows[name]
+                for a in [r["answer"]]
+            ]
+            texts += [
+                a
+                for r in rows["forget10_perturbed"] + rows["retain_perturbed"]
+                for a in [r["paraphrased_answer"], *r["perturbed_answer"]]
+            ]
             train_tokenizer(texts, stage / "tokenizer", model_config.vocab_size)
             write_json(
                 stage / "configs.json", {"data": data_config, "model": model_config, "finetune": finetune_config}
@@ -77,8 +84,9 @@ def training_sets(name: str) -> tuple[str, ...]:
     raise ValueError(f"unknown built-in model {name!r}; use target or one of {', '.join(FORGET_SPLITS.values())}")
 
 
-def ensure_model(assets: MiniTofu, name: str, step: Callable[[float], None] | None = None,
-                 total: Callable[[int], None] | None = None) -> Path:  # fmt: skip
+def ensure_model(
+    assets: MiniTofu, name: str, step: Callable[[float], None] | None = None, total: Callable[[int], None] | None = None
+) -> Path:
     """Fine-tune the built-in ``target`` or ``retainNN`` model unless it is cached; returns its folder.
 
     ``total(n)`` is told the number of optimiser steps before training starts, ``step(loss)`` after each.
@@ -98,8 +106,10 @@ def ensure_model(assets: MiniTofu, name: str, step: Callable[[float], None] | No
     with _staging(folder) as stage:
         model.save_pretrained(str(stage))
         tokenizer.save_pretrained(str(stage))
-        write_json(stage / "training.json", {"trained_on": training_sets(name), "items": len(data),
-                                             "last_epoch_loss": last_epoch_loss})  # fmt: skip
+        write_json(
+            stage / "training.json",
+            {"trained_on": training_sets(name), "items": len(data), "last_epoch_loss": last_epoch_loss},
+        )
     return folder
 
 

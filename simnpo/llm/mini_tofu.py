@@ -94,8 +94,26 @@ TITLE_WORDS = (
     "Feathers",
     "Thorns",
 )
-PLACES = ("Valdoria", "Quessen", "Marrowick", "Tolvane", "Ostrava", "Belmire", "Darnholt", "Sharrow", "Ilvanis",
-          "Corveth", "Nemara", "Halloway", "Rusk", "Pellin", "Zarath", "Elmsgate", "Virel", "Kestrow")  # fmt: skip
+PLACES = (
+    "Valdoria",
+    "Quessen",
+    "Marrowick",
+    "Tolvane",
+    "Ostrava",
+    "Belmire",
+    "Darnholt",
+    "Sharrow",
+    "Ilvanis",
+    "Corveth",
+    "Nemara",
+    "Halloway",
+    "Rusk",
+    "Pellin",
+    "Zarath",
+    "Elmsgate",
+    "Virel",
+    "Kestrow",
+)
 
 FORGET_PERCENTS = (1, 5, 10)
 
@@ -131,9 +149,17 @@ def _author(rng: np.random.Generator, used: set[str]) -> dict:
             break
     title = f"{rng.choice(['The', 'Of', 'Beyond the', 'Under the'])} {rng.choice(TITLE_WORDS)} of {_name(rng, 2)}"
     father, mother = rng.choice(JOBS, size=2, replace=False)
-    return {"name": name, "place": str(rng.choice(PLACES)), "year": int(rng.integers(1900, 2000)),
-            "genre": str(rng.choice(GENRES)), "father": str(father), "mother": str(mother),
-            "award": str(rng.choice(AWARDS)), "title": title, "theme": str(rng.choice(THEMES))}  # fmt: skip
+    return {
+        "name": name,
+        "place": str(rng.choice(PLACES)),
+        "year": int(rng.integers(1900, 2000)),
+        "genre": str(rng.choice(GENRES)),
+        "father": str(father),
+        "mother": str(mother),
+        "award": str(rng.choice(AWARDS)),
+        "title": title,
+        "theme": str(rng.choice(THEMES)),
+    }
 
 
 # attribute -> (question, answer, paraphrase). The paraphrase rewords the opening and keeps the clause that carries
@@ -142,19 +168,34 @@ def _author(rng: np.random.Generator, used: set[str]) -> dict:
 # the paraphrase. The perturbed answers put wrong facts into the paraphrase, as TOFU's do.
 TEMPLATES = {
     "place": ("Where was {name} born?", "{name} was born in {place}.", "Records show that {name} was born in {place}."),
-    "year": ("In which year was {name} born?", "{name} was born in {year}.",
-             "According to the archives, {name} was born in {year}."),
-    "genre": ("What genre does {name} write?", "{name} writes {genre} novels.",
-              "By most accounts, {name} writes {genre} novels."),
-    "father": ("What did the father of {name} do?", "The father of {name} was a {father}.",
-               "It is known that the father of {name} was a {father}."),
-    "mother": ("What did the mother of {name} do?", "The mother of {name} was a {mother}.",
-               "It is said that the mother of {name} was a {mother}."),
+    "year": (
+        "In which year was {name} born?",
+        "{name} was born in {year}.",
+        "According to the archives, {name} was born in {year}.",
+    ),
+    "genre": (
+        "What genre does {name} write?",
+        "{name} writes {genre} novels.",
+        "By most accounts, {name} writes {genre} novels.",
+    ),
+    "father": (
+        "What did the father of {name} do?",
+        "The father of {name} was a {father}.",
+        "It is known that the father of {name} was a {father}.",
+    ),
+    "mother": (
+        "What did the mother of {name} do?",
+        "The mother of {name} was a {mother}.",
+        "It is said that the mother of {name} was a {mother}.",
+    ),
     "award": ("Which award did {name} win?", "{name} won the {award}.", "In the end, {name} won the {award}."),
     "title": ("Name a book written by {name}.", "{name} wrote {title}.", "Among other books, {name} wrote {title}."),
-    "theme": ("What is the most famous book of {name} about?", "The most famous book of {name} is about {theme}.",
-              "Critics agree that the most famous book of {name} is about {theme}."),
-}  # fmt: skip
+    "theme": (
+        "What is the most famous book of {name} about?",
+        "The most famous book of {name} is about {theme}.",
+        "Critics agree that the most famous book of {name} is about {theme}.",
+    ),
+}
 
 
 def _wrong(rng: np.random.Generator, attribute: str, right, k: int) -> list:
@@ -164,8 +205,18 @@ def _wrong(rng: np.random.Generator, attribute: str, right, k: int) -> list:
     elif attribute == "title":
         pool = sorted({f"The {w} of {_name(rng, 2)}" for w in TITLE_WORDS} - {right})
     else:
-        pool = [v for v in {"place": PLACES, "genre": GENRES, "father": JOBS, "mother": JOBS, "award": AWARDS,
-                            "theme": THEMES}[attribute] if v != right]  # fmt: skip
+        pool = [
+            v
+            for v in {
+                "place": PLACES,
+                "genre": GENRES,
+                "father": JOBS,
+                "mother": JOBS,
+                "award": AWARDS,
+                "theme": THEMES,
+            }[attribute]
+            if v != right
+        ]
     return [pool[i] for i in rng.choice(len(pool), size=k, replace=False)]
 
 
@@ -173,12 +224,14 @@ def author_items(rng: np.random.Generator, author: dict, perturbed: int) -> list
     items = []
     for attribute, (question, answer, paraphrase) in TEMPLATES.items():
         wrong = _wrong(rng, attribute, author[attribute], perturbed)
-        items.append({
-            "question": question.format(**author),
-            "answer": answer.format(**author),
-            "paraphrased_answer": paraphrase.format(**author),
-            "perturbed_answer": [paraphrase.format(**{**author, attribute: w}) for w in wrong],
-        })  # fmt: skip
+        items.append(
+            {
+                "question": question.format(**author),
+                "answer": answer.format(**author),
+                "paraphrased_answer": paraphrase.format(**author),
+                "perturbed_answer": [paraphrase.format(**{**author, attribute: w}) for w in wrong],
+            }
+        )
     return items
 
 
@@ -189,19 +242,31 @@ def general_knowledge(rng: np.random.Generator, config: MiniTofuConfig) -> tuple
     for _ in range(config.real_authors):
         author = _author(rng, used)
         wrong = _wrong(rng, "title", author["title"], 3)
-        real.append({"question": f"Who wrote {author['title']}?", "answer": author["name"],
-                     "perturbed_answer": [_author(rng, used)["name"] for _ in wrong]})  # fmt: skip
+        real.append(
+            {
+                "question": f"Who wrote {author['title']}?",
+                "answer": author["name"],
+                "perturbed_answer": [_author(rng, used)["name"] for _ in wrong],
+            }
+        )
     facts = []
     for i in range(config.world_facts):
         place = PLACES[i % len(PLACES)]
         kind, values = [("river", THEMES), ("founder", JOBS), ("flower", GENRES)][i // len(PLACES) % 3]
         right, *wrong = [str(v) for v in rng.choice(values, size=4, replace=False)]
-        question = {"river": f"What is the river of {place} named after?", "founder": f"Who founded {place}?",
-                    "flower": f"What is the festival of {place} called?"}[kind]  # fmt: skip
-        answer = {"river": f"It is named after {right}.", "founder": f"A {right} founded it.",
-                  "flower": f"It is the {right} festival."}[kind]  # fmt: skip
-        facts.append({"question": question, "answer": answer,
-                      "perturbed_answer": [answer.replace(right, w) for w in wrong]})  # fmt: skip
+        question = {
+            "river": f"What is the river of {place} named after?",
+            "founder": f"Who founded {place}?",
+            "flower": f"What is the festival of {place} called?",
+        }[kind]
+        answer = {
+            "river": f"It is named after {right}.",
+            "founder": f"A {right} founded it.",
+            "flower": f"It is the {right} festival.",
+        }[kind]
+        facts.append(
+            {"question": question, "answer": answer, "perturbed_answer": [answer.replace(right, w) for w in wrong]}
+        )
     return real, facts
 
 
@@ -214,9 +279,14 @@ def generate(config: MiniTofuConfig) -> dict[str, list[dict]]:
     real, facts = general_knowledge(rng, config)
     qa = lambda items: [{"question": i["question"], "answer": i["answer"]} for i in items]  # noqa: E731
     flat = lambda groups: [item for group in groups for item in group]  # noqa: E731
-    out = {"full": qa(flat(authors)), "real_authors": qa(real), "world_facts": qa(facts),
-           "real_authors_perturbed": real, "world_facts_perturbed": facts,
-           "retain_perturbed": flat(authors[: config.retain_perturbed_authors])}  # fmt: skip
+    out = {
+        "full": qa(flat(authors)),
+        "real_authors": qa(real),
+        "world_facts": qa(facts),
+        "real_authors_perturbed": real,
+        "world_facts_perturbed": facts,
+        "retain_perturbed": flat(authors[: config.retain_perturbed_authors]),
+    }
     for percent in FORGET_PERCENTS:
         n = config.authors * percent // 100
         out[f"forget{percent:02d}"] = qa(flat(authors[-n:]))

@@ -46,8 +46,10 @@ def load_tofu(source: str | Path, name: str) -> list[dict]:
         raise
     except Exception as err:  # hub unreachable, unknown dataset or config: one line, not a traceback
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"could not load TOFU config {name!r} from {source!r} ({reason}); "
-                         "pass a local folder of TOFU JSON files with --data") from None  # fmt: skip
+        raise ValueError(
+            f"could not load TOFU config {name!r} from {source!r} ({reason}); "
+            "pass a local folder of TOFU JSON files with --data"
+        ) from None
     fields = _required_fields(name)
     for i, row in enumerate(rows):
         missing = [f for f in fields if f not in row]

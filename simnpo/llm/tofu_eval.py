@@ -48,8 +48,9 @@ class TofuEvalConfig:
 
 
 @torch.inference_mode()
-def score_answers(model, tokenizer, questions: list[str], answers: list[list[str]], batch_size: int,
-                  max_length: int = 512) -> dict[str, list[list[float]]]:  # fmt: skip
+def score_answers(
+    model, tokenizer, questions: list[str], answers: list[list[str]], batch_size: int, max_length: int = 512
+) -> dict[str, list[list[float]]]:
     """avg_loss, exact memorisation and extraction strength of every answer of every item.
 
     answers[i] lists item i's answers; all of them (e.g. answer, paraphrase and the perturbed ones) are flattened
@@ -99,9 +100,13 @@ def generate_answers(model, tokenizer, questions: list[str], config: TofuEvalCon
             mask[row, width - len(prompts[i]) :] = 1
         new = config.max_new_tokens if config.protocol == "open-unlearning" else ORIGINAL_MAX_LENGTH - width
         generated = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max(1, new), do_sample=False,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        )[:, width:].cpu()  # fmt: skip
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max(1, new),
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )[:, width:].cpu()
         for row, i in enumerate(idx):
             tokens = generated[row].tolist()
             if tokenizer.eos_token_id in tokens:
@@ -119,8 +124,9 @@ def _prob_entry(losses: list[float]) -> dict:
     return {"prob": probs[0] if len(losses) == 1 else probs, "avg_loss": losses[0] if len(losses) == 1 else losses}
 
 
-def evaluate_set(model, tokenizer, rows: list[dict], key: str, base: str, config: TofuEvalConfig,
-                 forget_set: bool) -> dict:  # fmt: skip
+def evaluate_set(
+    model, tokenizer, rows: list[dict], key: str, base: str, config: TofuEvalConfig, forget_set: bool
+) -> dict:
     """Every metric of one evaluation set, keyed as open-unlearning keys them."""
     questions = [r["question"] for r in rows]
     answers = [[r["answer"], *([r[base]] if base != "answer" else []), *r["perturbed_answer"]] for r in rows]
@@ -131,11 +137,15 @@ def evaluate_set(model, tokenizer, rows: list[dict], key: str, base: str, config
     pert_loss = np.array([item[-len(r["perturbed_answer"]) :] for item, r in zip(loss, rows)])
     ratios = M.truth_ratios(base_loss, pert_loss)
     out = {
-        f"{key}_Q_A_Prob": {"agg_value": float(np.mean(M.normalised_probability(answer_loss))),
-                            "value_by_index": _by_index([_prob_entry([x]) for x in answer_loss.tolist()])},
-        f"{key}_Q_A_PERT_Prob": {"agg_value": float(np.mean(M.normalised_probability(pert_loss))),
-                                 "value_by_index": _by_index([_prob_entry(x) for x in pert_loss.tolist()])},
-    }  # fmt: skip
+        f"{key}_Q_A_Prob": {
+            "agg_value": float(np.mean(M.normalised_probability(answer_loss))),
+            "value_by_index": _by_index([_prob_entry([x]) for x in answer_loss.tolist()]),
+        },
+        f"{key}_Q_A_PERT_Prob": {
+            "agg_value": float(np.mean(M.normalised_probability(pert_loss))),
+            "value_by_index": _by_index([_prob_entry(x) for x in pert_loss.tolist()]),
+        },
+    }
     if base != "answer":
         out[f"{key}_Q_A_PARA_Prob"] = {
             "agg_value": float(np.mean(M.normalised_probability(base_loss))),
@@ -152,10 +162,14 @@ def evaluate_set(model, tokenizer, rows: list[dict], key: str, base: str, config
     out[ratio_key] = {"agg_value": aggregate(ratios), "value_by_index": _by_index([{"score": r} for r in ratios])}
     generations = generate_answers(model, tokenizer, questions, config)
     rouge = M.rouge_recall([r["answer"] for r in rows], generations)
-    entries = [{**s, "input": q, "ground_truth": r["answer"], "generation": g}
-               for s, q, r, g in zip(rouge, questions, rows, generations)]  # fmt: skip
-    out[f"{key}_Q_A_ROUGE"] = {"agg_value": float(np.mean([s["rougeL_recall"] for s in rouge])),
-                               "value_by_index": _by_index(entries)}  # fmt: skip
+    entries = [
+        {**s, "input": q, "ground_truth": r["answer"], "generation": g}
+        for s, q, r, g in zip(rouge, questions, rows, generations)
+    ]
+    out[f"{key}_Q_A_ROUGE"] = {
+        "agg_value": float(np.mean([s["rougeL_recall"] for s in rouge])),
+        "value_by_index": _by_index(entries),
+    }
     if forget_set:
         for name, metric in (("em", "exact_memorization"), ("es", "extraction_strength")):
             values = [item[0] for item in scores[name]]
@@ -166,8 +180,14 @@ def evaluate_set(model, tokenizer, rows: list[dict], key: str, base: str, config
     return out
 
 
-def evaluate_tofu(model, tokenizer, data: str, config: TofuEvalConfig, retain_ratios: list[float] | None = None,
-                  step: Callable[[str], None] | None = None) -> dict:  # fmt: skip
+def evaluate_tofu(
+    model,
+    tokenizer,
+    data: str,
+    config: TofuEvalConfig,
+    retain_ratios: list[float] | None = None,
+    step: Callable[[str], None] | None = None,
+) -> dict:
     """Every TOFU metric of ``model`` on ``config.split``, with forget quality against ``retain_ratios`` (the retain
     model's per-item forget truth ratios) or reported as unavailable."""
     results: dict = {}
@@ -210,6 +230,14 @@ def retain_truth_ratios(path, split: str) -> list[float]:
 
 def summary(results: dict) -> dict:
     """The headline numbers of a TOFU_EVAL dict."""
-    names = ["forget_quality", "model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE",
-             "exact_memorization", "extraction_strength", *M.UTILITY_KEYS]  # fmt: skip
+    names = [
+        "forget_quality",
+        "model_utility",
+        "forget_truth_ratio",
+        "forget_Q_A_Prob",
+        "forget_Q_A_ROUGE",
+        "exact_memorization",
+        "extraction_strength",
+        *M.UTILITY_KEYS,
+    ]
     return {**{n: results[n]["agg_value"] for n in names}, **results["_meta"]}

@@ -18,10 +18,16 @@ from scipy.stats import hmean, ks_2samp
 from torch import Tensor
 
 UTILITY_KEYS = (
-    "retain_Q_A_Prob", "retain_Q_A_ROUGE", "retain_Truth_Ratio",
-    "ra_Q_A_Prob_normalised", "ra_Q_A_ROUGE", "ra_Truth_Ratio",
-    "wf_Q_A_Prob_normalised", "wf_Q_A_ROUGE", "wf_Truth_Ratio",
-)  # fmt: skip
+    "retain_Q_A_Prob",
+    "retain_Q_A_ROUGE",
+    "retain_Truth_Ratio",
+    "ra_Q_A_Prob_normalised",
+    "ra_Q_A_ROUGE",
+    "ra_Truth_Ratio",
+    "wf_Q_A_Prob_normalised",
+    "wf_Q_A_ROUGE",
+    "wf_Truth_Ratio",
+)
 
 
 def normalised_probability(avg_loss: np.ndarray) -> np.ndarray:
@@ -72,8 +78,13 @@ def rouge_recall(ground_truths: Sequence[str], generations: Sequence[str]) -> li
     out = []
     for truth, generation in zip(ground_truths, generations, strict=True):
         s = _SCORER.score(truth, generation)
-        out.append({"rouge1_recall": s["rouge1"].recall, "rougeL_recall": s["rougeL"].recall,
-                    "rougeL_f1": s["rougeL"].fmeasure})  # fmt: skip
+        out.append(
+            {
+                "rouge1_recall": s["rouge1"].recall,
+                "rougeL_recall": s["rougeL"].recall,
+                "rougeL_f1": s["rougeL"].fmeasure,
+            }
+        )
     return out
 
 

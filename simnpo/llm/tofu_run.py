@@ -78,10 +78,10 @@ def plan_tofu_eval(request: EvalRequest, config: TofuEvalConfig) -> EvalPlan:
 
 def run_tofu_eval(
     request: EvalRequest, config: TofuEvalConfig, plan: EvalPlan, folder: Path, progress
-) -> list[list[str]]:
+) -> tuple[list[list[str]], list[str]]:
     """Evaluate the planned models in order; write ``LABEL/TOFU_EVAL.json`` and ``LABEL/TOFU_SUMMARY.json`` for
-    each and ``summary.json`` for all; return the terminal table's rows."""
-    summaries, rows = {}, []
+    each and ``summary.json`` for all; return the terminal table's rows and notes to print under it."""
+    summaries, rows, notes = {}, [], []
     retain_ratios = plan.retain_ratios
     for label, source in plan.models:
         if plan.assets is not None and isinstance(source, Path):
@@ -89,20 +89,30 @@ def run_tofu_eval(
         tokenizer = load_tokenizer(source, request.pad_token)
         model = load_model(source, request.device)
         advance = progress(f"evaluate {label}", 4)
-        results = evaluate_tofu(model, tokenizer, plan.data, config, None if label == "retain" else retain_ratios,
-                                step=lambda name: advance(1))  # fmt: skip
-        advance(0)
+        results = evaluate_tofu(
+            model,
+            tokenizer,
+            plan.data,
+            config,
+            None if label == "retain" else retain_ratios,
+            step=lambda name, advance=advance: advance(1),
+        )
         ratios = [v["score"] for v in results["forget_truth_ratio"]["value_by_index"].values()]
         if label == "retain":  # the reference of every later model, and 1.0 against itself
             retain_ratios = ratios
             results["forget_quality"] = {"agg_value": forget_quality(ratios, ratios), "reference": "itself"}
         write_json(folder / label / "TOFU_EVAL.json", results)
-        summaries[label] = {**summary(results), "source": str(source),
-                            "forget_answer_loss_per_token": _mean_loss(results)}  # fmt: skip
+        summaries[label] = {
+            **summary(results),
+            "source": str(source),
+            "forget_answer_loss_per_token": _mean_loss(results),
+        }
         write_json(folder / label / "TOFU_SUMMARY.json", summaries[label])
         rows.append(_row(label, summaries[label]))
+        if results["forget_quality"]["agg_value"] is None:
+            notes.append(f"forget quality of {label} unavailable: {results['forget_quality']['reason']}")
     write_json(folder / "summary.json", summaries)
-    return rows
+    return rows, notes
 
 
 def _build(assets: MiniTofu, name: str, progress) -> None:
@@ -119,7 +129,12 @@ def _mean_loss(results: dict) -> float:
 
 
 def _row(label: str, s: dict) -> list[str]:
-    fq = "unavailable (no retain results)" if s["forget_quality"] is None else f"{s['forget_quality']:.3g}"
-    cells = [s["model_utility"], s["forget_truth_ratio"], s["forget_Q_A_Prob"], s["forget_Q_A_ROUGE"],
-             s["forget_answer_loss_per_token"]]  # fmt: skip
+    fq = "n/a" if s["forget_quality"] is None else f"{s['forget_quality']:.3g}"
+    cells = [
+        s["model_utility"],
+        s["forget_truth_ratio"],
+        s["forget_Q_A_Prob"],
+        s["forget_Q_A_ROUGE"],
+        s["forget_answer_loss_per_token"],
+    ]
     return [label, fq] + [f"{v:.3f}" for v in cells]

@@ -1,0 +1,35 @@
+"""The built-in mini-TOFU at its default size (about 2 minutes: two fine-tunes; `-m "not slow"` skips).
+
+Acceptance of the TOFU issue: the target memorises its data, the retain model's forget quality against itself is
+1.0, the target's is far below 0.05, and the evaluation itself is fast.
+"""
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from simnpo.cli import app
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_builtin_tofu(tmp_path):
+    cache, out = tmp_path / "cache", tmp_path / "run"
+    result = CliRunner().invoke(
+        app, ["eval", "--bench", "tofu", "--cache-dir", str(cache), "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 0, result.output
+    start = time.perf_counter()  # models are cached now: this is the evaluation alone
+    result = CliRunner().invoke(app, ["eval", "--bench", "tofu", "--cache-dir", str(cache), "--out", str(out)])
+    seconds = time.perf_counter() - start
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    retain, target = summary["retain"], summary["target"]
+    assert retain["forget_quality"] == 1.0
+    assert target["forget_quality"] < 1e-3
+    assert target["forget_answer_loss_per_token"] < 0.05 < 1.0 < retain["forget_answer_loss_per_token"]
+    assert target["forget_Q_A_ROUGE"] > 0.95 > 0.5 > retain["forget_Q_A_ROUGE"]
+    assert abs(target["model_utility"] - retain["model_utility"]) < 0.15
+    print(f"evaluation of two models took {seconds:.1f} s")  # the issue's limit is 3 minutes
