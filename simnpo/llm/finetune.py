@@ -57,7 +57,7 @@ def finetune(model, data: EncodedBatch, config: FinetuneConfig, step: Callable[[
         order = torch.randperm(len(data), generator=generator)
         epoch_loss = 0.0
         for start in range(0, len(data), config.batch_size):
-            batch = _trim(data[order[start : start + config.batch_size]]).to(device)
+            batch = data[order[start : start + config.batch_size]].trimmed().to(device)
             loss = batch_nll(model, batch)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -68,9 +68,3 @@ def finetune(model, data: EncodedBatch, config: FinetuneConfig, step: Callable[[
                 step(loss.item())
     model.eval()
     return epoch_loss
-
-
-def _trim(batch: EncodedBatch) -> EncodedBatch:
-    """Drop the padding columns no row of this mini-batch uses."""
-    width = int(batch.attention_mask.sum(-1).max())
-    return EncodedBatch(batch.input_ids[:, :width], batch.attention_mask[:, :width], batch.labels[:, :width])

@@ -90,6 +90,11 @@ class EncodedBatch:
     def to(self, device) -> EncodedBatch:
         return EncodedBatch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
 
+    def trimmed(self) -> EncodedBatch:
+        """Without the padding columns that no row uses (after selecting a mini-batch of rows)."""
+        width = int(self.attention_mask.sum(-1).max())
+        return EncodedBatch(self.input_ids[:, :width], self.attention_mask[:, :width], self.labels[:, :width])
+
 
 def encode_prompts(tokenizer, questions: list[str]) -> list[list[int]]:
     prompts = [format_prompt(tokenizer, q) for q in questions]

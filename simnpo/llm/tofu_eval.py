@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from simnpo.llm import tofu_metrics as M
-from simnpo.llm.tofu_data import FORGET_SPLITS, EncodedBatch, encode_prompts, encode_qa, load_tofu
+from simnpo.llm.tofu_data import FORGET_SPLITS, encode_prompts, encode_qa, load_tofu
 from simnpo.losses import token_logprobs
 from simnpo.runs import read_json
 
@@ -63,7 +63,7 @@ def score_answers(
     scores = {name: torch.empty(len(flat)) for name in ("avg_loss", "em", "es")}
     for start in range(0, len(flat), batch_size):
         idx = order[start : start + batch_size]
-        batch = _trim(flat[idx]).to(device)
+        batch = flat[idx].trimmed().to(device)
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         logp, mask = token_logprobs(logits, batch.labels)
         labels = batch.labels[:, 1:]
@@ -76,11 +76,6 @@ def score_answers(
         for name, values in scores.items():
             out[name][i].append(values[j].item())
     return out
-
-
-def _trim(batch: EncodedBatch) -> EncodedBatch:
-    width = int(batch.attention_mask.sum(-1).max())
-    return EncodedBatch(batch.input_ids[:, :width], batch.attention_mask[:, :width], batch.labels[:, :width])
 
 
 @torch.inference_mode()
@@ -124,17 +119,25 @@ def _prob_entry(losses: list[float]) -> dict:
     return {"prob": probs[0] if len(losses) == 1 else probs, "avg_loss": losses[0] if len(losses) == 1 else losses}
 
 
-def evaluate_set(
-    model, tokenizer, rows: list[dict], key: str, base: str, config: TofuEvalConfig, forget_set: bool
-) -> dict:
-    """Every metric of one evaluation set, keyed as open-unlearning keys them."""
+def item_scores(model, tokenizer, rows: list[dict], base: str, config: TofuEvalConfig) -> list[dict]:
+    """What the model says about each item: every answer's avg_loss (answer, then the base of the truth ratio
+    unless it is the answer, then the perturbed ones), the answer's EM and ES, and the greedy generation."""
     questions = [r["question"] for r in rows]
     answers = [[r["answer"], *([r[base]] if base != "answer" else []), *r["perturbed_answer"]] for r in rows]
     scores = score_answers(model, tokenizer, questions, answers, config.batch_size, config.max_length)
-    loss = scores["avg_loss"]
-    answer_loss = np.array([item[0] for item in loss])
-    base_loss = np.array([item[1] if base != "answer" else item[0] for item in loss])
-    pert_loss = np.array([item[-len(r["perturbed_answer"]) :] for item, r in zip(loss, rows)])
+    generations = generate_answers(model, tokenizer, questions, config)
+    return [
+        {"losses": loss, "em": em[0], "es": es[0], "generation": g}
+        for loss, em, es, g in zip(scores["avg_loss"], scores["em"], scores["es"], generations)
+    ]
+
+
+def set_metrics(rows: list[dict], items: list[dict], key: str, base: str, forget_set: bool) -> dict:
+    """Every metric of one evaluation set from its per-item scores, keyed as open-unlearning keys them."""
+    loss = [item["losses"] for item in items]
+    answer_loss = np.array([x[0] for x in loss])
+    base_loss = np.array([x[1] if base != "answer" else x[0] for x in loss])
+    pert_loss = np.array([x[-len(r["perturbed_answer"]) :] for x, r in zip(loss, rows)])
     ratios = M.truth_ratios(base_loss, pert_loss)
     out = {
         f"{key}_Q_A_Prob": {
@@ -160,11 +163,11 @@ def evaluate_set(
     ratio_key = "forget_truth_ratio" if forget_set else f"{key}_Truth_Ratio"
     aggregate = M.forget_truth_ratio_score if forget_set else M.retain_truth_ratio_score
     out[ratio_key] = {"agg_value": aggregate(ratios), "value_by_index": _by_index([{"score": r} for r in ratios])}
-    generations = generate_answers(model, tokenizer, questions, config)
+    generations = [item["generation"] for item in items]
     rouge = M.rouge_recall([r["answer"] for r in rows], generations)
     entries = [
-        {**s, "input": q, "ground_truth": r["answer"], "generation": g}
-        for s, q, r, g in zip(rouge, questions, rows, generations)
+        {**s, "input": r["question"], "ground_truth": r["answer"], "generation": g}
+        for s, r, g in zip(rouge, rows, generations)
     ]
     out[f"{key}_Q_A_ROUGE"] = {
         "agg_value": float(np.mean([s["rougeL_recall"] for s in rouge])),
@@ -172,12 +175,25 @@ def evaluate_set(
     }
     if forget_set:
         for name, metric in (("em", "exact_memorization"), ("es", "extraction_strength")):
-            values = [item[0] for item in scores[name]]
+            values = [item[name] for item in items]
             out[metric] = {
                 "agg_value": float(np.mean(values)),
                 "value_by_index": _by_index([{"score": v} for v in values]),
             }
     return out
+
+
+def sharded_item_scores(model, tokenizer, rows, base, config, accelerator) -> list[dict]:
+    """``item_scores`` split across processes: each scores every world-th item (padded to equal counts, so that
+    sharded models run the same number of forward passes), and every process gets all items back in order."""
+    world, rank = accelerator.num_processes, accelerator.process_index
+    per_rank = -(-len(rows) // world)
+    mine = [rows[min(i, len(rows) - 1)] for i in range(rank, per_rank * world, world)]
+    from accelerate.utils import gather_object
+
+    gathered = gather_object(item_scores(model, tokenizer, mine, base, config))
+    by_rank = [gathered[r * per_rank : (r + 1) * per_rank] for r in range(world)]
+    return [by_rank[i % world][i // world] for i in range(len(rows))]
 
 
 def evaluate_tofu(
@@ -187,9 +203,11 @@ def evaluate_tofu(
     config: TofuEvalConfig,
     retain_ratios: list[float] | None = None,
     step: Callable[[str], None] | None = None,
+    accelerator=None,
 ) -> dict:
     """Every TOFU metric of ``model`` on ``config.split``, with forget quality against ``retain_ratios`` (the retain
-    model's per-item forget truth ratios) or reported as unavailable."""
+    model's per-item forget truth ratios) or reported as unavailable. With an ``accelerate.Accelerator`` of several
+    processes, the items are shared out and the results gathered; every process returns the same dict."""
     results: dict = {}
     for name, (tofu_config, key, base) in SETS.items():
         rows = load_tofu(data, tofu_config or f"{config.split}_perturbed")
@@ -197,7 +215,11 @@ def evaluate_tofu(
             rows = rows[:ORIGINAL_MAX_ITEMS]
         if step:
             step(name)
-        results.update(evaluate_set(model, tokenizer, rows, key, base, config, forget_set=name == "forget"))
+        if accelerator is not None and accelerator.num_processes > 1:
+            items = sharded_item_scores(model, tokenizer, rows, base, config, accelerator)
+        else:
+            items = item_scores(model, tokenizer, rows, base, config)
+        results.update(set_metrics(rows, items, key, base, forget_set=name == "forget"))
     ratios = [v["score"] for v in results["forget_truth_ratio"]["value_by_index"].values()]
     if retain_ratios is None:
         results["forget_quality"] = {"agg_value": None, "reason": "no retain-model results given (--retain-results)"}
@@ -240,4 +262,9 @@ def summary(results: dict) -> dict:
         "extraction_strength",
         *M.UTILITY_KEYS,
     ]
-    return {**{n: results[n]["agg_value"] for n in names}, **results["_meta"]}
+    losses = [v["avg_loss"] for v in results["forget_Q_A_Prob"]["value_by_index"].values()]
+    return {
+        **{n: results[n]["agg_value"] for n in names},
+        "forget_answer_loss_per_token": float(np.mean(losses)),
+        **results["_meta"],
+    }

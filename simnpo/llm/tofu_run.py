@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from simnpo.llm.builtin_tofu import DEFAULT_CACHE, MiniTofu, ensure_model, mini_tofu
 from simnpo.llm.finetune import FinetuneConfig
 from simnpo.llm.models import load_model, load_tokenizer, quiet_hugging_face
@@ -77,17 +75,22 @@ def plan_tofu_eval(request: EvalRequest, config: TofuEvalConfig) -> EvalPlan:
 
 
 def run_tofu_eval(
-    request: EvalRequest, config: TofuEvalConfig, plan: EvalPlan, folder: Path, progress
+    request: EvalRequest, config: TofuEvalConfig, plan: EvalPlan, folder: Path, progress, accelerator=None
 ) -> tuple[list[list[str]], list[str]]:
     """Evaluate the planned models in order; write ``LABEL/TOFU_EVAL.json`` and ``LABEL/TOFU_SUMMARY.json`` for
-    each and ``summary.json`` for all; return the terminal table's rows and notes to print under it."""
+    each and ``summary.json`` for all; return the terminal table's rows and notes to print under it. With an
+    ``accelerator`` of several processes the items are shared out and only the main process writes."""
+    main = accelerator is None or accelerator.is_main_process
     summaries, rows, notes = {}, [], []
     retain_ratios = plan.retain_ratios
     for label, source in plan.models:
         if plan.assets is not None and isinstance(source, Path):
-            _build(plan.assets, source.name, progress)
+            if main:
+                _build(plan.assets, source.name, progress)
+            if accelerator is not None:
+                accelerator.wait_for_everyone()
         tokenizer = load_tokenizer(source, request.pad_token)
-        model = load_model(source, request.device)
+        model = load_model(source, request.device if accelerator is None else accelerator.device)
         advance = progress(f"evaluate {label}", 4)
         results = evaluate_tofu(
             model,
@@ -96,22 +99,21 @@ def run_tofu_eval(
             config,
             None if label == "retain" else retain_ratios,
             step=lambda name, advance=advance: advance(1),
+            accelerator=accelerator,
         )
         ratios = [v["score"] for v in results["forget_truth_ratio"]["value_by_index"].values()]
         if label == "retain":  # the reference of every later model, and 1.0 against itself
             retain_ratios = ratios
             results["forget_quality"] = {"agg_value": forget_quality(ratios, ratios), "reference": "itself"}
-        write_json(folder / label / "TOFU_EVAL.json", results)
-        summaries[label] = {
-            **summary(results),
-            "source": str(source),
-            "forget_answer_loss_per_token": _mean_loss(results),
-        }
-        write_json(folder / label / "TOFU_SUMMARY.json", summaries[label])
-        rows.append(_row(label, summaries[label]))
+        summaries[label] = {**summary(results), "source": str(source)}
+        if main:
+            write_json(folder / label / "TOFU_EVAL.json", results)
+            write_json(folder / label / "TOFU_SUMMARY.json", summaries[label])
+        rows.append(table_row(label, summaries[label]))
         if results["forget_quality"]["agg_value"] is None:
             notes.append(f"forget quality of {label} unavailable: {results['forget_quality']['reason']}")
-    write_json(folder / "summary.json", summaries)
+    if main:
+        write_json(folder / "summary.json", summaries)
     return rows, notes
 
 
@@ -124,11 +126,7 @@ def _build(assets: MiniTofu, name: str, progress) -> None:
     ensure_model(assets, name, step=lambda loss: state["advance"](1), total=total)
 
 
-def _mean_loss(results: dict) -> float:
-    return float(np.mean([v["avg_loss"] for v in results["forget_Q_A_Prob"]["value_by_index"].values()]))
-
-
-def _row(label: str, s: dict) -> list[str]:
+def table_row(label: str, s: dict) -> list[str]:
     fq = "n/a" if s["forget_quality"] is None else f"{s['forget_quality']:.3g}"
     cells = [
         s["model_utility"],

@@ -28,3 +28,19 @@ def tiny_model(tokenizer):
     return tiny_llama(
         TinyLlamaConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2), tokenizer, seed=0
     ).eval()
+
+
+@pytest.fixture(scope="session")
+def trained_model(tiny_model, tokenizer, tofu_folder):
+    """The tiny model fine-tuned on the first forget and retain items the trainer tests use, so that unlearning has
+    something to undo."""
+    import copy
+
+    from simnpo.llm.finetune import FinetuneConfig, finetune
+    from simnpo.llm.tofu_data import encode_qa, load_tofu
+
+    rows = load_tofu(tofu_folder, "forget10")[:16] + load_tofu(tofu_folder, "retain90")[:32]
+    data = encode_qa(tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows])
+    model = copy.deepcopy(tiny_model)
+    finetune(model, data, FinetuneConfig(epochs=15, lr=1e-2, batch_size=16))
+    return model.eval()

@@ -1,0 +1,315 @@
+"""Unlearning a Hugging Face causal LM with any method of the loss library, on ``accelerate``.
+
+The same loop runs on CPU, one GPU or several (``accelerate launch``, DDP, FSDP or DeepSpeed). Batches are formed
+here, not by a sampler: each epoch shuffles the forget items with a seeded generator, cuts them into global batches
+of ``batch_size`` (the last one topped up from the start of the order), and gives every process its slice of every
+accumulation micro-step, so 1 process × 4 accumulation steps and 2 processes × 2 see the same global batches. Each
+forget item is paired with a random retain item (seeded per epoch) and, for IdkPO, a random refusal.
+
+Memory: SimNPO never needs a reference model. NPO's reference log-probabilities are the policy's own at step 0
+(θ = θ_ref), computed once before training; only KL variants keep a frozen reference model resident.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from simnpo.llm.tofu_data import EncodedBatch, encode_qa
+from simnpo.losses import LossConfig, LossInputs, method_needs, sequence_logprobs, unlearning_loss
+from simnpo.runs import read_json, write_json
+
+SCHEDULES = ("linear", "constant")
+OPTIMIZERS = ("adamw", "paged_adamw_32bit")
+REFUSALS = (
+    "I don't know.",
+    "I'm not sure.",
+    "I have no information about that.",
+    "I can't answer that.",
+    "That is not something I know.",
+    "I don't have that information.",
+    "I am unable to answer.",
+    "Sorry, I don't know.",
+    "I have no idea.",
+    "I cannot say.",
+    "That's beyond my knowledge.",
+    "I'm afraid I don't know.",
+    "No information is available to me.",
+    "I couldn't tell you.",
+    "I'm not able to answer that question.",
+    "I really don't know.",
+    "I lack that knowledge.",
+    "Unfortunately, I don't know.",
+    "I have no knowledge of that.",
+    "I'm unaware of the answer.",
+)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Unlearning hyperparameters. ``batch_size`` is the effective (global) batch; the gradient accumulation is
+    batch_size / (per_device_batch_size × processes). Learning rate: linear warm-up over ``warmup_epochs`` then
+    linear decay to 0 (``schedule="linear"``) or constant."""
+
+    method: str = "simnpo_nll"
+    beta: float = 2.5
+    margin: float = 0.0
+    margin_convention: str = "paper"
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+    kl_positions: str = "response"
+    lr: float = 1e-5
+    epochs: int = 10
+    batch_size: int = 32
+    per_device_batch_size: int | None = None
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    schedule: str = "linear"
+    optimizer: str = "adamw"
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    lora_rank: int = 0
+    max_length: int = 512
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.loss_config()  # validates method, beta, margin and weights
+        if not (self.lr > 0 and self.epochs >= 1 and self.batch_size >= 1 and self.warmup_epochs >= 0):
+            raise ValueError("unlearning needs lr > 0, epochs >= 1, batch size >= 1 and warmup_epochs >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank must be >= 0 (0 = full fine-tuning), got {self.lora_rank}")
+
+    def loss_config(self) -> LossConfig:
+        return LossConfig(
+            self.method,
+            self.beta,
+            self.margin,
+            self.margin_convention,
+            self.forget_weight,
+            self.retain_weight,
+            self.kl_positions,
+        )
+
+    def accumulation(self, processes: int) -> int:
+        per_device = self.per_device_batch_size or max(1, self.batch_size // processes)
+        if self.batch_size % (per_device * processes):
+            raise ValueError(
+                f"batch size {self.batch_size} is not a multiple of per-device batch {per_device} × "
+                f"{processes} processes; change --batch-size or --per-device-batch-size"
+            )
+        return self.batch_size // (per_device * processes)
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+@dataclass
+class UnlearningData:
+    forget: EncodedBatch
+    retain: EncodedBatch
+    idk: EncodedBatch | None
+
+
+def encode_unlearning_data(tokenizer, forget_rows, retain_rows, method: str, max_length: int, seed: int):
+    """Encode the forget and retain question/answer pairs, and each forget question with a seeded refusal."""
+    forget = encode_qa(tokenizer, [r["question"] for r in forget_rows], [r["answer"] for r in forget_rows], max_length)
+    retain = encode_qa(tokenizer, [r["question"] for r in retain_rows], [r["answer"] for r in retain_rows], max_length)
+    idk = None
+    if "idk_logps" in method_needs(method):
+        choice = torch.randint(len(REFUSALS), (len(forget_rows),), generator=torch.Generator().manual_seed(seed))
+        idk = encode_qa(tokenizer, [r["question"] for r in forget_rows], [REFUSALS[i] for i in choice], max_length)
+    return UnlearningData(forget, retain, idk)
+
+
+def global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """A seeded permutation of n items cut into batches of ``batch_size``, the last topped up from the start."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    steps = math.ceil(n / batch_size)
+    order = torch.cat([order, order[: steps * batch_size - n]]) if steps * batch_size > n else order
+    return list(order.view(steps, batch_size))
+
+
+def retain_partners(n_forget: int, n_retain: int, seed: int, epoch: int) -> torch.Tensor:
+    """For each forget item, a random retain item (seeded per epoch)."""
+    return torch.randint(n_retain, (n_forget,), generator=torch.Generator().manual_seed(seed * 100_003 + epoch + 7))
+
+
+@torch.no_grad()
+def reference_logprobs(model, data: EncodedBatch, batch_size: int, accelerator) -> torch.Tensor:
+    """log π(y|x) of every item of ``data`` under ``model`` [n] (on every process), computed in shards."""
+    from accelerate.utils import gather_object
+
+    model.eval()
+    world, rank = accelerator.num_processes, accelerator.process_index
+    per_rank = -(-len(data) // world)
+    mine = [min(i, len(data) - 1) for i in range(rank, per_rank * world, world)]
+    values = []
+    for start in range(0, len(mine), batch_size):
+        batch = data[torch.tensor(mine[start : start + batch_size])].trimmed().to(accelerator.device)
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        values += sequence_logprobs(logits, batch.labels)[0].float().cpu().tolist()
+    gathered = gather_object(values) if world > 1 else values
+    by_rank = [gathered[r * per_rank : (r + 1) * per_rank] for r in range(world)]
+    return torch.tensor([by_rank[i % world][i // world] for i in range(len(data))])
+
+
+def lr_lambda(config: TrainerConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    total, warmup = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if config.schedule == "constant":
+            return 1.0
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def make_optimizer(model, config: TrainerConfig):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "paged_adamw_32bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise ValueError(
+                "--optimizer paged_adamw_32bit needs bitsandbytes (pip install bitsandbytes, GPU only); "
+                "or use --optimizer adamw"
+            ) from None
+        return bnb.optim.PagedAdamW32bit(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def with_lora(model, rank: int):
+    """LoRA adapters of rank ``rank`` on every linear layer (``peft``); the base weights stay frozen."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ValueError("--lora-rank needs peft: pip install 'simnpo[lora]'") from None
+    config = LoraConfig(
+        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
+    return get_peft_model(model, config)
+
+
+def merged(model):
+    """The model to save: LoRA adapters merged into the base weights, anything else as it is."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def _forward_logps(model, batch: EncodedBatch):
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    logps, lengths = sequence_logprobs(logits, batch.labels)
+    return logits, logps, lengths
+
+
+def unlearn(
+    model,
+    data: UnlearningData,
+    config: TrainerConfig,
+    accelerator,
+    folder: Path,
+    evaluate: Callable[[object, int], None] | None = None,
+    eval_every: int = 0,
+    progress: Callable | None = None,
+):
+    """Unlearn ``data.forget`` from ``model`` (already on its way to ``accelerator``); checkpoints after every epoch
+    to ``folder/checkpoint`` and resumes from it; calls ``evaluate(unwrapped_model, epoch)`` every ``eval_every``
+    epochs and after the last. Returns the unwrapped model."""
+    needs = method_needs(config.method)
+    loss_config = config.loss_config()
+    world, rank = accelerator.num_processes, accelerator.process_index
+    accumulation = config.accumulation(world)
+    accelerator.gradient_accumulation_steps = accumulation
+    per_device = config.batch_size // (world * accumulation)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if config.lora_rank:
+        model = with_lora(model, config.lora_rank)
+    reference = None
+    if "ref_retain_logits" in needs:  # only KL variants keep a reference model resident
+        reference = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
+    model = model.to(accelerator.device)
+    ref_forget = ref_idk = None
+    if "ref_forget_logps" in needs:  # θ = θ_ref at step 0: the policy's own log-probs, computed once
+        ref_forget = reference_logprobs(model, data.forget, per_device * 4, accelerator)
+        if data.idk is not None:
+            ref_idk = reference_logprobs(model, data.idk, per_device * 4, accelerator)
+    optimizer = make_optimizer(model, config)
+    steps_per_epoch = math.ceil(len(data.forget) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, steps_per_epoch))
+    accelerator.free_memory()  # forget models prepared by an earlier method: save/load_state cover this run only
+    model, optimizer = accelerator.prepare(model, optimizer)
+    checkpoint = Path(folder) / "checkpoint"
+    start_epoch = 0
+    if (checkpoint / "state.json").is_file():
+        accelerator.load_state(str(checkpoint))
+        start_epoch = read_json(checkpoint / "state.json")["epoch"]
+        scheduler.load_state_dict(read_json(checkpoint / "state.json")["scheduler"])
+    advance = progress(f"{config.method}", (config.epochs - start_epoch) * steps_per_epoch) if progress else None
+    device = accelerator.device
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        partners = retain_partners(len(data.forget), len(data.retain), config.seed, epoch)
+        for step, batch_idx in enumerate(global_batches(len(data.forget), config.batch_size, config.seed, epoch)):
+            for micro in range(accumulation):
+                start = (micro * world + rank) * per_device
+                idx = batch_idx[start : start + per_device]
+                with accelerator.accumulate(model):
+                    _, logps, lengths = _forward_logps(model, data.forget[idx].trimmed().to(device))
+                    inputs = LossInputs(forget_logps=logps, forget_lengths=lengths)
+                    if ref_forget is not None:
+                        inputs.ref_forget_logps = ref_forget[idx].to(device)
+                    if data.idk is not None:
+                        inputs.idk_logps = _forward_logps(model, data.idk[idx].trimmed().to(device))[1]
+                        inputs.ref_idk_logps = ref_idk[idx].to(device)
+                    if "retain_logps" in needs or "retain_logits" in needs:
+                        retain = data.retain[partners[idx]].trimmed().to(device)
+                        logits, inputs.retain_logps, inputs.retain_lengths = _forward_logps(model, retain)
+                        inputs.retain_logits, inputs.retain_labels = logits, retain.labels
+                        if reference is not None:
+                            with torch.no_grad():
+                                inputs.ref_retain_logits = reference(
+                                    input_ids=retain.input_ids, attention_mask=retain.attention_mask
+                                ).logits
+                    loss, parts = unlearning_loss(inputs, loss_config)
+                    if not torch.isfinite(loss):
+                        kept = f"epoch {start_epoch} state in {checkpoint}" if start_epoch else "the starting model"
+                        raise NonFiniteLoss(
+                            f"{config.method}: the loss became {loss.item()} at epoch {epoch + 1} "
+                            f"step {step + 1}; stopped, keeping {kept}; lower --lr or --beta"
+                        )
+                    accelerator.backward(loss)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            if advance:
+                advance(1, f"loss {loss.item():.4f}")
+        _save_checkpoint(accelerator, checkpoint, epoch + 1, scheduler)
+        start_epoch = epoch + 1
+        if evaluate and (epoch + 1 == config.epochs or (eval_every and (epoch + 1) % eval_every == 0)):
+            evaluate(accelerator.unwrap_model(model).eval(), epoch + 1)
+    return accelerator.unwrap_model(model).eval()
+
+
+def _save_checkpoint(accelerator, checkpoint: Path, epoch: int, scheduler) -> None:
+    """Save the full training state under a temporary name and swap it in, so a kill never leaves half a state."""
+    staging = checkpoint.with_name(checkpoint.name + ".tmp")
+    accelerator.save_state(str(staging), safe_serialization=False)  # tied embeddings: no safetensors warnings
+    if accelerator.is_main_process:
+        write_json(staging / "state.json", {"epoch": epoch, "scheduler": scheduler.state_dict()})
+        if checkpoint.exists():
+            shutil.rmtree(checkpoint)
+        staging.rename(checkpoint)
+    accelerator.wait_for_everyone()

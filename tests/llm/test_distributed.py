@@ -1,0 +1,48 @@
+"""2-process CPU `accelerate launch` against 1 process with the same effective batch."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+SCRIPT = Path(__file__).with_name("two_process_unlearn.py")
+
+
+def launch(processes: int, per_device: int, tokenizer_dir, data_dir, out: Path) -> dict:
+    out.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--cpu",
+        "--num_processes",
+        str(processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29517",
+        str(SCRIPT),
+        str(tokenizer_dir),
+        str(data_dir),
+        str(out),
+        str(per_device),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return torch.load(out / "weights.pt")
+
+
+def test_two_processes_match_one_process_with_the_same_effective_batch(tokenizer, tofu_folder, tmp_path):
+    # effective batch 8: 1 process × per-device 4 × accumulation 2, against 2 processes × per-device 4 × 1
+    one = launch(1, 4, tokenizer.name_or_path, tofu_folder, tmp_path / "one")
+    two = launch(2, 4, tokenizer.name_or_path, tofu_folder, tmp_path / "two")
+    # SimNPO is a mean over sequences, so the averaged gradients agree up to float summation order
+    worst = max((one[k] - two[k]).abs().max().item() for k in one)
+    assert worst < 1e-4, worst

@@ -1,0 +1,132 @@
+"""The unlearning trainer on a tiny model: every method, NPO's cached reference, resume, NaN handling."""
+
+import copy
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from simnpo.llm.tofu_data import load_tofu
+from simnpo.llm.trainer import (
+    NonFiniteLoss,
+    TrainerConfig,
+    encode_unlearning_data,
+    global_batches,
+    reference_logprobs,
+    unlearn,
+)
+from simnpo.losses import METHODS, sequence_logprobs
+
+
+@pytest.fixture(scope="module")
+def accelerator():
+    return Accelerator(cpu=True)
+
+
+@pytest.fixture(scope="module")
+def rows(tofu_folder):
+    return load_tofu(tofu_folder, "forget10")[:16], load_tofu(tofu_folder, "retain90")[:32]
+
+
+def fresh(tiny_model):
+    return copy.deepcopy(tiny_model)
+
+
+def quick(method, **kw):
+    values = {
+        "method": method,
+        "beta": 1.0,
+        "lr": 5e-3,
+        "epochs": 2,
+        "batch_size": 8,
+        "warmup_epochs": 0.0,
+        "weight_decay": 0.0,
+        **kw,
+    }
+    return TrainerConfig(**values)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_runs_and_lowers_the_forget_likelihood(
+    method, trained_model, tokenizer, rows, accelerator, tmp_path
+):
+    data = encode_unlearning_data(tokenizer, *rows, method, 128, seed=0)
+    before = reference_logprobs(trained_model, data.forget, 8, accelerator)
+    model = unlearn(fresh(trained_model), data, quick(method, lr=2e-3), accelerator, tmp_path)
+    after = reference_logprobs(model, data.forget, 8, accelerator)
+    assert torch.isfinite(after).all()
+    assert after.mean() < before.mean() - 0.1
+    assert (tmp_path / "checkpoint" / "state.json").is_file()
+
+
+def test_npo_cached_reference_equals_a_live_reference_model(tiny_model, tokenizer, rows, accelerator):
+    data = encode_unlearning_data(tokenizer, *rows, "npo", 128, seed=0)
+    cached = reference_logprobs(tiny_model, data.forget, 5, accelerator)  # padded batches of 5
+    live = copy.deepcopy(tiny_model).eval()
+    for i in range(len(data.forget)):  # one item at a time, no padding
+        item = data.forget[i : i + 1].trimmed()
+        with torch.no_grad():
+            expected = sequence_logprobs(live(input_ids=item.input_ids).logits, item.labels)[0]
+        assert cached[i].item() == pytest.approx(expected.item(), abs=1e-4)
+
+
+def test_global_batches_cover_every_item_and_top_up_the_last():
+    batches = global_batches(10, 4, seed=1, epoch=0)
+    assert [len(b) for b in batches] == [4, 4, 4]
+    flat = torch.cat(batches).tolist()
+    assert set(flat) == set(range(10)) and flat[10:] == flat[:2]
+    assert torch.equal(torch.cat(global_batches(10, 4, 1, 0)), torch.cat(batches))
+    assert not torch.equal(torch.cat(global_batches(10, 4, 1, 1)), torch.cat(batches))
+
+
+def test_an_interrupted_run_resumes_to_the_same_model(tiny_model, tokenizer, rows, accelerator, tmp_path):
+    data = encode_unlearning_data(tokenizer, *rows, "simnpo_nll", 128, seed=0)
+    config = quick("simnpo_nll", epochs=3)
+    whole = unlearn(fresh(tiny_model), data, config, accelerator, tmp_path / "whole")
+
+    def killed_after_epoch_1(model, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        unlearn(fresh(tiny_model), data, config, accelerator, tmp_path / "run", killed_after_epoch_1, eval_every=1)
+    seen = []
+    resumed = unlearn(fresh(tiny_model), data, config, accelerator, tmp_path / "run", lambda m, e: seen.append(e), 1)
+    assert seen == [2, 3]  # epoch 1 was not redone
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_state(tiny_model, tokenizer, rows, accelerator, tmp_path):
+    data = encode_unlearning_data(tokenizer, *rows, "simnpo", 128, seed=0)
+
+    def diverge(model, epoch):  # as if the weights had blown up during epoch 2
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+
+    with pytest.raises(NonFiniteLoss, match=r"loss became nan at epoch 2 step 1; stopped, keeping epoch 1 state"):
+        unlearn(fresh(tiny_model), data, quick("simnpo"), accelerator, tmp_path, diverge, eval_every=1)
+    from simnpo.runs import read_json
+
+    assert read_json(tmp_path / "checkpoint" / "state.json")["epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"method": "npo_sim"}, "unknown method"),
+        ({"beta": 0.0}, "beta must be"),
+        ({"schedule": "cosine"}, "schedule"),
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"lora_rank": -1}, "lora_rank"),
+    ],
+)
+def test_bad_trainer_configs(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainerConfig(**kwargs)
+
+
+def test_accumulation_must_divide_the_batch():
+    assert TrainerConfig(batch_size=32, per_device_batch_size=4).accumulation(2) == 4
+    with pytest.raises(ValueError, match="not a multiple of per-device batch 3"):
+        TrainerConfig(batch_size=32, per_device_batch_size=3).accumulation(1)

@@ -1,0 +1,39 @@
+"""Run by tests/llm/test_distributed.py under `accelerate launch`: a few unlearning steps of a tiny model built from
+a seed, saving the final weights from the main process. Arguments: TOKENIZER_DIR DATA_DIR OUT PER_DEVICE_BATCH."""
+
+import sys
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, tiny_llama
+from simnpo.llm.tofu_data import load_tofu
+from simnpo.llm.trainer import TrainerConfig, encode_unlearning_data, unlearn
+
+
+def main() -> None:
+    tokenizer_dir, data_dir, out, per_device = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+    torch.set_num_threads(1)
+    accelerator = Accelerator(cpu=True)
+    tokenizer = load_tokenizer(tokenizer_dir)
+    model = tiny_llama(TinyLlamaConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2), tokenizer, seed=0)
+    rows = load_tofu(data_dir, "forget10")[:16], load_tofu(data_dir, "retain90")[:32]
+    data = encode_unlearning_data(tokenizer, *rows, "simnpo", 128, seed=0)
+    config = TrainerConfig(
+        method="simnpo",
+        beta=2.5,
+        lr=5e-3,
+        epochs=2,
+        batch_size=8,
+        per_device_batch_size=per_device,
+        warmup_epochs=0.0,
+        weight_decay=0.0,
+    )
+    final = unlearn(model, data, config, accelerator, out / "run")
+    if accelerator.is_main_process:
+        torch.save(final.state_dict(), out / "weights.pt")
+
+
+if __name__ == "__main__":
+    main()
