@@ -3,6 +3,7 @@ config, and hands over to the package; a user error ends with one line on stderr
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -375,7 +376,7 @@ def print_table(header: list[str], rows: list[list[str]], title: str) -> None:
     table = Table(*header, title=title)
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 130).print(table)  # logs and pipes get the whole table
 
 
 def main() -> None:

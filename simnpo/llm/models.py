@@ -38,7 +38,7 @@ def load_tokenizer(name: str | Path, pad_token: str | None = None):
     """A tokenizer from a local folder or hub id; ``pad_token="eos"`` (or any token) sets a missing pad token."""
     from transformers import AutoTokenizer
 
-    _check_source(name, "tokenizer")
+    check_source(name, "tokenizer")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(name))
     except Exception as err:
@@ -52,7 +52,7 @@ def load_model(name: str | Path, device: str = "cpu", dtype: torch.dtype | None 
     """A causal LM from a local folder or hub id, in eval mode on ``device``."""
     from transformers import AutoModelForCausalLM
 
-    _check_source(name, "model")
+    check_source(name, "model")
     try:
         model = AutoModelForCausalLM.from_pretrained(str(name), dtype=dtype or torch.float32)
     except Exception as err:
@@ -60,7 +60,7 @@ def load_model(name: str | Path, device: str = "cpu", dtype: torch.dtype | None 
     return model.to(device).eval()
 
 
-def _check_source(name: str | Path, what: str) -> None:
+def check_source(name: str | Path, what: str) -> None:
     path = Path(name)
     looks_local = str(name).startswith((".", "/", "~")) or path.exists()
     if looks_local and not path.is_dir():

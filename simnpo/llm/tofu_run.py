@@ -11,7 +11,7 @@ from pathlib import Path
 
 from simnpo.llm.builtin_tofu import DEFAULT_CACHE, MiniTofu, ensure_model, mini_tofu
 from simnpo.llm.finetune import FinetuneConfig
-from simnpo.llm.models import load_model, load_tokenizer, quiet_hugging_face
+from simnpo.llm.models import check_source, load_model, load_tokenizer, quiet_hugging_face
 from simnpo.llm.tofu_data import FORGET_SPLITS, PERTURBED_SETS, load_tofu, require_pad_token
 from simnpo.llm.tofu_eval import ORIGINAL_MAX_ITEMS, TofuEvalConfig, evaluate_tofu, retain_truth_ratios, summary
 from simnpo.llm.tofu_metrics import forget_quality
@@ -57,6 +57,7 @@ def plan_tofu_eval(request: EvalRequest, config: TofuEvalConfig) -> EvalPlan:
         load_tofu(plan.data, name)
     n_forget = min(len(forget_rows), ORIGINAL_MAX_ITEMS) if config.protocol == "original" else len(forget_rows)
     if request.model is not None:
+        check_source(request.model, "model")
         tokenizer = load_tokenizer(request.model, request.pad_token)
         require_pad_token(tokenizer, request.model)
         plan.models.append(("model", request.model))

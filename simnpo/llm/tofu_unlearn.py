@@ -43,7 +43,8 @@ def method_configs(methods: tuple[str, ...], base: dict) -> dict[str, TrainerCon
     out = {}
     for method in methods:
         values = {k: v for k, v in base.items() if k in TrainerConfig.__dataclass_fields__}
-        values.setdefault("beta", DEFAULT_BETA.get(method.split("_")[0], 1.0))
+        family = method.split("_")[0]
+        values.setdefault("beta", base.get("betas", {}).get(family, DEFAULT_BETA.get(family, 1.0)))
         out[method] = TrainerConfig(**{**values, "method": method})
     return out
 

@@ -44,3 +44,9 @@ def trained_model(tiny_model, tokenizer, tofu_folder):
     model = copy.deepcopy(tiny_model)
     finetune(model, data, FinetuneConfig(epochs=15, lr=1e-2, batch_size=16))
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def builtin_cache(tmp_path_factory):
+    """One cache of the default-size built-in mini-TOFU for the slow tests (built by the first that needs it)."""
+    return tmp_path_factory.mktemp("builtin-cache")

@@ -15,8 +15,8 @@ from simnpo.cli import app
 pytestmark = pytest.mark.slow
 
 
-def test_default_builtin_tofu(tmp_path):
-    cache, out = tmp_path / "cache", tmp_path / "run"
+def test_default_builtin_tofu(tmp_path, builtin_cache):
+    cache, out = builtin_cache, tmp_path / "run"
     result = CliRunner().invoke(
         app, ["eval", "--bench", "tofu", "--cache-dir", str(cache), "--out", str(tmp_path / "x")]
     )
@@ -33,3 +33,19 @@ def test_default_builtin_tofu(tmp_path):
     assert target["forget_Q_A_ROUGE"] > 0.95 > 0.5 > retain["forget_Q_A_ROUGE"]
     assert abs(target["model_utility"] - retain["model_utility"]) < 0.15
     print(f"evaluation of two models took {seconds:.1f} s")  # the issue's limit is 3 minutes
+
+
+def test_default_llm_run_unlearns_with_npo_and_simnpo(tmp_path, builtin_cache):
+    """`simnpo llm --bench tofu` with no options (but the cache): both methods raise forget quality far above the
+    target's and keep model utility within 20 % of the target's."""
+    start = time.perf_counter()
+    result = CliRunner().invoke(
+        app, ["llm", "--bench", "tofu", "--cache-dir", str(builtin_cache), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    target = json.loads((tmp_path / "target" / "TOFU_SUMMARY.json").read_text())
+    for method in ("npo_nll", "simnpo_nll"):
+        final = json.loads((tmp_path / method / "history.json").read_text())[-1]
+        assert final["forget_quality"] > 1e-3 > 1e6 * target["forget_quality"], (method, final["forget_quality"])
+        assert final["model_utility"] >= 0.8 * target["model_utility"], (method, final["model_utility"])
+    print(f"unlearning and evaluating both methods took {time.perf_counter() - start:.0f} s")
