@@ -330,6 +330,57 @@ def llm_command(
         typer.echo(f"wrote {folder}")
 
 
+@app.command()
+def relearn(
+    run: Path | None = typer.Argument(None, help="A `simnpo llm` run folder: relearn each of its unlearned models."),
+    model: str | None = typer.Option(None, help="Or one unlearned model folder (with --data)."),
+    data: str = typer.Option("builtin", help="With --model: builtin, a local TOFU folder, or a hub id."),
+    split: str = typer.Option("forget10", help="With --model: the forget split."),
+    retain_results: Path | None = typer.Option(None, help="With --model: the retain model's TOFU_EVAL.json."),
+    fraction: float = typer.Option(0.5, help="Fraction of the forget set to relearn on."),
+    steps: int = typer.Option(50, help="Relearning steps."),
+    lr: float = typer.Option(1e-4, help="Learning rate (AdamW, constant)."),
+    batch_size: int = typer.Option(4, help="Batch size."),
+    eval_at: str = typer.Option("0,5,10,25,50", help="Steps at which to evaluate, comma-separated."),
+    max_new_tokens: int = typer.Option(200, help="Generation length in evaluations."),
+    seed: int = typer.Option(0, help="Seed of the relearned subset and batch order."),
+    device: str = typer.Option("cpu", help="Torch device."),
+    cache_dir: Path = typer.Option(Path("runs/.cache/tofu"), help="Cache of the built-in data and models."),
+    out: Path | None = typer.Option(None, help="Output folder [default: RUN/relearn or runs/relearn-<time>]."),
+) -> None:
+    """Relearning attack: fine-tune unlearned models on part of the forget set and report how forget metrics
+    recover over the steps."""
+    from simnpo.llm.relearn import RelearnConfig, relearn_targets
+    from simnpo.llm.relearn import relearn as relearn_model
+    from simnpo.llm.tofu_eval import TofuEvalConfig
+    from simnpo.runs import run_dir, save_config
+
+    with user_errors():
+        if (run is None) == (model is None):
+            raise ValueError("give either a `simnpo llm` run folder or --model")
+        config = RelearnConfig(fraction=fraction, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
+                               eval_at=parse_list(eval_at, int, "--eval-at"))  # fmt: skip
+        targets, data_path, eval_config, ratios = relearn_targets(
+            run, model, data, TofuEvalConfig(split=split, max_new_tokens=max_new_tokens), retain_results, cache_dir
+        )
+        folder = run_dir(out if out or run is None else run / "relearn", "relearn")
+    save_config(folder, config, eval_config, seed=seed, command="relearn")
+    rows = []
+    with progress_bar() as progress:
+        for label, source in targets:
+            curves = relearn_model(source, data_path, config, eval_config, ratios, folder / label, device, progress)
+            fq = curves["forget_quality"]
+            show = lambda v: "n/a" if v is None else f"{v:.3g}"  # noqa: E731
+            rows.append([label, show(fq[0]), show(fq[-1]), f"{curves['forget_Q_A_Prob'][0]:.3f}",
+                         f"{curves['forget_Q_A_Prob'][-1]:.3f}", f"{curves['forget_Q_A_ROUGE'][0]:.3f}",
+                         f"{curves['forget_Q_A_ROUGE'][-1]:.3f}"])  # fmt: skip
+    header = ["model", "forget quality before", "after", "forget prob before", "after", "forget ROUGE before", "after"]
+    print_table(
+        header, rows, f"Relearning on {fraction:.0%} of {eval_config.split}, {steps} steps (lower after = more robust)"
+    )
+    typer.echo(f"wrote {folder}")
+
+
 _TRAINER_OPTIONS = {
     "split", "beta", "margin", "margin_convention", "forget_weight", "retain_weight", "kl_positions", "lr", "epochs",
     "batch_size", "per_device_batch_size", "weight_decay", "warmup_epochs", "schedule", "optimizer", "bf16",

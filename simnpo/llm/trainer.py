@@ -240,17 +240,16 @@ def unlearn(
     reference = None
     if "ref_retain_logits" in needs:  # only KL variants keep a reference model resident
         reference = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
-    model = model.to(accelerator.device)
-    ref_forget = ref_idk = None
-    if "ref_forget_logps" in needs:  # θ = θ_ref at step 0: the policy's own log-probs, computed once
-        ref_forget = reference_logprobs(model, data.forget, per_device * 4, accelerator)
-        if data.idk is not None:
-            ref_idk = reference_logprobs(model, data.idk, per_device * 4, accelerator)
     optimizer = make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(data.forget) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, steps_per_epoch))
     accelerator.free_memory()  # forget models prepared by an earlier method: save/load_state cover this run only
     model, optimizer = accelerator.prepare(model, optimizer)
+    ref_forget = ref_idk = None
+    if "ref_forget_logps" in needs:  # θ = θ_ref at step 0: the policy's own log-probs, computed once
+        ref_forget = reference_logprobs(model, data.forget, per_device * 4, accelerator)
+        if data.idk is not None:
+            ref_idk = reference_logprobs(model, data.idk, per_device * 4, accelerator)
     checkpoint = Path(folder) / "checkpoint"
     start_epoch = 0
     if (checkpoint / "state.json").is_file():

@@ -1,0 +1,83 @@
+"""`simnpo relearn`: the forget metrics recover as the unlearned model is fine-tuned on forget data."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from simnpo.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def llm_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("relearn")
+    args = [
+        "llm",
+        "--finetune-epochs",
+        "3",
+        "--epochs",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--methods",
+        "simnpo_nll",
+        "--cache-dir",
+        str(root / "cache"),
+        "--out",
+        str(root / "run"),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+def test_relearning_a_run_raises_the_forget_probability(llm_run):
+    args = ["relearn", str(llm_run), "--steps", "8", "--eval-at", "0,4,8", "--lr", "1e-3", "--max-new-tokens", "4"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    curves = json.loads((llm_run / "relearn" / "simnpo_nll" / "relearn.json").read_text())
+    assert curves["steps"] == [0, 4, 8] and curves["relearn_items"] == 40
+    assert curves["forget_Q_A_Prob"][-1] > curves["forget_Q_A_Prob"][0]
+    assert all(v is not None for v in curves["forget_quality"])  # the run's retain model is the reference
+    assert (llm_run / "relearn" / "simnpo_nll" / "step8" / "TOFU_EVAL.json").is_file()
+    assert "Relearning on 50% of forget10" in result.output
+
+
+def test_relearning_one_model_without_a_reference(llm_run, tmp_path):
+    data = next((llm_run.parent / "cache").iterdir()) / "data"
+    args = [
+        "relearn",
+        "--model",
+        str(llm_run / "simnpo_nll" / "model"),
+        "--data",
+        str(data),
+        "--steps",
+        "2",
+        "--eval-at",
+        "0,2",
+        "--max-new-tokens",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    curves = json.loads((tmp_path / "model" / "relearn.json").read_text())
+    assert curves["forget_quality"] == [None, None]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "give either a `simnpo llm` run folder or --model"),
+        (["--model", "m", "."], "give either"),
+        (["--fraction", "0"], "--fraction must lie in (0, 1]"),
+        (["--eval-at", "0,80"], "--eval-at steps must lie in"),
+    ],
+)
+def test_bad_relearn_input(llm_run, args, message):
+    full = ["relearn", *args] if not args or args[0] == "--model" else ["relearn", str(llm_run), *args]
+    result = runner.invoke(app, full)
+    assert result.exit_code == 2 and message in result.output, result.output
