@@ -223,6 +223,7 @@ def unlearn(
     evaluate: Callable[[object, int], None] | None = None,
     eval_every: int = 0,
     progress: Callable | None = None,
+    save_checkpoints: bool = True,
 ):
     """Unlearn ``data.forget`` from ``model`` (already on its way to ``accelerator``); checkpoints after every epoch
     to ``folder/checkpoint`` and resumes from it; calls ``evaluate(unwrapped_model, epoch)`` every ``eval_every``
@@ -295,7 +296,8 @@ def unlearn(
             scheduler.step()
             if advance:
                 advance(1, f"loss {loss.item():.4f}")
-        _save_checkpoint(accelerator, checkpoint, epoch + 1, scheduler)
+        if save_checkpoints:
+            _save_checkpoint(accelerator, checkpoint, epoch + 1, scheduler)
         start_epoch = epoch + 1
         if evaluate and (epoch + 1 == config.epochs or (eval_every and (epoch + 1) % eval_every == 0)):
             evaluate(accelerator.unwrap_model(model).eval(), epoch + 1)

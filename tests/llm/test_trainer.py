@@ -130,3 +130,16 @@ def test_accumulation_must_divide_the_batch():
     assert TrainerConfig(batch_size=32, per_device_batch_size=4).accumulation(2) == 4
     with pytest.raises(ValueError, match="not a multiple of per-device batch 3"):
         TrainerConfig(batch_size=32, per_device_batch_size=3).accumulation(1)
+
+
+def test_lora_trains_adapters_only_and_saves_a_plain_model(trained_model, tokenizer, rows, accelerator, tmp_path):
+    from simnpo.llm.trainer import merged
+
+    data = encode_unlearning_data(tokenizer, *rows, "simnpo", 128, seed=0)
+    base = copy.deepcopy(trained_model)
+    before = reference_logprobs(base, data.forget, 8, accelerator)
+    model = unlearn(copy.deepcopy(trained_model), data, quick("simnpo", lora_rank=4, lr=1e-2), accelerator, tmp_path)
+    assert any("lora_" in name for name, _ in model.named_parameters())
+    plain = merged(model)
+    assert set(plain.state_dict()) == set(base.state_dict())
+    assert reference_logprobs(plain, data.forget, 8, accelerator).mean() < before.mean()
