@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPT = Path(__file__).with_name("two_process_unlearn.py")
@@ -46,3 +47,21 @@ def test_two_processes_match_one_process_with_the_same_effective_batch(tokenizer
     # SimNPO is a mean over sequences, so the averaged gradients agree up to float summation order
     worst = max((one[k] - two[k]).abs().max().item() for k in one)
     assert worst < 1e-4, worst
+
+
+def test_evaluation_in_two_processes_equals_one_process(tiny_model, tokenizer, tofu_folder, tmp_path):
+    import copy
+
+    from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu
+    from simnpo.runs import read_json
+
+    weights = launch(2, 4, tokenizer.name_or_path, tofu_folder, tmp_path / "two")
+    sharded = read_json(tmp_path / "two" / "TOFU_EVAL.json")
+    model = copy.deepcopy(tiny_model)
+    model.load_state_dict(weights)
+    single = evaluate_tofu(model.eval(), tokenizer, str(tofu_folder), TofuEvalConfig(max_new_tokens=4))
+    for key in ("forget_truth_ratio", "retain_Q_A_Prob", "wf_Q_A_Prob_normalised", "ra_Truth_Ratio"):
+        assert len(sharded[key]["value_by_index"]) == len(single[key]["value_by_index"])
+        assert sharded[key]["agg_value"] == pytest.approx(single[key]["agg_value"], abs=1e-5), key
+    generations = lambda r: [v["generation"] for v in r["forget_Q_A_ROUGE"]["value_by_index"].values()]  # noqa: E731
+    assert generations(sharded) == generations(single)

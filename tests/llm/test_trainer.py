@@ -143,3 +143,13 @@ def test_lora_trains_adapters_only_and_saves_a_plain_model(trained_model, tokeni
     plain = merged(model)
     assert set(plain.state_dict()) == set(base.state_dict())
     assert reference_logprobs(plain, data.forget, 8, accelerator).mean() < before.mean()
+
+
+def test_gradient_checkpointing_gives_the_same_model(trained_model, tokenizer, rows, accelerator, tmp_path):
+    data = encode_unlearning_data(tokenizer, *rows, "simnpo_nll", 128, seed=0)
+    plain = unlearn(fresh(trained_model), data, quick("simnpo_nll"), accelerator, tmp_path / "a")
+    checkpointed = unlearn(
+        fresh(trained_model), data, quick("simnpo_nll", gradient_checkpointing=True), accelerator, tmp_path / "b"
+    )
+    for a, b in zip(plain.state_dict().values(), checkpointed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5)

@@ -9,7 +9,9 @@ from accelerate import Accelerator
 
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, tiny_llama
 from simnpo.llm.tofu_data import load_tofu
+from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu
 from simnpo.llm.trainer import TrainerConfig, encode_unlearning_data, unlearn
+from simnpo.runs import write_json
 
 
 def main() -> None:
@@ -31,8 +33,11 @@ def main() -> None:
         weight_decay=0.0,
     )
     final = unlearn(model, data, config, accelerator, out / "run")
+    # the evaluator shares the items out across processes and gathers them; only the main process writes
+    results = evaluate_tofu(final, tokenizer, data_dir, TofuEvalConfig(max_new_tokens=4), accelerator=accelerator)
     if accelerator.is_main_process:
         torch.save(final.state_dict(), out / "weights.pt")
+        write_json(out / "TOFU_EVAL.json", results)
 
 
 if __name__ == "__main__":
