@@ -234,8 +234,9 @@ def unlearn(
     accumulation = config.accumulation(world)
     accelerator.gradient_accumulation_steps = accumulation
     per_device = config.batch_size // (world * accumulation)
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if config.gradient_checkpointing:  # renamed in transformers 5; the old name still works in 4.x
+        enable = getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)
+        enable()
     if config.lora_rank:
         model = with_lora(model, config.lora_rank)
     reference = None
