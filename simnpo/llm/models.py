@@ -6,8 +6,12 @@ build a small Llama-architecture model from a config, so nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -61,10 +65,45 @@ def load_model(name: str | Path, device: str = "cpu", dtype: torch.dtype | None 
 
 
 def check_source(name: str | Path, what: str) -> None:
+    """A local folder must exist; a hub id needs the hub, or the local cache when the hub cannot be reached."""
     path = Path(name)
     looks_local = str(name).startswith((".", "/", "~")) or path.exists()
     if looks_local and not path.is_dir():
         raise ValueError(f"{what} folder {name} does not exist; give a local folder or a hub id")
+    if not looks_local:
+        require_hub_or_cache(str(name), "config.json" if what == "model" else "tokenizer_config.json")
+
+
+@functools.cache
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers a TCP connection within ``timeout`` seconds (False in offline mode)."""
+    import huggingface_hub.constants as hub
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").upper() in ("1", "ON", "YES", "TRUE") or hub.HF_HUB_OFFLINE:
+        return False
+    host = urlparse(hub.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def require_hub_or_cache(repo_id: str, filename: str, repo_type: str = "model") -> None:
+    """Fail in seconds, not after the hub client's minute of retries: when the hub is unreachable, use the local
+    cache (switching this process to offline mode) or say that ``repo_id`` cannot be had."""
+    if hub_reachable():
+        return
+    import huggingface_hub.constants as hub
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(repo_id, filename, repo_type=repo_type), str):
+        raise ValueError(
+            f"cannot reach the Hugging Face Hub for {repo_id!r} and it is not in the local cache; "
+            "give a local folder instead"
+        )
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    hub.HF_HUB_OFFLINE = True
 
 
 def _first_line(err: Exception) -> str:

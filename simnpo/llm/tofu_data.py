@@ -7,6 +7,7 @@ is labelled -100, the answer is followed by one EOS, and padding is labelled -10
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,13 @@ def load_tofu(source: str | Path, name: str) -> list[dict]:
         elif folder.exists() or str(source).startswith((".", "/")):
             raise ValueError(f"TOFU data folder {source} does not exist")
         else:
+            from simnpo.llm.models import hub_reachable
+
+            if not hub_reachable() and os.environ.get("HF_HUB_OFFLINE") != "1":
+                raise ValueError(
+                    f"cannot reach the Hugging Face Hub for dataset {source!r}; pass a local folder of "
+                    "TOFU JSON files with --data (or set HF_HUB_OFFLINE=1 to use the datasets cache)"
+                )
             rows = datasets.load_dataset(str(source), name=name, split="train").to_list()
     except ValueError:
         raise

@@ -64,3 +64,14 @@ def test_truncation_and_pad_token_check(tokenizer):
     with pytest.raises(ValueError, match="has no pad token; pass --pad-token"):
         require_pad_token(nopad, "m")
     assert torch.equal(encode_qa(tokenizer, ["Who?"], ["Me."]).labels[:, -1], torch.tensor([tokenizer.eos_token_id]))
+
+
+def test_an_unreachable_hub_fails_at_once(monkeypatch):
+    import simnpo.llm.models as models
+
+    monkeypatch.setattr(models, "hub_reachable", lambda: False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(ValueError, match="cannot reach the Hugging Face Hub for dataset 'locuslab/TOFU'"):
+        load_tofu("locuslab/TOFU", "forget10")
+    with pytest.raises(ValueError, match="cannot reach the Hugging Face Hub for 'nobody/model'"):
+        models.check_source("nobody/model", "model")

@@ -1,0 +1,125 @@
+"""TOFU and relearning figures, read from run folders of ``simnpo llm``, ``simnpo eval`` and ``simnpo relearn``.
+
+Records: one dict per evaluated model (``run``, ``model``, the summary numbers, the path of its TOFU_EVAL.json), one
+per evaluation point of an unlearning run (``history``), and one curve per relearned model (``relearn``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import ks_2samp
+
+from simnpo.analysis.style import method_color, method_label, new_figure
+from simnpo.runs import read_json
+
+
+def tofu_records(folder: Path) -> dict[str, list[dict]]:
+    """Everything plottable in one TOFU run folder (empty lists where there is nothing)."""
+    folder = Path(folder)
+    out: dict[str, list[dict]] = {"models": [], "history": [], "relearn": []}
+    for summary_path in sorted(folder.glob("*/TOFU_SUMMARY.json")):
+        label = summary_path.parent.name
+        out["models"].append({"run": folder.name, "model": label, **read_json(summary_path),
+                              "eval_path": str(summary_path.with_name("TOFU_EVAL.json"))})  # fmt: skip
+    for history_path in sorted(folder.glob("*/history.json")):
+        method = history_path.parent.name
+        history = read_json(history_path)
+        for point in history:
+            out["history"].append({"run": folder.name, "model": method, **point})
+        last = history[-1]
+        evals = history_path.parent / "evals" / f"epoch{last['epoch']}" / "TOFU_EVAL.json"
+        out["models"].append({"run": folder.name, "model": method, **last, "eval_path": str(evals)})
+    for curve_path in sorted(folder.glob("**/relearn.json")):
+        out["relearn"].append({"run": folder.name, "model": curve_path.parent.name, **read_json(curve_path)})
+    return out
+
+
+def plot_quality_utility(models: list[dict]):
+    """Forget quality (log scale) against model utility, one point per evaluated model and run."""
+    fig, axes = new_figure(width=5.2, height=4.0)
+    ax = axes[0, 0]
+    labelled = set()
+    for record in models:
+        fq = record.get("forget_quality")
+        if fq is None:
+            continue
+        name = record["model"]
+        label = None if name in labelled else method_label(name)
+        labelled.add(name)
+        ax.scatter(record["model_utility"], max(fq, 1e-30), s=60, color=method_color(name), label=label,
+                   edgecolor="black", linewidth=0.5, marker="*" if name == "retain" else "o")  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("model utility (harmonic mean of 9 TOFU scores)")
+    ax.set_ylabel("forget quality (KS-test p-value, log scale)")
+    ax.set_title("TOFU: forget quality vs model utility")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _forget_ratios(eval_path: str) -> np.ndarray:
+    by_index = read_json(eval_path)["forget_truth_ratio"]["value_by_index"]
+    return np.array([by_index[k]["score"] for k in sorted(by_index, key=int)])
+
+
+def plot_truth_ratio_memorisation(models: list[dict]):
+    """Truth-ratio distributions on the forget set, split into strongly and weakly memorised items by the target
+    model's answer loss (median split), with forget quality per subset in the legend (paper Fig. on TOFU)."""
+    by_name = {r["model"]: r for r in models if Path(r["eval_path"]).is_file()}
+    if not {"target", "retain"} <= set(by_name):
+        raise ValueError("the truth-ratio figure needs the target and retain evaluations of the same run")
+    target = read_json(by_name["target"]["eval_path"])["forget_Q_A_Prob"]["value_by_index"]
+    loss = np.array([target[k]["avg_loss"] for k in sorted(target, key=int)])
+    strong = loss <= np.median(loss)  # low loss on the target = strongly memorised
+    retain = _forget_ratios(by_name["retain"]["eval_path"])
+    names = ["retain"] + [n for n in by_name if n not in ("target", "retain")]
+    fig, axes = new_figure(ncols=2, width=4.4, height=3.4)
+    bins = np.linspace(-4, 2, 31)
+    for ax, subset, title in ((axes[0, 0], strong, "strongly memorised"), (axes[0, 1], ~strong, "weakly memorised")):
+        for name in names:
+            ratios = _forget_ratios(by_name[name]["eval_path"])
+            fq = ks_2samp(ratios[subset], retain[subset]).pvalue
+            ax.hist(np.log10(ratios[subset]), bins=bins, histtype="step", linewidth=1.6, color=method_color(name),
+                    label=f"{method_label(name)} (forget quality {fq:.2g})")  # fmt: skip
+        ax.set_xlabel("log10 truth ratio on forget items")
+        ax.set_ylabel("items")
+        ax.set_title(f"{title} ({int(subset.sum())} items)")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def plot_over_epochs(history: list[dict]):
+    """Model utility and forget quality over the unlearning epochs of each method."""
+    fig, axes = new_figure(ncols=2, width=4.2, height=3.2)
+    for name in dict.fromkeys(h["model"] for h in history):
+        points = [h for h in history if h["model"] == name]
+        epochs = [p["epoch"] for p in points]
+        axes[0, 0].plot(epochs, [p["model_utility"] for p in points], "o-", color=method_color(name),
+                        label=method_label(name))  # fmt: skip
+        axes[0, 1].plot(epochs, [max(p["forget_quality"] or 1e-30, 1e-30) for p in points], "o-",
+                        color=method_color(name), label=method_label(name))  # fmt: skip
+    axes[0, 0].set_ylabel("model utility")
+    axes[0, 1].set_ylabel("forget quality (log scale)")
+    axes[0, 1].set_yscale("log")
+    for ax in axes[0]:
+        ax.set_xlabel("unlearning epoch")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def plot_relearning(curves: list[dict]):
+    """Forget quality and forget probability over relearning steps, per unlearned model."""
+    fig, axes = new_figure(ncols=2, width=4.2, height=3.2)
+    for curve in curves:
+        name, steps = curve["model"], curve["steps"]
+        fq = [max(v, 1e-30) if v is not None else np.nan for v in curve["forget_quality"]]
+        axes[0, 0].plot(steps, fq, "o-", color=method_color(name), label=method_label(name))
+        axes[0, 1].plot(steps, curve["forget_Q_A_Prob"], "o-", color=method_color(name), label=method_label(name))
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_ylabel("forget quality (log scale; lower = knowledge back)")
+    axes[0, 1].set_ylabel("forget answer probability")
+    for ax in axes[0]:
+        ax.set_xlabel("relearning step")
+        ax.legend(fontsize=7)
+    return fig

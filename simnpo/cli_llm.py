@@ -1,0 +1,229 @@
+"""The LLM commands of ``simnpo``: ``eval``, ``llm`` and ``relearn`` (registered on the app of ``simnpo.cli``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from simnpo.cli import app, parse_list, print_table, progress_bar, user_errors
+
+
+@app.command("eval")
+def eval_command(
+    bench: str = typer.Option(..., help="Benchmark: tofu."),
+    model: str | None = typer.Option(None, help="Model folder or hub id [default: the built-in target and retain]."),
+    data: str = typer.Option("builtin", help="TOFU data: builtin, a local folder of TOFU JSON files, or a hub id."),
+    split: str = typer.Option("forget10", help="Forget split: forget01, forget05 or forget10."),
+    retain_results: Path | None = typer.Option(
+        None, help="The retain model's TOFU_EVAL.json (ours or open-unlearning's)."
+    ),
+    protocol: str = typer.Option("open-unlearning", help="open-unlearning (all items, 200 new tokens) or original."),
+    max_new_tokens: int = typer.Option(200, help="Generation length (open-unlearning protocol)."),
+    batch_size: int = typer.Option(64, help="Sequences per scoring and generation batch."),
+    pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
+    device: str = typer.Option("cpu", help="Torch device."),
+    finetune_epochs: int = typer.Option(30, help="Epochs of the built-in target/retain fine-tuning."),
+    cache_dir: Path = typer.Option(Path("runs/.cache/tofu"), help="Cache of the built-in data and models."),
+    out: Path | None = typer.Option(None, help="Output folder [default: a new runs/eval-tofu-<time>]."),
+) -> None:
+    """Evaluate a model with TOFU's exact metrics; with no --model, the built-in mini-TOFU target and retain models."""
+    import torch
+
+    from simnpo.llm.tofu_eval import TofuEvalConfig
+    from simnpo.runs import run_dir, save_config
+
+    with user_errors():
+        if bench != "tofu":
+            raise ValueError(f"unknown benchmark {bench!r}; use tofu")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
+        config = TofuEvalConfig(
+            split=split,
+            protocol=protocol,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            generation_batch_size=batch_size,
+        )
+        if model is None and data != "builtin":
+            raise ValueError("--data needs --model: the built-in models only know the built-in data")
+        from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval, run_tofu_eval
+
+        request = EvalRequest(
+            model=model,
+            data=data,
+            retain_results=retain_results,
+            pad_token=pad_token,
+            device=device,
+            finetune_epochs=finetune_epochs,
+            cache_dir=cache_dir,
+        )
+        plan = plan_tofu_eval(request, config)
+        folder = run_dir(out, "eval-tofu")
+    save_config(folder, config, request, command="eval")
+    with progress_bar() as progress:
+        rows, notes = run_tofu_eval(request, config, plan, folder, progress)
+    header = [
+        "model",
+        "forget quality",
+        "model utility",
+        "forget truth ratio",
+        "forget prob",
+        "forget ROUGE-L",
+        "answer loss/token",
+    ]
+    print_table(header, rows, f"TOFU {split} ({protocol} protocol)")
+    for note in notes:
+        typer.echo(note)
+    typer.echo(f"wrote {folder}")
+
+
+@app.command("llm")
+def llm_command(
+    bench: str = typer.Option("tofu", help="Benchmark: tofu."),
+    model: str | None = typer.Option(None, help="Model folder or hub id to unlearn [default: the built-in target]."),
+    data: str = typer.Option("builtin", help="TOFU data: builtin, a local folder of TOFU JSON files, or a hub id."),
+    split: str | None = typer.Option(None, help="Forget split: forget01, forget05 or forget10 [default: forget10]."),
+    methods: str = typer.Option("npo_nll,simnpo_nll", help="Unlearning methods, comma-separated (see README)."),
+    preset: str | None = typer.Option(None, help="Named settings, e.g. paper-forget10 [built-in data: mini-tofu]."),
+    eval_every: int = typer.Option(0, help="Also evaluate every N epochs (0: only after the last)."),
+    retain_results: Path | None = typer.Option(None, help="The retain model's TOFU_EVAL.json for forget quality."),
+    beta: float | None = typer.Option(None, help="β [default per method: NPO/IdkPO 0.1, SimNPO 4.5]."),
+    margin: float | None = typer.Option(None, help="SimNPO's margin γ."),
+    margin_convention: str | None = typer.Option(None, help="paper (default) or authors_code."),
+    forget_weight: float | None = typer.Option(None, help="Weight of the forget loss (the published 'λ')."),
+    retain_weight: float | None = typer.Option(None, help="Weight of the retain term."),
+    kl_positions: str | None = typer.Option(None, help="KL term over response (default) or all positions."),
+    lr: float | None = typer.Option(None, help="Peak learning rate."),
+    epochs: int | None = typer.Option(None, help="Epochs over the forget set."),
+    batch_size: int | None = typer.Option(None, help="Effective batch size (all processes and accumulation)."),
+    per_device_batch_size: int | None = typer.Option(None, help="Batch per process and micro-step."),
+    weight_decay: float | None = typer.Option(None, help="AdamW weight decay."),
+    warmup_epochs: float | None = typer.Option(None, help="Linear warm-up length in epochs."),
+    schedule: str | None = typer.Option(None, help="linear (decay to 0 after warm-up) or constant."),
+    optimizer: str | None = typer.Option(None, help="adamw or paged_adamw_32bit (bitsandbytes)."),
+    bf16: bool | None = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 mixed precision."),
+    gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing"),
+    lora_rank: int | None = typer.Option(None, help="LoRA rank (0: full fine-tuning; needs peft)."),
+    seed: int | None = typer.Option(None, help="Seed of batch order, retain pairing and refusals."),
+    max_new_tokens: int = typer.Option(200, help="Generation length in evaluations."),
+    pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
+    device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
+    finetune_epochs: int = typer.Option(30, help="Epochs of the built-in target/retain fine-tuning."),
+    cache_dir: Path = typer.Option(Path("runs/.cache/tofu"), help="Cache of the built-in data and models."),
+    out: Path | None = typer.Option(None, help="Output folder; an existing run with the same options resumes."),
+) -> None:
+    """Unlearn with each method (NPO and SimNPO by default) and evaluate with TOFU's metrics; with no --model, on
+    the built-in mini-TOFU from its target model. Multi-GPU: accelerate launch $(which simnpo) llm ..."""
+    from simnpo.llm.presets import describe, resolve_preset
+    from simnpo.llm.tofu_eval import TofuEvalConfig
+    from simnpo.runs import resume_or_save_config, run_dir
+
+    given = {k: v for k, v in locals().items() if v is not None and k in _TRAINER_OPTIONS}
+    with user_errors():
+        if bench != "tofu":
+            raise ValueError(f"unknown benchmark {bench!r}; use tofu")
+        if model is None and data != "builtin":
+            raise ValueError("--data needs --model: the built-in models only know the built-in data")
+        preset = preset or ("mini-tofu" if data == "builtin" else None)
+        values = resolve_preset(preset, given)
+        from accelerate import Accelerator
+
+        from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval
+        from simnpo.llm.tofu_unlearn import LLMRunConfig, method_configs, run_llm_tofu
+
+        if device == "cuda" and not torch_cuda_available():
+            raise ValueError("device 'cuda' asked for but CUDA is not available; use --device cpu")
+        method_names = parse_list(methods, str, "--methods")
+        configs = method_configs(method_names, values)
+        run = LLMRunConfig(methods=method_names, eval_every=eval_every, trainers=tuple(configs.values()))
+        eval_config = TofuEvalConfig(split=values.get("split", "forget10"), max_new_tokens=max_new_tokens)
+        request = EvalRequest(model=model, data=data, retain_results=retain_results, pad_token=pad_token,
+                              finetune_epochs=finetune_epochs, cache_dir=cache_dir)  # fmt: skip
+        accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if values.get("bf16") else "no")
+        plan = plan_tofu_eval(request, eval_config)
+        folder = run_dir(out, "llm-tofu")
+        seed = values.get("seed", 0)
+        resumed = resume_or_save_config(folder, request, run, eval_config, seed=seed, command="llm", preset=preset)
+    main = accelerator.is_main_process
+    if main and preset:
+        typer.echo(f"preset {describe(preset)}")
+    if main and resumed:
+        typer.echo(f"resuming the run in {folder}", err=True)
+    with progress_bar(enabled=main) as progress:
+        try:
+            rows, notes = run_llm_tofu(request, run, eval_config, plan, folder, accelerator, progress)
+        except RuntimeError as err:  # NonFiniteLoss and friends: one line, exit 1, written results stay
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(code=1) from None
+    if main:
+        header = ["model", "forget quality", "model utility", "forget truth ratio", "forget prob", "forget ROUGE-L",
+                  "answer loss/token"]  # fmt: skip
+        print_table(header, rows, f"TOFU {eval_config.split}: before and after unlearning")
+        for note in notes:
+            typer.echo(note)
+        typer.echo(f"wrote {folder}")
+
+
+@app.command()
+def relearn(
+    run: Path | None = typer.Argument(None, help="A `simnpo llm` run folder: relearn each of its unlearned models."),
+    model: str | None = typer.Option(None, help="Or one unlearned model folder (with --data)."),
+    data: str = typer.Option("builtin", help="With --model: builtin, a local TOFU folder, or a hub id."),
+    split: str = typer.Option("forget10", help="With --model: the forget split."),
+    retain_results: Path | None = typer.Option(None, help="With --model: the retain model's TOFU_EVAL.json."),
+    fraction: float = typer.Option(0.5, help="Fraction of the forget set to relearn on."),
+    steps: int = typer.Option(50, help="Relearning steps."),
+    lr: float = typer.Option(1e-4, help="Learning rate (AdamW, constant)."),
+    batch_size: int = typer.Option(4, help="Batch size."),
+    eval_at: str = typer.Option("0,5,10,25,50", help="Steps at which to evaluate, comma-separated."),
+    max_new_tokens: int = typer.Option(200, help="Generation length in evaluations."),
+    seed: int = typer.Option(0, help="Seed of the relearned subset and batch order."),
+    device: str = typer.Option("cpu", help="Torch device."),
+    cache_dir: Path = typer.Option(Path("runs/.cache/tofu"), help="Cache of the built-in data and models."),
+    out: Path | None = typer.Option(None, help="Output folder [default: RUN/relearn or runs/relearn-<time>]."),
+) -> None:
+    """Relearning attack: fine-tune unlearned models on part of the forget set and report how forget metrics
+    recover over the steps."""
+    from simnpo.llm.relearn import RelearnConfig, relearn_targets
+    from simnpo.llm.relearn import relearn as relearn_model
+    from simnpo.llm.tofu_eval import TofuEvalConfig
+    from simnpo.runs import run_dir, save_config
+
+    with user_errors():
+        if (run is None) == (model is None):
+            raise ValueError("give either a `simnpo llm` run folder or --model")
+        config = RelearnConfig(fraction=fraction, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
+                               eval_at=parse_list(eval_at, int, "--eval-at"))  # fmt: skip
+        targets, data_path, eval_config, ratios = relearn_targets(
+            run, model, data, TofuEvalConfig(split=split, max_new_tokens=max_new_tokens), retain_results, cache_dir
+        )
+        folder = run_dir(out if out or run is None else run / "relearn", "relearn")
+    save_config(folder, config, eval_config, seed=seed, command="relearn")
+    rows = []
+    with progress_bar() as progress:
+        for label, source in targets:
+            curves = relearn_model(source, data_path, config, eval_config, ratios, folder / label, device, progress)
+            fq = curves["forget_quality"]
+            show = lambda v: "n/a" if v is None else f"{v:.3g}"  # noqa: E731
+            rows.append([label, show(fq[0]), show(fq[-1]), f"{curves['forget_Q_A_Prob'][0]:.3f}",
+                         f"{curves['forget_Q_A_Prob'][-1]:.3f}", f"{curves['forget_Q_A_ROUGE'][0]:.3f}",
+                         f"{curves['forget_Q_A_ROUGE'][-1]:.3f}"])  # fmt: skip
+    header = ["model", "forget quality before", "after", "forget prob before", "after", "forget ROUGE before", "after"]
+    print_table(
+        header, rows, f"Relearning on {fraction:.0%} of {eval_config.split}, {steps} steps (lower after = more robust)"
+    )
+    typer.echo(f"wrote {folder}")
+
+
+_TRAINER_OPTIONS = {
+    "split", "beta", "margin", "margin_convention", "forget_weight", "retain_weight", "kl_positions", "lr", "epochs",
+    "batch_size", "per_device_batch_size", "weight_decay", "warmup_epochs", "schedule", "optimizer", "bf16",
+    "gradient_checkpointing", "lora_rank", "seed",
+}  # fmt: skip
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

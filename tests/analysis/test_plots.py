@@ -1,0 +1,56 @@
+"""Every figure kind rendered from small real runs, and `simnpo plot` on folders with nothing to plot."""
+
+import json
+
+from typer.testing import CliRunner
+
+from simnpo.analysis.plots import KINDS, figures, kind_of
+from simnpo.analysis.tofu import tofu_records
+from simnpo.cli import app
+
+runner = CliRunner()
+
+
+def test_records_of_an_llm_run(small_runs):
+    records = tofu_records(small_runs / "llm")
+    assert {r["model"] for r in records["models"]} == {"retain", "target", "npo_nll", "simnpo_nll"}
+    assert sorted({h["epoch"] for h in records["history"]}) == [1, 2]
+    assert {c["model"] for c in records["relearn"]} == {"npo_nll", "simnpo_nll"}
+
+
+def test_every_figure_kind_renders_from_real_runs(small_runs, tmp_path):
+    out = tmp_path / "figs"
+    result = runner.invoke(app, ["plot", str(small_runs / "markov"), str(small_runs / "llm"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    names = {p.stem for p in out.iterdir()}
+    assert {kind_of(n) for n in names} == set(KINDS)
+    for path in out.iterdir():
+        assert path.stat().st_size > 5000
+        assert path.read_bytes()[:4] in (b"\x89PNG", b"%PDF")
+        assert f"wrote {path}" in result.output
+
+
+def test_a_kind_selects_its_figures(small_runs, tmp_path):
+    result = runner.invoke(app, ["plot", str(small_runs / "llm"), "--kind", "relearn", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["relearn.pdf", "relearn.png"]
+
+
+def test_nothing_to_plot_is_said_clearly(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["plot", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "nothing to plot" in result.output and not (tmp_path / "out").exists()
+    result = runner.invoke(app, ["plot", str(tmp_path / "empty"), "--kind", "pie"])
+    assert result.exit_code == 2 and "unknown figure kind 'pie'" in result.output
+    assert figures([tmp_path / "empty"]) == {}
+
+
+def test_truth_ratio_legend_reports_forget_quality_per_subset(small_runs):
+    from simnpo.analysis.tofu import plot_truth_ratio_memorisation
+
+    fig = plot_truth_ratio_memorisation(tofu_records(small_runs / "llm")["models"])
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]
+    assert len(labels) == 2 * 3 and all("forget quality" in label for label in labels)
+    retain = [label for label in labels if label.startswith("retain")]
+    assert all(label.endswith("(forget quality 1)") for label in retain)  # the reference against itself
+    json.dumps(labels)
