@@ -75,7 +75,8 @@ def plot_truth_ratio_memorisation(models: list[dict]):
     retain = _forget_ratios(by_name["retain"]["eval_path"])
     names = ["retain"] + [n for n in by_name if n not in ("target", "retain")]
     fig, axes = new_figure(ncols=2, width=4.4, height=3.4)
-    bins = np.linspace(-4, 2, 31)
+    logs = np.log10(np.concatenate([_forget_ratios(by_name[n]["eval_path"]) for n in names]))
+    bins = np.linspace(logs.min(), logs.max(), 25)
     for ax, subset, title in ((axes[0, 0], strong, "strongly memorised"), (axes[0, 1], ~strong, "weakly memorised")):
         for name in names:
             ratios = _forget_ratios(by_name[name]["eval_path"])
