@@ -9,7 +9,9 @@ from simnpo.analysis import markov as mk
 from simnpo.analysis import tofu
 from simnpo.analysis.style import save_figure
 
-KINDS = ("markov", "markov-weights", "tofu-quality-utility", "tofu-truth-ratio", "tofu-epochs", "relearn")
+KINDS = (
+    "markov", "markov-weights", "tofu-quality-utility", "tofu-truth-ratio", "tofu-epochs", "tofu-weights", "relearn",
+)  # fmt: skip
 
 
 def figures(folders: list[Path]) -> dict[str, Callable]:
@@ -30,6 +32,12 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
             records[key] += values
         if {"target", "retain"} <= {r["model"] for r in found["models"]} and len(found["models"]) > 2:
             out[f"tofu_truth_ratio_{folder.name}"] = lambda m=found["models"]: tofu.plot_truth_ratio_memorisation(m)
+        trainers = _trainers(folder)
+        several_points = len({h["epoch"] for h in found["history"]}) > 1
+        if trainers and several_points and tofu.has_answer_lengths(found["models"]):
+            out[f"tofu_weights_{folder.name}"] = lambda f=found, t=trainers: tofu.plot_weights_over_training(
+                f["models"], f["history"], t
+            )
     if any(r.get("forget_quality") is not None for r in records["models"]):
         out["tofu_quality_utility"] = lambda: tofu.plot_quality_utility(records["models"])
     if len({h["epoch"] for h in records["history"]}) > 1:
@@ -39,11 +47,22 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
     return out
 
 
+def _trainers(folder: Path) -> dict[str, dict]:
+    """The trainer settings of each method of a ``simnpo llm`` run, from its config.json (empty for other runs)."""
+    from simnpo.runs import read_json
+
+    path = Path(folder) / "config.json"
+    run = read_json(path)["configs"].get("LLMRunConfig") if path.is_file() else None
+    return {t["method"]: t for t in run["trainers"]} if run else {}
+
+
 def kind_of(name: str) -> str:
     if name.startswith("markov_"):
         return "markov-weights" if name.endswith("_weights") else "markov"
     if name.startswith("tofu_truth_ratio"):
         return "tofu-truth-ratio"
+    if name.startswith("tofu_weights"):
+        return "tofu-weights"
     return {"tofu_quality_utility": "tofu-quality-utility", "tofu_epochs": "tofu-epochs"}.get(name, name)
 
 

@@ -105,6 +105,7 @@ def plot_over_epochs(history: list[dict]):
     axes[0, 1].set_yscale("log")
     for ax in axes[0]:
         ax.set_xlabel("unlearning epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=7)
     return fig
 
@@ -122,5 +123,57 @@ def plot_relearning(curves: list[dict]):
     axes[0, 1].set_ylabel("forget answer probability")
     for ax in axes[0]:
         ax.set_xlabel("relearning step")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def has_answer_lengths(models: list[dict]) -> bool:
+    """Whether the run's target evaluation kept |y| per forget answer (runs from simnpo 0.1 on do)."""
+    target = [r for r in models if r["model"] == "target" and Path(r["eval_path"]).is_file()]
+    if not target:
+        return False
+    entries = read_json(target[0]["eval_path"])["forget_Q_A_Prob"]["value_by_index"]
+    return all("tokens" in e for e in entries.values())
+
+
+def plot_weights_over_training(models: list[dict], history: list[dict], trainers: dict[str, dict]):
+    """The NPO and SimNPO gradient weights of the forget answers at each evaluation point of each method's run,
+    for short and long answers (median split of |y|), derived from the saved per-item answer losses and lengths:
+    log π = -avg_loss·|y|, and the target's log π is NPO's reference (paper Fig. 5)."""
+    import torch
+
+    from simnpo.losses import npo_weights, simnpo_weights
+
+    def answers(eval_path):
+        entries = read_json(eval_path)["forget_Q_A_Prob"]["value_by_index"]
+        rows = [entries[k] for k in sorted(entries, key=int)]
+        n = torch.tensor([float(r["tokens"]) for r in rows])
+        return -torch.tensor([r["avg_loss"] for r in rows]) * n, n
+
+    target = next(r for r in models if r["model"] == "target")
+    ref, n = answers(target["eval_path"])
+    long = n > n.median()
+    methods = list(dict.fromkeys(h["model"] for h in history))
+    fig, axes = new_figure(ncols=len(methods), width=4.2, height=3.2)
+    for ax, method in zip(axes[0], methods):
+        beta, margin, convention = (trainers[method][k] for k in ("beta", "margin", "margin_convention"))
+        folder = Path(target["eval_path"]).parent.parent / method / "evals"
+        epochs = sorted(int(p.name.removeprefix("epoch")) for p in folder.glob("epoch*"))
+        for kind in ("npo", "simnpo"):
+            for subset, style, label in ((~long, "-", "short"), (long, "--", "long")):
+                values = []
+                for epoch in epochs:
+                    logps, _ = answers(folder / f"epoch{epoch}" / "TOFU_EVAL.json")
+                    if kind == "npo":
+                        w = npo_weights(logps, ref, beta)
+                    else:
+                        w = simnpo_weights(logps, n, beta, margin, convention) * n
+                    values.append(w[subset].mean().item())
+                ax.plot(epochs, values, style, marker="o", color=method_color(kind),
+                        label=f"{'NPO w' if kind == 'npo' else 'SimNPO |y|·w'}, {label} answers")  # fmt: skip
+        ax.set_xlabel("unlearning epoch")
+        ax.set_ylabel("mean gradient weight per token")
+        ax.set_title(f"unlearning with {method_label(method)} (β {beta:g})")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=7)
     return fig

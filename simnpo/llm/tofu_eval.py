@@ -51,7 +51,7 @@ class TofuEvalConfig:
 def score_answers(
     model, tokenizer, questions: list[str], answers: list[list[str]], batch_size: int, max_length: int = 512
 ) -> dict[str, list[list[float]]]:
-    """avg_loss, exact memorisation and extraction strength of every answer of every item.
+    """avg_loss, token count |y|, exact memorisation and extraction strength of every answer of every item.
 
     answers[i] lists item i's answers; all of them (e.g. answer, paraphrase and the perturbed ones) are flattened
     into one list of sequences and scored in padded batches, longest first to keep padding low.
@@ -60,7 +60,7 @@ def score_answers(
     flat = encode_qa(tokenizer, [questions[i] for i in owner], [a for group in answers for a in group], max_length)
     order = torch.argsort(flat.attention_mask.sum(-1), descending=True)
     device = next(model.parameters()).device
-    scores = {name: torch.empty(len(flat)) for name in ("avg_loss", "em", "es")}
+    scores = {name: torch.empty(len(flat)) for name in ("avg_loss", "tokens", "em", "es")}
     for start in range(0, len(flat), batch_size):
         idx = order[start : start + batch_size]
         batch = flat[idx].trimmed().to(device)
@@ -69,6 +69,7 @@ def score_answers(
         labels = batch.labels[:, 1:]
         predictions = logits[:, :-1].argmax(-1)
         scores["avg_loss"][idx] = (-logp.sum(-1) / mask.sum(-1).clamp(min=1)).float().cpu()
+        scores["tokens"][idx] = mask.sum(-1).float().cpu()
         scores["em"][idx] = M.exact_memorisation(predictions, labels, mask).float().cpu()
         scores["es"][idx] = M.extraction_strength(predictions, labels, mask).float().cpu()
     out = {name: [[] for _ in answers] for name in scores}
@@ -127,8 +128,8 @@ def item_scores(model, tokenizer, rows: list[dict], base: str, config: TofuEvalC
     scores = score_answers(model, tokenizer, questions, answers, config.batch_size, config.max_length)
     generations = generate_answers(model, tokenizer, questions, config)
     return [
-        {"losses": loss, "em": em[0], "es": es[0], "generation": g}
-        for loss, em, es, g in zip(scores["avg_loss"], scores["em"], scores["es"], generations)
+        {"losses": loss, "tokens": int(n[0]), "em": em[0], "es": es[0], "generation": g}
+        for loss, n, em, es, g in zip(scores["avg_loss"], scores["tokens"], scores["em"], scores["es"], generations)
     ]
 
 
@@ -139,10 +140,13 @@ def set_metrics(rows: list[dict], items: list[dict], key: str, base: str, forget
     base_loss = np.array([x[1] if base != "answer" else x[0] for x in loss])
     pert_loss = np.array([x[-len(r["perturbed_answer"]) :] for x, r in zip(loss, rows)])
     ratios = M.truth_ratios(base_loss, pert_loss)
+    tokens = [item["tokens"] for item in items]  # |y| of each answer, beyond open-unlearning's fields
     out = {
         f"{key}_Q_A_Prob": {
             "agg_value": float(np.mean(M.normalised_probability(answer_loss))),
-            "value_by_index": _by_index([_prob_entry([x]) for x in answer_loss.tolist()]),
+            "value_by_index": _by_index(
+                [{**_prob_entry([x]), "tokens": n} for x, n in zip(answer_loss.tolist(), tokens)]
+            ),
         },
         f"{key}_Q_A_PERT_Prob": {
             "agg_value": float(np.mean(M.normalised_probability(pert_loss))),
