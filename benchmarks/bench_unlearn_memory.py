@@ -47,8 +47,13 @@ def run_method(method: str, args) -> dict:
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         before = peak_bytes(args.device) if args.device == "cuda" else _current_rss()
-        size = TinyLlamaConfig(hidden_size=args.hidden, intermediate_size=args.hidden * 11 // 4, layers=args.layers,
-                               heads=args.hidden // 64, max_positions=256)  # fmt: skip
+        size = TinyLlamaConfig(
+            hidden_size=args.hidden,
+            intermediate_size=args.hidden * 11 // 4,
+            layers=args.layers,
+            heads=args.hidden // 64,
+            max_positions=256,
+        )
         model = tiny_llama(size, tokenizer, seed=0)
         params = sum(p.numel() for p in model.parameters())
         config = TrainerConfig(method=method, beta=0.5, lr=1e-4, epochs=1, batch_size=8, warmup_epochs=0.0)
@@ -86,8 +91,10 @@ def main() -> None:
         f"unlearning memory, {base['params'] / 1e6:.0f}M-parameter Llama on {args.device}, batch 8, {args.steps} steps"
     )
     for method, r in results.items():
-        print(f"  {method:11s}: peak +{r['peak_bytes'] / 2**20:8.1f} MiB ({r['peak_bytes'] / base['peak_bytes']:.2f} "
-              f"× SimNPO), {r['steps_per_s']:.2f} steps/s")  # fmt: skip
+        print(
+            f"  {method:11s}: peak +{r['peak_bytes'] / 2**20:8.1f} MiB ({r['peak_bytes'] / base['peak_bytes']:.2f} "
+            f"× SimNPO), {r['steps_per_s']:.2f} steps/s"
+        )
     ratio = results["npo_nll"]["peak_bytes"] / base["peak_bytes"]
     print(f"  NPO / SimNPO peak memory: {ratio:.2f} (goal <= 1.15): {'OK' if ratio <= 1.15 else 'ABOVE GOAL'}")
 

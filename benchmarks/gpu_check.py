@@ -30,8 +30,15 @@ def main() -> None:
     from simnpo.llm.tofu_data import EncodedBatch
     from simnpo.llm.trainer import TrainerConfig, UnlearningData, unlearn
 
-    config = LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=16,
-                         num_attention_heads=16, num_key_value_heads=16, max_position_embeddings=args.seq)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=32000,
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=16,
+        num_attention_heads=16,
+        num_key_value_heads=16,
+        max_position_embeddings=args.seq,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     params = sum(p.numel() for p in model.parameters())
@@ -48,8 +55,15 @@ def main() -> None:
     for method in ("simnpo_nll", "npo_nll"):
         accelerator = Accelerator(mixed_precision="bf16")
         torch.cuda.reset_peak_memory_stats()
-        trainer = TrainerConfig(method=method, beta=2.5, lr=1e-5, epochs=1, batch_size=args.batch,
-                                warmup_epochs=0.0, gradient_checkpointing=True)  # fmt: skip
+        trainer = TrainerConfig(
+            method=method,
+            beta=2.5,
+            lr=1e-5,
+            epochs=1,
+            batch_size=args.batch,
+            warmup_epochs=0.0,
+            gradient_checkpointing=True,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             torch.cuda.synchronize()
             start = time.perf_counter()

@@ -138,8 +138,14 @@ def llm_command(
         configs = method_configs(method_names, values)
         run = LLMRunConfig(methods=method_names, eval_every=eval_every, trainers=tuple(configs.values()))
         eval_config = TofuEvalConfig(split=values.get("split", "forget10"), max_new_tokens=max_new_tokens)
-        request = EvalRequest(model=model, data=data, retain_results=retain_results, pad_token=pad_token,
-                              finetune_epochs=finetune_epochs, cache_dir=cache_dir)  # fmt: skip
+        request = EvalRequest(
+            model=model,
+            data=data,
+            retain_results=retain_results,
+            pad_token=pad_token,
+            finetune_epochs=finetune_epochs,
+            cache_dir=cache_dir,
+        )
         accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if values.get("bf16") else "no")
         plan = plan_tofu_eval(request, eval_config)
         folder = run_dir(out, "llm-tofu")
@@ -157,8 +163,15 @@ def llm_command(
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(code=1) from None
     if main:
-        header = ["model", "forget quality", "model utility", "forget truth ratio", "forget prob", "forget ROUGE-L",
-                  "answer loss/token"]  # fmt: skip
+        header = [
+            "model",
+            "forget quality",
+            "model utility",
+            "forget truth ratio",
+            "forget prob",
+            "forget ROUGE-L",
+            "answer loss/token",
+        ]
         print_table(header, rows, f"TOFU {eval_config.split}: before and after unlearning")
         for note in notes:
             typer.echo(note)
@@ -193,8 +206,14 @@ def relearn(
     with user_errors():
         if (run is None) == (model is None):
             raise ValueError("give either a `simnpo llm` run folder or --model")
-        config = RelearnConfig(fraction=fraction, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
-                               eval_at=parse_list(eval_at, int, "--eval-at"))  # fmt: skip
+        config = RelearnConfig(
+            fraction=fraction,
+            steps=steps,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            eval_at=parse_list(eval_at, int, "--eval-at"),
+        )
         targets, data_path, eval_config, ratios = relearn_targets(
             run, model, data, TofuEvalConfig(split=split, max_new_tokens=max_new_tokens), retain_results, cache_dir
         )
@@ -206,9 +225,17 @@ def relearn(
             curves = relearn_model(source, data_path, config, eval_config, ratios, folder / label, device, progress)
             fq = curves["forget_quality"]
             show = lambda v: "n/a" if v is None else f"{v:.3g}"  # noqa: E731
-            rows.append([label, show(fq[0]), show(fq[-1]), f"{curves['forget_Q_A_Prob'][0]:.3f}",
-                         f"{curves['forget_Q_A_Prob'][-1]:.3f}", f"{curves['forget_Q_A_ROUGE'][0]:.3f}",
-                         f"{curves['forget_Q_A_ROUGE'][-1]:.3f}"])  # fmt: skip
+            rows.append(
+                [
+                    label,
+                    show(fq[0]),
+                    show(fq[-1]),
+                    f"{curves['forget_Q_A_Prob'][0]:.3f}",
+                    f"{curves['forget_Q_A_Prob'][-1]:.3f}",
+                    f"{curves['forget_Q_A_ROUGE'][0]:.3f}",
+                    f"{curves['forget_Q_A_ROUGE'][-1]:.3f}",
+                ]
+            )
     header = ["model", "forget quality before", "after", "forget prob before", "after", "forget ROUGE before", "after"]
     print_table(
         header, rows, f"Relearning on {fraction:.0%} of {eval_config.split}, {steps} steps (lower after = more robust)"
@@ -217,10 +244,26 @@ def relearn(
 
 
 _TRAINER_OPTIONS = {
-    "split", "beta", "margin", "margin_convention", "forget_weight", "retain_weight", "kl_positions", "lr", "epochs",
-    "batch_size", "per_device_batch_size", "weight_decay", "warmup_epochs", "schedule", "optimizer", "bf16",
-    "gradient_checkpointing", "lora_rank", "seed",
-}  # fmt: skip
+    "split",
+    "beta",
+    "margin",
+    "margin_convention",
+    "forget_weight",
+    "retain_weight",
+    "kl_positions",
+    "lr",
+    "epochs",
+    "batch_size",
+    "per_device_batch_size",
+    "weight_decay",
+    "warmup_epochs",
+    "schedule",
+    "optimizer",
+    "bf16",
+    "gradient_checkpointing",
+    "lora_rank",
+    "seed",
+}
 
 
 def torch_cuda_available() -> bool:

@@ -15,12 +15,37 @@ def small_runs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("runs")
     calls = [
-        ["markov", "--retain-samples", "200", "--forget-samples", "100", "--iterations", "3", "--pretrain-epochs", "1",
-         "--no-cache", "--out", str(root / "markov")],
-        ["llm", "--finetune-epochs", "3", "--epochs", "2", "--eval-every", "1", "--max-new-tokens", "4",
-         "--cache-dir", str(root / "cache"), "--out", str(root / "llm")],
+        [
+            "markov",
+            "--retain-samples",
+            "200",
+            "--forget-samples",
+            "100",
+            "--iterations",
+            "3",
+            "--pretrain-epochs",
+            "1",
+            "--no-cache",
+            "--out",
+            str(root / "markov"),
+        ],
+        [
+            "llm",
+            "--finetune-epochs",
+            "3",
+            "--epochs",
+            "2",
+            "--eval-every",
+            "1",
+            "--max-new-tokens",
+            "4",
+            "--cache-dir",
+            str(root / "cache"),
+            "--out",
+            str(root / "llm"),
+        ],
         ["relearn", str(root / "llm"), "--steps", "2", "--eval-at", "0,2", "--max-new-tokens", "4"],
-    ]  # fmt: skip
+    ]
     for args in calls:
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output

@@ -10,8 +10,14 @@ from simnpo.analysis import tofu
 from simnpo.analysis.style import save_figure
 
 KINDS = (
-    "markov", "markov-weights", "tofu-quality-utility", "tofu-truth-ratio", "tofu-epochs", "tofu-weights", "relearn",
-)  # fmt: skip
+    "markov",
+    "markov-weights",
+    "tofu-quality-utility",
+    "tofu-truth-ratio",
+    "tofu-epochs",
+    "tofu-weights",
+    "relearn",
+)
 
 
 def figures(folders: list[Path]) -> dict[str, Callable]:

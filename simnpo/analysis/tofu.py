@@ -21,8 +21,14 @@ def tofu_records(folder: Path) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {"models": [], "history": [], "relearn": []}
     for summary_path in sorted(folder.glob("*/TOFU_SUMMARY.json")):
         label = summary_path.parent.name
-        out["models"].append({"run": folder.name, "model": label, **read_json(summary_path),
-                              "eval_path": str(summary_path.with_name("TOFU_EVAL.json"))})  # fmt: skip
+        out["models"].append(
+            {
+                "run": folder.name,
+                "model": label,
+                **read_json(summary_path),
+                "eval_path": str(summary_path.with_name("TOFU_EVAL.json")),
+            }
+        )
     for history_path in sorted(folder.glob("*/history.json")):
         method = history_path.parent.name
         history = read_json(history_path)
@@ -48,8 +54,16 @@ def plot_quality_utility(models: list[dict]):
         name = record["model"]
         label = None if name in labelled else method_label(name)
         labelled.add(name)
-        ax.scatter(record["model_utility"], max(fq, 1e-30), s=60, color=method_color(name), label=label,
-                   edgecolor="black", linewidth=0.5, marker="*" if name == "retain" else "o")  # fmt: skip
+        ax.scatter(
+            record["model_utility"],
+            max(fq, 1e-30),
+            s=60,
+            color=method_color(name),
+            label=label,
+            edgecolor="black",
+            linewidth=0.5,
+            marker="*" if name == "retain" else "o",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("model utility (harmonic mean of 9 TOFU scores)")
     ax.set_ylabel("forget quality (KS-test p-value, log scale)")
@@ -81,8 +95,14 @@ def plot_truth_ratio_memorisation(models: list[dict]):
         for name in names:
             ratios = _forget_ratios(by_name[name]["eval_path"])
             fq = ks_2samp(ratios[subset], retain[subset]).pvalue
-            ax.hist(np.log10(ratios[subset]), bins=bins, histtype="step", linewidth=1.6, color=method_color(name),
-                    label=f"{method_label(name)} (forget quality {fq:.2g})")  # fmt: skip
+            ax.hist(
+                np.log10(ratios[subset]),
+                bins=bins,
+                histtype="step",
+                linewidth=1.6,
+                color=method_color(name),
+                label=f"{method_label(name)} (forget quality {fq:.2g})",
+            )
         ax.set_xlabel("log10 truth ratio on forget items")
         ax.set_ylabel("items")
         ax.set_title(f"{title} ({int(subset.sum())} items)")
@@ -96,10 +116,16 @@ def plot_over_epochs(history: list[dict]):
     for name in dict.fromkeys(h["model"] for h in history):
         points = [h for h in history if h["model"] == name]
         epochs = [p["epoch"] for p in points]
-        axes[0, 0].plot(epochs, [p["model_utility"] for p in points], "o-", color=method_color(name),
-                        label=method_label(name))  # fmt: skip
-        axes[0, 1].plot(epochs, [max(p["forget_quality"] or 1e-30, 1e-30) for p in points], "o-",
-                        color=method_color(name), label=method_label(name))  # fmt: skip
+        axes[0, 0].plot(
+            epochs, [p["model_utility"] for p in points], "o-", color=method_color(name), label=method_label(name)
+        )
+        axes[0, 1].plot(
+            epochs,
+            [max(p["forget_quality"] or 1e-30, 1e-30) for p in points],
+            "o-",
+            color=method_color(name),
+            label=method_label(name),
+        )
     axes[0, 0].set_ylabel("model utility")
     axes[0, 1].set_ylabel("forget quality (log scale)")
     axes[0, 1].set_yscale("log")
@@ -169,8 +195,14 @@ def plot_weights_over_training(models: list[dict], history: list[dict], trainers
                     else:
                         w = simnpo_weights(logps, n, beta, margin, convention) * n
                     values.append(w[subset].mean().item())
-                ax.plot(epochs, values, style, marker="o", color=method_color(kind),
-                        label=f"{'NPO w' if kind == 'npo' else 'SimNPO |y|·w'}, {label} answers")  # fmt: skip
+                ax.plot(
+                    epochs,
+                    values,
+                    style,
+                    marker="o",
+                    color=method_color(kind),
+                    label=f"{'NPO w' if kind == 'npo' else 'SimNPO |y|·w'}, {label} answers",
+                )
         ax.set_xlabel("unlearning epoch")
         ax.set_ylabel("mean gradient weight per token")
         ax.set_title(f"unlearning with {method_label(method)} (β {beta:g})")
