@@ -63,19 +63,7 @@ def eval_command(
     save_config(folder, config, request, command="eval")
     with progress_bar() as progress:
         rows, notes = run_tofu_eval(request, config, plan, folder, progress)
-    header = [
-        "model",
-        "forget quality",
-        "model utility",
-        "forget truth ratio",
-        "forget prob",
-        "forget ROUGE-L",
-        "answer loss/token",
-    ]
-    print_table(header, rows, f"TOFU {split} ({protocol} protocol)")
-    for note in notes:
-        typer.echo(note)
-    typer.echo(f"wrote {folder}")
+    print_tofu_table(rows, notes, f"TOFU {split} ({protocol} protocol)", folder)
 
 
 @app.command("llm")
@@ -163,19 +151,7 @@ def llm_command(
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(code=1) from None
     if main:
-        header = [
-            "model",
-            "forget quality",
-            "model utility",
-            "forget truth ratio",
-            "forget prob",
-            "forget ROUGE-L",
-            "answer loss/token",
-        ]
-        print_table(header, rows, f"TOFU {eval_config.split}: before and after unlearning")
-        for note in notes:
-            typer.echo(note)
-        typer.echo(f"wrote {folder}")
+        print_tofu_table(rows, notes, f"TOFU {eval_config.split}: before and after unlearning", folder)
 
 
 @app.command()
@@ -270,3 +246,20 @@ def torch_cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def print_tofu_table(rows: list[list[str]], notes: list[str], title: str, folder: Path) -> None:
+    """The TOFU table of `eval` and `llm` (rows from ``tofu_run.table_row``), its notes, and where it was written."""
+    header = [
+        "model",
+        "forget quality",
+        "model utility",
+        "forget truth ratio",
+        "forget prob",
+        "forget ROUGE-L",
+        "answer loss/token",
+    ]
+    print_table(header, rows, title)
+    for note in notes:
+        typer.echo(note)
+    typer.echo(f"wrote {folder}")

@@ -28,44 +28,50 @@ def _required_fields(name: str) -> tuple[str, ...]:
     return ("question", "answer")
 
 
-def load_tofu(source: str | Path, name: str) -> list[dict]:
-    """Rows of one TOFU configuration from a local folder (``NAME.json``, JSON lines) or a hub dataset id."""
+def load_rows(
+    source: str | Path, local_file: str, hub_config: str, hub_split: str, what: str, fields: tuple[str, ...]
+) -> list[dict]:
+    """Rows of one data file from a local folder (``local_file`` below it, JSON lines) or a hub dataset
+    (``hub_config``/``hub_split``), each checked for ``fields``; every failure is one line naming ``what``."""
     import datasets
 
     folder = Path(source)
     try:
         if folder.is_dir():
-            path = folder / f"{name}.json"
+            path = folder / local_file
             if not path.is_file():
-                raise ValueError(f"{path} not found: a TOFU folder needs {name}.json (JSON lines)")
+                raise ValueError(f"{path} not found: a {what.split()[0]} folder needs {local_file} (JSON lines)")
             rows = datasets.load_dataset("json", data_files=str(path), split="train").to_list()
         elif folder.exists() or str(source).startswith((".", "/")):
-            raise ValueError(f"TOFU data folder {source} does not exist")
+            raise ValueError(f"{what.split()[0]} data folder {source} does not exist")
         else:
             from simnpo.llm.models import hub_reachable
 
             if not hub_reachable() and os.environ.get("HF_HUB_OFFLINE") != "1":
                 raise ValueError(
-                    f"cannot reach the Hugging Face Hub for dataset {source!r}; pass a local folder of "
-                    "TOFU JSON files with --data (or set HF_HUB_OFFLINE=1 to use the datasets cache)"
+                    f"cannot reach the Hugging Face Hub for dataset {source!r}; pass a local folder of its JSON "
+                    "files with --data (or set HF_HUB_OFFLINE=1 to use the datasets cache)"
                 )
-            rows = datasets.load_dataset(str(source), name=name, split="train").to_list()
+            rows = datasets.load_dataset(str(source), name=hub_config, split=hub_split).to_list()
     except ValueError:
         raise
     except Exception as err:  # hub unreachable, unknown dataset or config: one line, not a traceback
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(
-            f"could not load TOFU config {name!r} from {source!r} ({reason}); "
-            "pass a local folder of TOFU JSON files with --data"
+            f"could not load {what} from {source!r} ({reason}); pass a local folder of its JSON files with --data"
         ) from None
-    fields = _required_fields(name)
     for i, row in enumerate(rows):
         missing = [f for f in fields if f not in row]
         if missing:
-            raise ValueError(f"TOFU config {name!r} item {i} has no field {', '.join(missing)}")
+            raise ValueError(f"{what} item {i} has no field {', '.join(missing)}")
     if not rows:
-        raise ValueError(f"TOFU config {name!r} of {source} holds no items")
+        raise ValueError(f"{what} of {source} holds no items")
     return rows
+
+
+def load_tofu(source: str | Path, name: str) -> list[dict]:
+    """Rows of one TOFU configuration from a local folder (``NAME.json``) or a hub dataset id (``locuslab/TOFU``)."""
+    return load_rows(source, f"{name}.json", name, "train", f"TOFU config {name!r}", _required_fields(name))
 
 
 def format_prompt(tokenizer, question: str) -> str:
