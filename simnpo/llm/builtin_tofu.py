@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from simnpo.llm.finetune import FinetuneConfig, batch_nll, finetune
+from simnpo.llm.finetune import FinetuneConfig, finetune
 from simnpo.llm.mini_tofu import MiniTofuConfig, generate, write_mini_tofu
-from simnpo.llm.models import TinyLlamaConfig, load_model, load_tokenizer, tiny_llama, train_tokenizer
+from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, tiny_llama, train_tokenizer
 from simnpo.llm.tofu_data import FORGET_SPLITS, encode_qa, load_tofu
 from simnpo.runs import read_json, write_json
 
@@ -111,17 +111,6 @@ def ensure_model(
             {"trained_on": training_sets(name), "items": len(data), "last_epoch_loss": last_epoch_loss},
         )
     return folder
-
-
-def answer_loss(model_dir: Path, data_dir: Path, config: str) -> float:
-    """Token-mean NLL of a model on the answers of one configuration (how well it memorised them)."""
-    import torch
-
-    tokenizer, model = load_tokenizer(model_dir), load_model(model_dir)
-    rows = load_tofu(data_dir, config)
-    batch = encode_qa(tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows])
-    with torch.inference_mode():
-        return batch_nll(model, batch).item()
 
 
 class _staging:

@@ -15,7 +15,7 @@ from simnpo.llm.models import check_source, load_model, load_tokenizer, quiet_hu
 from simnpo.llm.tofu_data import FORGET_SPLITS, PERTURBED_SETS, load_tofu, require_pad_token
 from simnpo.llm.tofu_eval import ORIGINAL_MAX_ITEMS, TofuEvalConfig, evaluate_tofu, retain_truth_ratios, summary
 from simnpo.llm.tofu_metrics import forget_quality
-from simnpo.runs import write_json
+from simnpo.runs import read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,28 @@ def plan_tofu_eval(request: EvalRequest, config: TofuEvalConfig) -> EvalPlan:
 
 
 def run_tofu_eval(
-    request: EvalRequest, config: TofuEvalConfig, plan: EvalPlan, folder: Path, progress, accelerator=None
+    request: EvalRequest,
+    config: TofuEvalConfig,
+    plan: EvalPlan,
+    folder: Path,
+    progress,
+    accelerator=None,
+    reuse: bool = False,
 ) -> tuple[list[list[str]], list[str]]:
     """Evaluate the planned models in order; write ``LABEL/TOFU_EVAL.json`` and ``LABEL/TOFU_SUMMARY.json`` for
     each and ``summary.json`` for all; return the terminal table's rows and notes to print under it. With an
-    ``accelerator`` of several processes the items are shared out and only the main process writes."""
+    ``accelerator`` of several processes the items are shared out and only the main process writes. ``reuse``
+    (a resumed run of the same configuration) keeps evaluations already written instead of redoing them."""
     main = accelerator is None or accelerator.is_main_process
     summaries, rows, notes = {}, [], []
     retain_ratios = plan.retain_ratios
     for label, source in plan.models:
+        if reuse and (folder / label / "TOFU_SUMMARY.json").is_file():
+            summaries[label] = read_json(folder / label / "TOFU_SUMMARY.json")
+            rows.append(table_row(label, summaries[label]))
+            if label == "retain":
+                retain_ratios = retain_truth_ratios(folder / label / "TOFU_EVAL.json", config.split)
+            continue
         if plan.assets is not None and isinstance(source, Path):
             if main:
                 _build(plan.assets, source.name, progress)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from simnpo.llm.models import load_model, load_tokenizer
 from simnpo.llm.tofu_data import FORGET_SPLITS, load_tofu
-from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu, summary
+from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu, retain_truth_ratios, summary
 from simnpo.llm.tofu_run import EvalPlan, EvalRequest, run_tofu_eval, table_row
 from simnpo.llm.trainer import TrainerConfig, encode_unlearning_data, merged, unlearn
 from simnpo.runs import read_json, write_json
@@ -28,7 +28,6 @@ class LLMRunConfig:
 
     methods: tuple[str, ...] = ("npo_nll", "simnpo_nll")
     eval_every: int = 0
-    save_models: bool = True
     trainers: tuple[TrainerConfig, ...] = ()  # one per method, as resolved (saved in config.json)
 
     def __post_init__(self) -> None:
@@ -59,12 +58,10 @@ def run_llm_tofu(
     progress,
 ) -> tuple[list[list[str]], list[str]]:
     """Evaluate the starting points, then unlearn and evaluate each method; returns the table rows and notes."""
-    rows, notes = run_tofu_eval(request, eval_config, plan, folder, progress, accelerator)
-    start_label, start = plan.models[-1]  # the target (built-in) or the given model
-    retain_ratios = plan.retain_ratios
-    if (folder / "retain" / "TOFU_EVAL.json").is_file():
-        by_index = read_json(folder / "retain" / "TOFU_EVAL.json")["forget_truth_ratio"]["value_by_index"]
-        retain_ratios = [by_index[k]["score"] for k in sorted(by_index, key=int)]
+    rows, notes = run_tofu_eval(request, eval_config, plan, folder, progress, accelerator, reuse=True)
+    start = plan.models[-1][1]  # the target (built-in) or the given model
+    retain_file = folder / "retain" / "TOFU_EVAL.json"  # the built-in retain model, evaluated just above
+    retain_ratios = retain_truth_ratios(retain_file, eval_config.split) if retain_file.is_file() else plan.retain_ratios
     forget_rows = load_tofu(plan.data, eval_config.split)
     retain_rows = load_tofu(plan.data, FORGET_SPLITS[eval_config.split])
     for method, config in zip(run.methods, run.trainers):
@@ -80,7 +77,7 @@ def run_llm_tofu(
 
         evaluate = _evaluator(out, history, tokenizer, plan.data, eval_config, retain_ratios, accelerator)
         final = unlearn(model, data, config, accelerator, out, evaluate, run.eval_every, progress)
-        if run.save_models and accelerator.is_main_process:
+        if accelerator.is_main_process:
             merged(final).save_pretrained(str(out / "model"))
             tokenizer.save_pretrained(str(out / "model"))
         accelerator.wait_for_everyone()

@@ -1,7 +1,5 @@
 """Every figure kind rendered from small real runs, and `simnpo plot` on folders with nothing to plot."""
 
-import json
-
 from typer.testing import CliRunner
 
 from simnpo.analysis.plots import KINDS, figures, kind_of
@@ -53,4 +51,3 @@ def test_truth_ratio_legend_reports_forget_quality_per_subset(small_runs):
     assert len(labels) == 2 * 3 and all("forget quality" in label for label in labels)
     retain = [label for label in labels if label.startswith("retain")]
     assert all(label.endswith("(forget quality 1)") for label in retain)  # the reference against itself
-    json.dumps(labels)

@@ -31,11 +31,14 @@ def test_llm_runs_every_step_and_resumes(cache, tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     trainers = config["configs"]["LLMRunConfig"]["trainers"]
     assert [(t["method"], t["beta"], t["lr"]) for t in trainers] == [("npo_nll", 0.1, 5e-4), ("simnpo_nll", 0.5, 5e-4)]
-    # the same command again finds every method finished
+    # the same command again finds every evaluation and method finished and redoes none of them
+    written = (tmp_path / "target" / "TOFU_EVAL.json").stat().st_mtime_ns
     start = time.perf_counter()
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "resuming" in again.output
     assert json.loads((tmp_path / "simnpo_nll" / "history.json").read_text()) == history
+    assert (tmp_path / "target" / "TOFU_EVAL.json").stat().st_mtime_ns == written
+    assert again.output.count("simnpo_nll") >= 1 and "target" in again.output
     assert time.perf_counter() - start < 30
 
 

@@ -10,38 +10,35 @@ from simnpo.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def llm_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("relearn")
+@pytest.fixture
+def llm_run(small_runs):
+    """The session's small `simnpo llm` run (tests/conftest.py): relearned here into other folders."""
+    return small_runs / "llm"
+
+
+def test_relearning_a_run_raises_the_forget_probability(llm_run, tmp_path):
     args = [
-        "llm",
-        "--finetune-epochs",
-        "3",
-        "--epochs",
-        "2",
+        "relearn",
+        str(llm_run),
+        "--steps",
+        "8",
+        "--eval-at",
+        "0,4,8",
+        "--lr",
+        "1e-3",
         "--max-new-tokens",
         "4",
-        "--methods",
-        "simnpo_nll",
-        "--cache-dir",
-        str(root / "cache"),
         "--out",
-        str(root / "run"),
+        str(tmp_path),
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    return root / "run"
-
-
-def test_relearning_a_run_raises_the_forget_probability(llm_run):
-    args = ["relearn", str(llm_run), "--steps", "8", "--eval-at", "0,4,8", "--lr", "1e-3", "--max-new-tokens", "4"]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    curves = json.loads((llm_run / "relearn" / "simnpo_nll" / "relearn.json").read_text())
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["npo_nll", "simnpo_nll"]
+    curves = json.loads((tmp_path / "simnpo_nll" / "relearn.json").read_text())
     assert curves["steps"] == [0, 4, 8] and curves["relearn_items"] == 40
     assert curves["forget_Q_A_Prob"][-1] > curves["forget_Q_A_Prob"][0]
     assert all(v is not None for v in curves["forget_quality"])  # the run's retain model is the reference
-    assert (llm_run / "relearn" / "simnpo_nll" / "step8" / "TOFU_EVAL.json").is_file()
+    assert (tmp_path / "simnpo_nll" / "step8" / "TOFU_EVAL.json").is_file()
     assert "Relearning on 50% of forget10" in result.output
 
 
