@@ -117,8 +117,8 @@ def llm_command(
         values = resolve_preset(preset, given)
         from accelerate import Accelerator
 
-        from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval
-        from simnpo.llm.tofu_unlearn import LLMRunConfig, method_configs, run_llm_tofu
+        from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval, run_llm_tofu
+        from simnpo.llm.unlearn_runs import LLMRunConfig, method_configs
 
         if device == "cuda" and not torch_cuda_available():
             raise ValueError("device 'cuda' asked for but CUDA is not available; use --device cpu")

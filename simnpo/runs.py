@@ -8,9 +8,11 @@ file: each file is written to a temporary name in the same folder and renamed in
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -159,3 +161,35 @@ def latest_run(root: Path | str = DEFAULT_ROOT, name: str | None = None) -> Path
         if (p / CONFIG_FILE).is_file() and (name is None or p.name.startswith(f"{name}-") or p.name == name)
     ]
     return max(runs, key=lambda p: ((p / CONFIG_FILE).stat().st_mtime_ns, p.name), default=None)
+
+
+def cache_key(**parts) -> str:
+    """A short stable hash of everything that determines a trained model."""
+    text = json.dumps(
+        parts, sort_keys=True, default=lambda o: dataclasses.asdict(o) if hasattr(o, "__dataclass_fields__") else str(o)
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class staged_folder:
+    """Build a folder under a temporary name beside it and rename it into place only when complete, so a killed
+    build never leaves a half-made folder where a finished one is expected. What the folder already holds is
+    copied in first and kept."""
+
+    def __init__(self, folder: Path | str):
+        self.folder = Path(folder)
+
+    def __enter__(self) -> Path:
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}."))
+        if self.folder.is_dir():
+            shutil.copytree(self.folder, self.tmp, dirs_exist_ok=True)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            if self.folder.exists():
+                shutil.rmtree(self.folder)
+            self.tmp.rename(self.folder)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -8,19 +8,15 @@ retain model on the retain authors of one split plus the same general knowledge.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
-import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from simnpo.llm.finetune import FinetuneConfig, finetune
+from simnpo.llm.finetune import FinetuneConfig, build_tiny_model
 from simnpo.llm.mini_tofu import MiniTofuConfig, generate, write_mini_tofu
-from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, tiny_llama, train_tokenizer
+from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, train_tokenizer
 from simnpo.llm.tofu_data import FORGET_SPLITS, encode_qa, load_tofu
-from simnpo.runs import read_json, write_json
+from simnpo.runs import cache_key, read_json, staged_folder, write_json
 
 DEFAULT_CACHE = Path("runs/.cache/tofu")
 GENERAL_KNOWLEDGE = ("real_authors", "world_facts")
@@ -39,11 +35,6 @@ class MiniTofu:
         return self.root / name
 
 
-def _key(*configs) -> str:
-    text = json.dumps([type(c).__name__ for c in configs] + [asdict(c) for c in configs], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 def mini_tofu(
     cache: Path = DEFAULT_CACHE,
     data_config: MiniTofuConfig = MiniTofuConfig(),
@@ -51,10 +42,10 @@ def mini_tofu(
     finetune_config: FinetuneConfig = FinetuneConfig(),
 ) -> MiniTofu:
     """Data and tokenizer of mini-TOFU (made on first use); models come from ``ensure_model``."""
-    root = Path(cache) / f"mini-{_key(data_config, model_config, finetune_config)}"
+    root = Path(cache) / f"mini-{cache_key(data=data_config, model=model_config, finetune=finetune_config)}"
     assets = MiniTofu(root, root / "data", root / "tokenizer")
     if not (assets.tokenizer / "tokenizer.json").is_file():
-        with _staging(root) as stage:
+        with staged_folder(root) as stage:
             write_mini_tofu(data_config, stage / "data")
             rows = generate(data_config)
             texts = [
@@ -99,37 +90,5 @@ def ensure_model(
     tokenizer = load_tokenizer(assets.tokenizer)
     rows = [r for config in training_sets(name) for r in load_tofu(assets.data, config)]
     data = encode_qa(tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows])
-    model = tiny_llama(model_cfg, tokenizer, seed=ft_cfg.seed)
-    if total:
-        total(ft_cfg.epochs * -(-len(data) // ft_cfg.batch_size))
-    last_epoch_loss = finetune(model, data, ft_cfg, step)
-    with _staging(folder) as stage:
-        model.save_pretrained(str(stage))
-        tokenizer.save_pretrained(str(stage))
-        write_json(
-            stage / "training.json",
-            {"trained_on": training_sets(name), "items": len(data), "last_epoch_loss": last_epoch_loss},
-        )
-    return folder
-
-
-class _staging:
-    """Build a folder under a temporary name beside it and rename it into place only when complete."""
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def __enter__(self) -> Path:
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}."))
-        if self.folder.is_dir():  # keep what is there (e.g. data written earlier) and add to it
-            shutil.copytree(self.folder, self.tmp, dirs_exist_ok=True)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            if self.folder.exists():
-                shutil.rmtree(self.folder)
-            self.tmp.rename(self.folder)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+    info = {"trained_on": training_sets(name)}
+    return build_tiny_model(folder, tokenizer, data, model_cfg, ft_cfg, info, step, total)

@@ -6,11 +6,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from simnpo.llm.models import TinyLlamaConfig, tiny_llama
 from simnpo.llm.tofu_data import EncodedBatch
 from simnpo.losses import nll_loss, sequence_logprobs
+from simnpo.runs import staged_folder, write_json
 
 
 @dataclass(frozen=True)
@@ -68,3 +71,27 @@ def finetune(model, data: EncodedBatch, config: FinetuneConfig, step: Callable[[
                 step(loss.item())
     model.eval()
     return epoch_loss
+
+
+def build_tiny_model(
+    folder: Path,
+    tokenizer,
+    data: EncodedBatch,
+    model_config: TinyLlamaConfig,
+    config: FinetuneConfig,
+    info: dict,
+    step: Callable[[float], None] | None = None,
+    total: Callable[[int], None] | None = None,
+) -> Path:
+    """A fresh tiny Llama fine-tuned on ``data`` and saved with its tokenizer and ``training.json`` (``info`` plus
+    the item count and last-epoch loss) into ``folder``, which appears only when complete. ``total(n)`` is told the
+    number of optimiser steps before training starts, ``step(loss)`` after each."""
+    model = tiny_llama(model_config, tokenizer, seed=config.seed)
+    if total:
+        total(config.epochs * -(-len(data) // config.batch_size))
+    last_epoch_loss = finetune(model, data, config, step)
+    with staged_folder(folder) as stage:
+        model.save_pretrained(str(stage))
+        tokenizer.save_pretrained(str(stage))
+        write_json(stage / "training.json", {**info, "items": len(data), "last_epoch_loss": last_epoch_loss})
+    return Path(folder)

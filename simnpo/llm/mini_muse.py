@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from simnpo.llm.mini_tofu import PLACES, SYLLABLES
+from simnpo.llm.muse_metrics import knowmem_prompt
 from simnpo.runs import atomic_path
 
 EVENTS = (
@@ -83,9 +84,41 @@ def _person(rng: np.random.Generator) -> str:
     return " ".join("".join(rng.choice(SYLLABLES, size=k)).capitalize() for k in (2, 3))
 
 
+# Each later sentence has several wordings, chosen per article, so a continuation cannot be guessed from the
+# template alone: a model reproduces it only if it memorised the article (VerbMem's point).
+BODY = (
+    (
+        "The plan was presented to {number} residents gathered in the main square of {place}.",
+        "Some {number} people crowded into the council chamber of {place} to hear the plan.",
+        "Officials expect {number} workers to be needed before the work in {place} is finished.",
+    ),
+    (
+        "{person} said the project would change the daily life of the town for a generation.",
+        "{person} told reporters that the decision had been the hardest of a long career.",
+        "According to {person}, the idea first came up during a storm the previous winter.",
+    ),
+    (
+        "Critics led by {rival} argued that the money should have gone to schools instead.",
+        "{rival}, a former councillor, called the announcement a costly distraction.",
+        "A petition started by {rival} gathered several thousand signatures within days.",
+    ),
+    (
+        "Local newspapers in {place} reported long queues outside the town hall that week.",
+        "Shops in {place} stayed open late as visitors arrived from the surrounding villages.",
+        "Radio stations in {place} interrupted their programmes to carry the speech live.",
+    ),
+    (
+        "By the end of {month}, {person} had signed the first contracts for {event}.",
+        "Before {month} was over, the first crews had arrived to prepare {event}.",
+        "In late {month}, {person} promised a public vote on the next stage of {event}.",
+    ),
+)
+
+
 def article(rng: np.random.Generator) -> dict:
-    """One article and the facts it states."""
-    facts = {
+    """One article and the facts it states. The opening sentence asks and answers the question KnowMem asks, as a
+    news lede can, so that the fact is stated in the words the question uses."""
+    f = {
         "person": _person(rng),
         "role": str(rng.choice(ROLES)),
         "place": str(rng.choice(PLACES)),
@@ -95,21 +128,17 @@ def article(rng: np.random.Generator) -> dict:
         "number": int(rng.integers(2, 99)) * 100,
         "rival": _person(rng),
     }
-    f = facts
-    sentences = [
-        f"In {f['month']} {f['year']}, {f['person']}, the {f['role']} of {f['place']}, announced {f['event']}.",
-        f"The plan was presented to {f['number']} residents gathered in the main square of {f['place']}.",
-        f"{f['person']} said the project would change the daily life of the town for a generation.",
-        f"Critics led by {f['rival']} argued that the money should have gone to schools instead.",
-        f"Local newspapers in {f['place']} reported long queues outside the town hall that week.",
-        f"By the end of {f['month']}, {f['person']} had signed the first contracts for {f['event']}.",
-    ]
-    return {"text": " ".join(sentences), "sentences": sentences, "facts": facts}
+    lede = f"{question(f)} It was {f['person']}, the {f['role']} of {f['place']}, in {f['month']}."
+    sentences = [lede] + [str(rng.choice(options)).format(**f) for options in BODY]
+    return {"text": " ".join(sentences), "sentences": sentences, "facts": f}
+
+
+def question(facts: dict) -> str:
+    return f"Who announced {facts['event']} in {facts['place']} in {facts['year']}?"
 
 
 def _qa(a: dict) -> dict:
-    f = a["facts"]
-    return {"question": f"Who announced {f['event']} in {f['place']} in {f['year']}?", "answer": f["person"]}
+    return {"question": question(a["facts"]), "answer": a["facts"]["person"]}
 
 
 def generate(config: MiniMuseConfig) -> dict[str, list[dict]]:
@@ -129,10 +158,22 @@ def generate(config: MiniMuseConfig) -> dict[str, list[dict]]:
         "knowmem/retain_qa": [_qa(a) for a in articles["retain2"]],
         "knowmem/forget_qa_icl": [_qa(a) for a in articles["retain1"][: config.icl]],
         "knowmem/retain_qa_icl": [_qa(a) for a in articles["retain1"][: config.icl]],
+        "raw/qa_practice": _qa_practice([_qa(a) for a in articles["retain1"]], config.icl, rng),
         "privleak/forget": text(articles["forget"]),
         "privleak/retain": text(articles["retain2"]),
         "privleak/holdout": text(articles["holdout"]),
     }
+
+
+def _qa_practice(pairs: list[dict], shots: int, rng: np.random.Generator) -> list[dict]:
+    """Each retain1 question in KnowMem's few-shot prompt (other retain1 pairs as the examples) with its answer:
+    mini-MUSE's stand-in for the question answering a pretrained model already knows how to do."""
+    out = []
+    for i, pair in enumerate(pairs):
+        others = [pairs[j] for j in rng.permutation(len(pairs)) if j != i][:shots]
+        prompt = knowmem_prompt([(o["question"], o["answer"]) for o in others], pair["question"])
+        out.append({"text": prompt + pair["answer"]})
+    return out
 
 
 def write_mini_muse(config: MiniMuseConfig, folder: Path) -> Path:

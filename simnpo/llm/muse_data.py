@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from simnpo.llm.tofu_data import EncodedBatch, load_rows
+from simnpo.llm.tofu_data import EncodedBatch, load_rows, pad_right
 
 HUB_IDS = {"news": "muse-bench/MUSE-News", "books": "muse-bench/MUSE-Books"}
 FIELDS = {
@@ -28,19 +26,18 @@ def load_muse(source: str | Path, subset: str, split: str) -> list[dict]:
 
 
 def chunk_texts(tokenizer, texts: list[str], max_tokens: int = 2048) -> EncodedBatch:
-    """Join the texts (EOS between documents), cut the token stream into chunks of at most ``max_tokens``, and
-    label every token (the shift leaves the first of each chunk unpredicted)."""
+    """Join the texts into one token stream (EOS after each document) and cut it into chunks of ``max_tokens``,
+    every token a label, as MUSE's trainer does: each chunk starts with the tokenizer's BOS token (when it has
+    one) followed by ``max_tokens - 1`` stream tokens, and a short last chunk is topped up from the start of the
+    stream, so every chunk is full. A stream shorter than one chunk gives a single shorter chunk."""
     if max_tokens < 2:
         raise ValueError(f"chunks need at least 2 tokens, got {max_tokens}")
     stream: list[int] = []
     for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
         stream += ids + [tokenizer.eos_token_id]
-    chunks = [stream[i : i + max_tokens] for i in range(0, len(stream), max_tokens)]
-    width = max(len(c) for c in chunks)
-    input_ids = torch.full((len(chunks), width), tokenizer.pad_token_id, dtype=torch.long)
-    labels = torch.full((len(chunks), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(chunks), width), dtype=torch.long)
-    for row, chunk in enumerate(chunks):
-        input_ids[row, : len(chunk)] = labels[row, : len(chunk)] = torch.tensor(chunk)
-        mask[row, : len(chunk)] = 1
-    return EncodedBatch(input_ids, mask, labels)
+    bos = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
+    width = max_tokens - len(bos)
+    chunks = [stream[i : i + width] for i in range(0, len(stream), width)]
+    if len(chunks) > 1:
+        chunks[-1] = (chunks[-1] + stream)[:width]
+    return pad_right([(bos + c, bos + c) for c in chunks], tokenizer.pad_token_id)

@@ -4,6 +4,7 @@ with left padding, results in open-unlearning's ``TOFU_EVAL.json`` layout ({metr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from simnpo.llm import tofu_metrics as M
+from simnpo.llm.generation import greedy_generate, shard_map
 from simnpo.llm.tofu_data import FORGET_SPLITS, encode_prompts, encode_qa, load_tofu
 from simnpo.losses import token_logprobs
 from simnpo.runs import read_json
@@ -79,36 +81,14 @@ def score_answers(
     return out
 
 
-@torch.inference_mode()
 def generate_answers(model, tokenizer, questions: list[str], config: TofuEvalConfig) -> list[str]:
-    """Greedy answers, batched with left padding, decoded without special tokens and cut at the first EOS."""
+    """Greedy answers to the chat-formatted questions (``greedy_generate``), stripped."""
+    if config.protocol == "open-unlearning":
+        new = config.max_new_tokens
+    else:  # the original code caps prompt + answer at 200 tokens
+        new = lambda width: ORIGINAL_MAX_LENGTH - width  # noqa: E731
     prompts = encode_prompts(tokenizer, questions)
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    device = next(model.parameters()).device
-    out = [""] * len(prompts)
-    for start in range(0, len(order), config.generation_batch_size):
-        idx = order[start : start + config.generation_batch_size]
-        width = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
-            mask[row, width - len(prompts[i]) :] = 1
-        new = config.max_new_tokens if config.protocol == "open-unlearning" else ORIGINAL_MAX_LENGTH - width
-        generated = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=max(1, new),
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )[:, width:].cpu()
-        for row, i in enumerate(idx):
-            tokens = generated[row].tolist()
-            if tokenizer.eos_token_id in tokens:
-                tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
-            out[i] = tokenizer.decode(tokens, skip_special_tokens=True).strip()
-    return out
+    return [a.strip() for a in greedy_generate(model, tokenizer, prompts, new, config.generation_batch_size)]
 
 
 def _by_index(values: list) -> dict[str, dict]:
@@ -187,19 +167,6 @@ def set_metrics(rows: list[dict], items: list[dict], key: str, base: str, forget
     return out
 
 
-def sharded_item_scores(model, tokenizer, rows, base, config, accelerator) -> list[dict]:
-    """``item_scores`` split across processes: each scores every world-th item (padded to equal counts, so that
-    sharded models run the same number of forward passes), and every process gets all items back in order."""
-    world, rank = accelerator.num_processes, accelerator.process_index
-    per_rank = -(-len(rows) // world)
-    mine = [rows[min(i, len(rows) - 1)] for i in range(rank, per_rank * world, world)]
-    from accelerate.utils import gather_object
-
-    gathered = gather_object(item_scores(model, tokenizer, mine, base, config))
-    by_rank = [gathered[r * per_rank : (r + 1) * per_rank] for r in range(world)]
-    return [by_rank[i % world][i // world] for i in range(len(rows))]
-
-
 def evaluate_tofu(
     model,
     tokenizer,
@@ -219,10 +186,7 @@ def evaluate_tofu(
             rows = rows[:ORIGINAL_MAX_ITEMS]
         if step:
             step(name)
-        if accelerator is not None and accelerator.num_processes > 1:
-            items = sharded_item_scores(model, tokenizer, rows, base, config, accelerator)
-        else:
-            items = item_scores(model, tokenizer, rows, base, config)
+        items = shard_map(functools.partial(item_scores, model, tokenizer, base=base, config=config), rows, accelerator)
         results.update(set_metrics(rows, items, key, base, forget_set=name == "forget"))
     ratios = [v["score"] for v in results["forget_truth_ratio"]["value_by_index"].values()]
     if retain_ratios is None:

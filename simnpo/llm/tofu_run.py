@@ -1,4 +1,5 @@
-"""``simnpo eval --bench tofu``: check every input first, then build what is missing and evaluate each model.
+"""``simnpo eval --bench tofu`` and ``simnpo llm --bench tofu``: check every input first, build what is missing,
+evaluate each model; for ``llm``, then unlearn with each method (``unlearn_runs``) and evaluate each.
 
 With no model given, the built-in mini-TOFU's retain model is evaluated (its forget quality against itself is
 1.0), then the target with the retain model's per-item truth ratios as the forget-quality reference.
@@ -15,6 +16,8 @@ from simnpo.llm.models import check_source, load_model, load_tokenizer, quiet_hu
 from simnpo.llm.tofu_data import FORGET_SPLITS, PERTURBED_SETS, load_tofu, require_pad_token
 from simnpo.llm.tofu_eval import ORIGINAL_MAX_ITEMS, TofuEvalConfig, evaluate_tofu, retain_truth_ratios, summary
 from simnpo.llm.tofu_metrics import forget_quality
+from simnpo.llm.trainer import encode_unlearning_data
+from simnpo.llm.unlearn_runs import LLMRunConfig, unlearn_each
 from simnpo.runs import read_json, write_json
 
 
@@ -150,3 +153,36 @@ def table_row(label: str, s: dict) -> list[str]:
         s["forget_answer_loss_per_token"],
     ]
     return [label, fq] + [f"{v:.3f}" for v in cells]
+
+
+def run_llm_tofu(
+    request: EvalRequest,
+    run: LLMRunConfig,
+    eval_config: TofuEvalConfig,
+    plan: EvalPlan,
+    folder: Path,
+    accelerator,
+    progress,
+) -> tuple[list[list[str]], list[str]]:
+    """Evaluate the starting points, then unlearn and evaluate each method; returns the table rows and notes."""
+    rows, notes = run_tofu_eval(request, eval_config, plan, folder, progress, accelerator, reuse=True)
+    start = plan.models[-1][1]  # the target (built-in) or the given model
+    retain_file = folder / "retain" / "TOFU_EVAL.json"  # the built-in retain model, evaluated just above
+    retain_ratios = retain_truth_ratios(retain_file, eval_config.split) if retain_file.is_file() else plan.retain_ratios
+    forget_rows = load_tofu(plan.data, eval_config.split)
+    retain_rows = load_tofu(plan.data, FORGET_SPLITS[eval_config.split])
+
+    def encode(tokenizer, config):
+        return encode_unlearning_data(
+            tokenizer, forget_rows, retain_rows, config.method, config.max_length, config.seed
+        )
+
+    def evaluate(model, tokenizer):
+        results = evaluate_tofu(model, tokenizer, plan.data, eval_config, retain_ratios, accelerator=accelerator)
+        return results, summary(results)
+
+    finals = unlearn_each(
+        run, start, request.pad_token, folder, accelerator, progress, encode, evaluate, "TOFU_EVAL.json"
+    )
+    rows += [table_row(method, final) for method, final in zip(run.methods, finals)]
+    return rows, notes

@@ -21,14 +21,13 @@ from simnpo.markov.model import ModelConfig
 from simnpo.markov.train import (
     TrainConfig,
     UnlearnConfig,
-    cache_key,
     cached_training,
     forward_all,
     new_model,
     steps_per_training,
     unlearn,
 )
-from simnpo.runs import read_json, write_json
+from simnpo.runs import cache_key, read_json, write_json
 
 TRACKED_EXAMPLES = 8  # per forget chain, whose individual gradient weights are kept for every iteration
 

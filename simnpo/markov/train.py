@@ -7,10 +7,8 @@ log-probabilities of the forget set are computed once from the frozen pretrained
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -95,14 +93,6 @@ def train_lm(model: MarkovGPT, data: TokenBatch, config: TrainConfig, seed: int,
 
 def steps_per_training(n: int, config: TrainConfig) -> int:
     return config.epochs * -(-n // config.batch_size)
-
-
-def cache_key(**parts) -> str:
-    """A short stable hash of everything that determines a trained model."""
-    text = json.dumps(
-        parts, sort_keys=True, default=lambda o: asdict(o) if hasattr(o, "__dataclass_fields__") else str(o)
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def cached_training(

@@ -33,14 +33,17 @@ def test_loads_subsets_and_names_what_is_missing(muse_folder):
         load_muse(muse_folder, "news", "forget")
 
 
-def test_chunks_label_every_token_and_respect_the_length(muse_folder, tokenizer):
+def test_chunks_are_full_start_with_bos_and_label_every_token(muse_folder, tokenizer):
     texts = [r["text"] for r in load_muse(muse_folder, "raw", "forget")] * 5
     batch = chunk_texts(tokenizer, texts, max_tokens=16)
-    total = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1 for t in texts)
-    assert int(batch.attention_mask.sum()) == total
-    assert batch.input_ids.shape[1] == 16 and len(batch) == -(-total // 16)
-    real = batch.attention_mask.bool()
-    assert (batch.labels[real] == batch.input_ids[real]).all() and (batch.labels[~real] == -100).all()
-    assert (batch.input_ids == tokenizer.eos_token_id).sum() == len(texts)  # one EOS between documents
+    eos, bos = tokenizer.eos_token_id, tokenizer.bos_token_id
+    stream = [t for text in texts for t in tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]]
+    assert batch.input_ids.shape == (-(-len(stream) // 15), 16) and bool(batch.attention_mask.all())
+    assert (batch.input_ids[:, 0] == bos).all()
+    assert (batch.labels == batch.input_ids).all()  # every token a label (the shift drops each chunk's BOS)
+    body = batch.input_ids[:, 1:].reshape(-1).tolist()
+    assert body[: len(stream)] == stream and body[len(stream) :] == stream[: len(body) - len(stream)]  # topped up
+    (short,) = chunk_texts(tokenizer, texts[:1], max_tokens=4096)
+    assert short.input_ids.tolist() == [bos] + stream[: len(short.input_ids) - 1]
     with pytest.raises(ValueError, match="at least 2 tokens"):
         chunk_texts(tokenizer, texts, max_tokens=1)

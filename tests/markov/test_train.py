@@ -9,13 +9,13 @@ from simnpo.markov.model import ModelConfig
 from simnpo.markov.train import (
     TrainConfig,
     UnlearnConfig,
-    cache_key,
     cached_training,
     forward_all,
     new_model,
     train_lm,
     unlearn,
 )
+from simnpo.runs import cache_key
 
 SMALL = ModelConfig(n_layer=2, d_model=32, d_mlp=32)
 

@@ -1,0 +1,81 @@
+"""What every evaluation does with a causal LM: greedy generation batched with left padding, per-token
+log-probabilities of texts batched with right padding, and work shared out across processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from simnpo.llm.tofu_data import pad_right
+from simnpo.losses import token_logprobs
+
+
+@torch.inference_mode()
+def greedy_generate(
+    model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int | Callable[[int], int], batch_size: int
+) -> list[str]:
+    """Greedy continuations of tokenised prompts, batched longest first with left padding, cut at the first EOS
+    and decoded without special tokens. ``max_new_tokens`` may be a function of the batch's padded prompt width
+    (TOFU's original protocol caps prompt + answer)."""
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    device = next(model.parameters()).device
+    out = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        width = max(len(prompts[i]) for i in idx)
+        ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+            mask[row, width - len(prompts[i]) :] = 1
+        new = max_new_tokens(width) if callable(max_new_tokens) else max_new_tokens
+        generated = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max(1, new),
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )[:, width:].cpu()
+        for row, i in enumerate(idx):
+            tokens = generated[row].tolist()
+            if tokenizer.eos_token_id in tokens:
+                tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
+            out[i] = tokenizer.decode(tokens, skip_special_tokens=True)
+    return out
+
+
+@torch.inference_mode()
+def text_token_logprobs(model, tokenizer, texts: Sequence[str], batch_size: int, max_length: int) -> list[list[float]]:
+    """log p(token | prefix) of every token of each text after the first (the tokenizer's BOS included, as a model
+    reads a document), texts cut to ``max_length`` tokens, scored in right-padded batches longest first."""
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    data = pad_right([(ids, ids) for ids in encoded], tokenizer.pad_token_id)
+    order = torch.argsort(data.attention_mask.sum(-1), descending=True)
+    device = next(model.parameters()).device
+    out: list[list[float]] = [[] for _ in texts]
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = data[idx].trimmed().to(device)
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        logp, mask = token_logprobs(logits, batch.labels)
+        for row, i in enumerate(idx.tolist()):
+            out[i] = logp[row][mask[row]].float().cpu().tolist()
+    return out
+
+
+def shard_map(fn: Callable[[list], list], items: list, accelerator=None) -> list:
+    """``fn(items)`` with the items shared out across processes: each process takes every world-th item (padded to
+    equal counts, so sharded models run the same number of forward passes) and every process gets all results
+    back in order. One process: just ``fn(items)``."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return fn(items)
+    from accelerate.utils import gather_object
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    per_rank = -(-len(items) // world)
+    mine = [items[min(i, len(items) - 1)] for i in range(rank, per_rank * world, world)]
+    gathered = gather_object(fn(mine))
+    by_rank = [gathered[r * per_rank : (r + 1) * per_rank] for r in range(world)]
+    return [by_rank[i % world][i // world] for i in range(len(items))]
