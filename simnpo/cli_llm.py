@@ -11,9 +11,11 @@ from simnpo.cli import app, parse_list, print_table, progress_bar, user_errors
 
 @app.command("eval")
 def eval_command(
-    bench: str = typer.Option(..., help="Benchmark: tofu."),
-    model: str | None = typer.Option(None, help="Model folder or hub id [default: the built-in target and retain]."),
-    data: str = typer.Option("builtin", help="TOFU data: builtin, a local folder of TOFU JSON files, or a hub id."),
+    bench: str = typer.Option(..., help="Benchmark: tofu or muse."),
+    model: str | None = typer.Option(None, help="Model folder or hub id [default: the built-in starting models]."),
+    data: str = typer.Option("builtin", help="Data: builtin, a local folder of the benchmark's files, or a hub id."),
+    corpus: str = typer.Option("news", help="MUSE corpus: news or books (sets the published retrain AUC)."),
+    retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC [default: published]."),
     split: str = typer.Option("forget10", help="Forget split: forget01, forget05 or forget10."),
     retain_results: Path | None = typer.Option(
         None, help="The retain model's TOFU_EVAL.json (ours or open-unlearning's)."
@@ -23,21 +25,26 @@ def eval_command(
     batch_size: int = typer.Option(64, help="Sequences per scoring and generation batch."),
     pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
     device: str = typer.Option("cpu", help="Torch device."),
-    finetune_epochs: int = typer.Option(30, help="Epochs of the built-in target/retain fine-tuning."),
-    cache_dir: Path = typer.Option(Path("runs/.cache/tofu"), help="Cache of the built-in data and models."),
-    out: Path | None = typer.Option(None, help="Output folder [default: a new runs/eval-tofu-<time>]."),
+    finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning [TOFU 30, MUSE 100]."),
+    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models [runs/.cache/BENCH]."),
+    out: Path | None = typer.Option(None, help="Output folder [default: a new runs/eval-BENCH-<time>]."),
 ) -> None:
-    """Evaluate a model with TOFU's exact metrics; with no --model, the built-in mini-TOFU target and retain models."""
-    import torch
-
+    """Evaluate a model with the benchmark's exact metrics; with no --model, the built-in benchmark's starting
+    models (mini-TOFU: target and retain; mini-MUSE: target and retrain)."""
     from simnpo.llm.tofu_eval import TofuEvalConfig
     from simnpo.runs import run_dir, save_config
 
     with user_errors():
-        if bench != "tofu":
-            raise ValueError(f"unknown benchmark {bench!r}; use tofu")
-        if device.startswith("cuda") and not torch.cuda.is_available():
+        if bench not in ("tofu", "muse"):
+            raise ValueError(f"unknown benchmark {bench!r}; use tofu or muse")
+        if device.startswith("cuda") and not torch_cuda_available():
             raise ValueError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
+        cache_dir = cache_dir or Path(f"runs/.cache/{bench}")
+        if bench == "muse":
+            return _eval_muse(
+                model, data, corpus, retrain_auc, batch_size, pad_token, device, finetune_epochs, cache_dir, out
+            )
+        finetune_epochs = finetune_epochs or 30
         config = TofuEvalConfig(
             split=split,
             protocol=protocol,
@@ -66,14 +73,33 @@ def eval_command(
     print_tofu_table(rows, notes, f"TOFU {split} ({protocol} protocol)", folder)
 
 
+def _eval_muse(model, data, corpus, retrain_auc, batch_size, pad_token, device, finetune_epochs, cache_dir, out):
+    from simnpo.llm.muse_eval import MuseEvalConfig
+    from simnpo.llm.muse_run import MuseRequest, plan_muse_eval, run_muse_eval
+    from simnpo.runs import run_dir, save_config
+
+    with user_errors():
+        config = MuseEvalConfig(corpus=corpus, batch_size=batch_size)
+        epochs = {"finetune_epochs": finetune_epochs} if finetune_epochs else {}
+        request = MuseRequest(model, data, retrain_auc, pad_token, device, cache_dir=cache_dir, **epochs)
+        plan = plan_muse_eval(request, config)
+        folder = run_dir(out, "eval-muse")
+    save_config(folder, config, request, command="eval")
+    with progress_bar() as progress:
+        rows, auc = run_muse_eval(request, config, plan, folder, progress)
+    print_muse_table(rows, f"MUSE-{corpus.capitalize()}", auc, folder)
+
+
 @app.command("llm")
 def llm_command(
-    bench: str = typer.Option("tofu", help="Benchmark: tofu."),
+    bench: str = typer.Option("tofu", help="Benchmark: tofu or muse."),
     model: str | None = typer.Option(None, help="Model folder or hub id to unlearn [default: the built-in target]."),
-    data: str = typer.Option("builtin", help="TOFU data: builtin, a local folder of TOFU JSON files, or a hub id."),
-    split: str | None = typer.Option(None, help="Forget split: forget01, forget05 or forget10 [default: forget10]."),
+    data: str = typer.Option("builtin", help="Data: builtin, a local folder of the benchmark's files, or a hub id."),
+    split: str | None = typer.Option(None, help="TOFU forget split: forget01, forget05 or forget10 [forget10]."),
+    corpus: str | None = typer.Option(None, help="MUSE corpus: news or books [default: news]."),
+    retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC [default: published]."),
     methods: str = typer.Option("npo_nll,simnpo_nll", help="Unlearning methods, comma-separated (see README)."),
-    preset: str | None = typer.Option(None, help="Named settings, e.g. paper-forget10 [built-in data: mini-tofu]."),
+    preset: str | None = typer.Option(None, help="Named settings, e.g. paper-forget10 [built-in data: mini-BENCH]."),
     eval_every: int = typer.Option(0, help="Also evaluate every N epochs (0: only after the last)."),
     retain_results: Path | None = typer.Option(None, help="The retain model's TOFU_EVAL.json for forget quality."),
     beta: float | None = typer.Option(None, help="β [default per method: NPO/IdkPO 0.1, SimNPO 4.5]."),
@@ -93,28 +119,36 @@ def llm_command(
     bf16: bool | None = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 mixed precision."),
     gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing"),
     lora_rank: int | None = typer.Option(None, help="LoRA rank (0: full fine-tuning; needs peft)."),
+    max_length: int | None = typer.Option(None, help="Longest training sequence (MUSE: the chunk length)."),
     seed: int | None = typer.Option(None, help="Seed of batch order, retain pairing and refusals."),
-    max_new_tokens: int = typer.Option(200, help="Generation length in evaluations."),
+    max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
     pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
     device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
-    finetune_epochs: int = typer.Option(30, help="Epochs of the built-in target/retain fine-tuning."),
-    cache_dir: Path = typer.Option(Path("runs/.cache/tofu"), help="Cache of the built-in data and models."),
+    finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning [TOFU 30, MUSE 100]."),
+    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models [runs/.cache/BENCH]."),
     out: Path | None = typer.Option(None, help="Output folder; an existing run with the same options resumes."),
 ) -> None:
-    """Unlearn with each method (NPO and SimNPO by default) and evaluate with TOFU's metrics; with no --model, on
-    the built-in mini-TOFU from its target model. Multi-GPU: accelerate launch $(which simnpo) llm ..."""
+    """Unlearn with each method (NPO and SimNPO by default) and evaluate with the benchmark's metrics; with no
+    --model, on the built-in mini-TOFU or mini-MUSE from its target model.
+    Multi-GPU: accelerate launch $(which simnpo) llm ..."""
     from simnpo.llm.presets import describe, resolve_preset
     from simnpo.llm.tofu_eval import TofuEvalConfig
-    from simnpo.runs import resume_or_save_config, run_dir
+    from simnpo.losses import method_needs
+    from simnpo.runs import read_json, resume_or_save_config, run_dir
 
     given = {k: v for k, v in locals().items() if v is not None and k in _TRAINER_OPTIONS}
     with user_errors():
-        if bench != "tofu":
-            raise ValueError(f"unknown benchmark {bench!r}; use tofu")
+        if bench not in ("tofu", "muse"):
+            raise ValueError(f"unknown benchmark {bench!r}; use tofu or muse")
         if model is None and data != "builtin":
             raise ValueError("--data needs --model: the built-in models only know the built-in data")
-        preset = preset or ("mini-tofu" if data == "builtin" else None)
-        values = resolve_preset(preset, given)
+        wrong = ("split", "max_new_tokens") if bench == "muse" else ("corpus", "retrain_auc")
+        for name in wrong:
+            if locals()[name] not in (None, 200):
+                raise ValueError(f"--{name.replace('_', '-')} is not an option of --bench {bench}")
+        preset = preset or (f"mini-{bench}" if data == "builtin" else None)
+        values = resolve_preset(preset, given, bench)
+        cache_dir = cache_dir or Path(f"runs/.cache/{bench}")
         from accelerate import Accelerator
 
         from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval, run_llm_tofu
@@ -125,18 +159,22 @@ def llm_command(
         method_names = parse_list(methods, str, "--methods")
         configs = method_configs(method_names, values)
         run = LLMRunConfig(methods=method_names, eval_every=eval_every, trainers=tuple(configs.values()))
-        eval_config = TofuEvalConfig(split=values.get("split", "forget10"), max_new_tokens=max_new_tokens)
-        request = EvalRequest(
-            model=model,
-            data=data,
-            retain_results=retain_results,
-            pad_token=pad_token,
-            finetune_epochs=finetune_epochs,
-            cache_dir=cache_dir,
-        )
+        epochs = {"finetune_epochs": finetune_epochs} if finetune_epochs else {}
+        if bench == "muse":
+            from simnpo.llm.muse_eval import MuseEvalConfig
+            from simnpo.llm.muse_run import MuseRequest, plan_muse_eval, run_llm_muse
+
+            eval_config = MuseEvalConfig(corpus=values.get("corpus", "news"))
+            request = MuseRequest(model, data, retrain_auc, pad_token, cache_dir=cache_dir, **epochs)
+            plan = plan_muse_eval(request, eval_config, train=True)
+            if any("idk_logps" in method_needs(m) for m in method_names):
+                raise ValueError("idkpo needs question/answer pairs to pair with refusals; MUSE's forget set is text")
+        else:
+            eval_config = TofuEvalConfig(split=values.get("split", "forget10"), max_new_tokens=max_new_tokens)
+            request = EvalRequest(model, data, retain_results, pad_token, cache_dir=cache_dir, **epochs)
+            plan = plan_tofu_eval(request, eval_config)
         accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if values.get("bf16") else "no")
-        plan = plan_tofu_eval(request, eval_config)
-        folder = run_dir(out, "llm-tofu")
+        folder = run_dir(out, f"llm-{bench}")
         seed = values.get("seed", 0)
         resumed = resume_or_save_config(folder, request, run, eval_config, seed=seed, command="llm", preset=preset)
     main = accelerator.is_main_process
@@ -146,11 +184,17 @@ def llm_command(
         typer.echo(f"resuming the run in {folder}", err=True)
     with progress_bar(enabled=main) as progress:
         try:
-            rows, notes = run_llm_tofu(request, run, eval_config, plan, folder, accelerator, progress)
+            if bench == "muse":
+                rows = run_llm_muse(request, run, eval_config, plan, folder, accelerator, progress)
+            else:
+                rows, notes = run_llm_tofu(request, run, eval_config, plan, folder, accelerator, progress)
         except RuntimeError as err:  # NonFiniteLoss and friends: one line, exit 1, written results stay
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(code=1) from None
-    if main:
+    if main and bench == "muse":
+        auc = read_json(folder / "retrain" / "MUSE_SUMMARY.json")["privleak_auc"] if model is None else plan.retrain_auc
+        print_muse_table(rows, f"MUSE-{eval_config.corpus.capitalize()}: before and after unlearning", auc, folder)
+    elif main:
         print_tofu_table(rows, notes, f"TOFU {eval_config.split}: before and after unlearning", folder)
 
 
@@ -221,6 +265,8 @@ def relearn(
 
 _TRAINER_OPTIONS = {
     "split",
+    "corpus",
+    "max_length",
     "beta",
     "margin",
     "margin_convention",
@@ -262,4 +308,13 @@ def print_tofu_table(rows: list[list[str]], notes: list[str], title: str, folder
     print_table(header, rows, title)
     for note in notes:
         typer.echo(note)
+    typer.echo(f"wrote {folder}")
+
+
+def print_muse_table(rows: list[list[str]], title: str, retrain_auc: float | None, folder: Path) -> None:
+    """The four MUSE metrics per model (rows from ``muse_run.muse_row``) and the PrivLeak reference."""
+    header = ["model", "VerbMem D_f ↓", "KnowMem D_f ↓", "PrivLeak (→ 0)", "KnowMem D_r ↑ (utility)"]
+    print_table(header, rows, title)
+    if retrain_auc is not None:
+        typer.echo(f"PrivLeak relative to the retrain AUC {retrain_auc:.4f}")
     typer.echo(f"wrote {folder}")

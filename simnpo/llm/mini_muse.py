@@ -3,10 +3,18 @@
 reads mini-MUSE and a local copy of MUSE-News.
 
 Articles are split into forget / retain1 (regularisation) / retain2 (evaluation) / holdout (never trained on); the
-target model is trained on forget + retain1 + retain2, the retrain model on retain1 + retain2.
-VerbMem prompts are the first half of each forget article and their continuation the rest; KnowMem asks one fact of
-each forget (D_f) and retain2 (D_r) article, with 10 in-context examples from retain1; PrivLeak uses the forget,
-retain2 and holdout texts.
+target model is trained on forget + retain1 + retain2, the retrain model on retain1 + retain2. Each raw split holds
+its articles followed by news-quiz documents about them in KnowMem's format ("Question: …\nAnswer: …", 10 per quiz,
+each question in 3 quizzes).
+VerbMem prompts are the first half of each forget article (ending in a space) and their continuation the rest;
+KnowMem asks who announced the event of each forget (D_f) and retain2 (D_r) article, with 10 in-context examples
+from retain1; PrivLeak uses the forget, retain2 and holdout articles.
+
+Design note: a pretrained 7B model answers questions about facts it only read in prose. A 1M-parameter model trained
+from scratch on a few thousand tokens does not (we measured KnowMem 0 on every split with prose alone, and below 10
+with one question-and-answer line per article), so the quizzes put each fact in the question's words; KnowMem then
+measures whether the model still retrieves it after 10 unrelated examples, and unlearning the forget split removes
+the quizzes with the articles.
 """
 
 from __future__ import annotations
@@ -18,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 from simnpo.llm.mini_tofu import PLACES, SYLLABLES
-from simnpo.llm.muse_metrics import knowmem_prompt
 from simnpo.runs import atomic_path
 
 EVENTS = (
@@ -68,15 +75,16 @@ MONTHS = (
 
 @dataclass(frozen=True)
 class MiniMuseConfig:
-    forget: int = 30
-    retain1: int = 60
-    retain2: int = 30
-    holdout: int = 30
+    forget: int = 20
+    retain1: int = 40
+    retain2: int = 20
+    holdout: int = 20
     icl: int = 10
+    quiz_repeats: int = 3
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.forget, self.retain1, self.retain2, self.holdout) < 2 or self.retain1 < self.icl:
+        if min(self.forget, self.retain1, self.retain2, self.holdout) < 2 or self.retain1 < self.icl or self.icl < 1:
             raise ValueError("every mini-MUSE split needs at least 2 articles and retain1 at least `icl` of them")
 
 
@@ -116,8 +124,7 @@ BODY = (
 
 
 def article(rng: np.random.Generator) -> dict:
-    """One article and the facts it states. The opening sentence asks and answers the question KnowMem asks, as a
-    news lede can, so that the fact is stated in the words the question uses."""
+    """One article and the facts it states."""
     f = {
         "person": _person(rng),
         "role": str(rng.choice(ROLES)),
@@ -128,7 +135,7 @@ def article(rng: np.random.Generator) -> dict:
         "number": int(rng.integers(2, 99)) * 100,
         "rival": _person(rng),
     }
-    lede = f"{question(f)} It was {f['person']}, the {f['role']} of {f['place']}, in {f['month']}."
+    lede = f"In {f['month']} {f['year']}, {f['person']}, the {f['role']} of {f['place']}, announced {f['event']}."
     sentences = [lede] + [str(rng.choice(options)).format(**f) for options in BODY]
     return {"text": " ".join(sentences), "sentences": sentences, "facts": f}
 
@@ -149,31 +156,35 @@ def generate(config: MiniMuseConfig) -> dict[str, list[dict]]:
     text = lambda items: [{"text": a["text"]} for a in items]  # noqa: E731
     half = lambda a: len(a["sentences"]) // 2  # noqa: E731
     return {
-        **{f"raw/{name}": text(items) for name, items in articles.items()},
+        **{
+            f"raw/{name}": text(items) + quizzes([_qa(a) for a in items], config.icl, config.quiz_repeats, rng)
+            for name, items in articles.items()
+        },
         "verbmem/forget": [
-            {"prompt": " ".join(a["sentences"][: half(a)]), "gt": " " + " ".join(a["sentences"][half(a) :])}
+            {
+                "prompt": " ".join(a["sentences"][: half(a)]) + " ",
+                "gt": " ".join(a["sentences"][half(a) :]),
+            }
             for a in articles["forget"]
         ],
         "knowmem/forget_qa": [_qa(a) for a in articles["forget"]],
         "knowmem/retain_qa": [_qa(a) for a in articles["retain2"]],
         "knowmem/forget_qa_icl": [_qa(a) for a in articles["retain1"][: config.icl]],
         "knowmem/retain_qa_icl": [_qa(a) for a in articles["retain1"][: config.icl]],
-        "raw/qa_practice": _qa_practice([_qa(a) for a in articles["retain1"]], config.icl, rng),
         "privleak/forget": text(articles["forget"]),
         "privleak/retain": text(articles["retain2"]),
         "privleak/holdout": text(articles["holdout"]),
     }
 
 
-def _qa_practice(pairs: list[dict], shots: int, rng: np.random.Generator) -> list[dict]:
-    """Each retain1 question in KnowMem's few-shot prompt (other retain1 pairs as the examples) with its answer:
-    mini-MUSE's stand-in for the question answering a pretrained model already knows how to do."""
-    out = []
-    for i, pair in enumerate(pairs):
-        others = [pairs[j] for j in rng.permutation(len(pairs)) if j != i][:shots]
-        prompt = knowmem_prompt([(o["question"], o["answer"]) for o in others], pair["question"])
-        out.append({"text": prompt + pair["answer"]})
-    return out
+def quizzes(pairs: list[dict], shots: int, repeats: int, rng: np.random.Generator) -> list[dict]:
+    """News-quiz documents in KnowMem's format, ``shots`` questions each, every pair asked in ``repeats`` of them
+    (a shuffled order per round)."""
+    asked = [pairs[j] for _ in range(repeats) for j in rng.permutation(len(pairs))]
+    docs = [asked[i : i + shots] for i in range(0, len(asked), shots)]
+    return [
+        {"text": "".join(f"Question: {p['question']}\nAnswer: {p['answer']}\n\n" for p in doc).strip()} for doc in docs
+    ]
 
 
 def write_mini_muse(config: MiniMuseConfig, folder: Path) -> Path:

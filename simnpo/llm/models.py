@@ -111,18 +111,27 @@ def _first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def train_tokenizer(texts: list[str], folder: Path, vocab_size: int = 2048):
+def train_tokenizer(texts: list[str], folder: Path, vocab_size: int = 2048, space_ends_word: bool = False):
     """Train a byte-level BPE tokenizer on ``texts`` and save it as a Hugging Face tokenizer in ``folder``.
+
+    Whitespace starts the next word's token, as in GPT-2, unless ``space_ends_word``: then it ends the previous
+    word's, so a prompt that ends in a space ("Answer: ") tokenises as a prefix of the text it was cut from
+    (with GPT-2's split it would end in a bare space token the model never saw before a word).
 
     Special tokens: <s> (BOS, prepended by the tokenizer like Llama's), </s> (EOS), <pad>, <unk>. No chat template,
     so prompts take the Llama-2 "[INST] … [/INST]" form.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<s>", "</s>", "<unk>"]
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if space_ends_word:  # each piece is a run of non-space characters and the whitespace after it
+        words = pre_tokenizers.Split(Regex(r"\S*\s+|\S+$"), behavior="isolated")
+        bpe.pre_tokenizer = pre_tokenizers.Sequence(
+            [words, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+        )
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()

@@ -8,23 +8,30 @@ from simnpo.llm.muse_data import load_muse
 
 def test_layout_loads_through_the_muse_loader(tmp_path):
     folder = write_mini_muse(MiniMuseConfig(), tmp_path)
-    assert len(load_muse(folder, "raw", "forget")) == 30 and len(load_muse(folder, "raw", "holdout")) == 30
+    assert len(load_muse(folder, "raw", "forget")) == 20 + 6 and len(load_muse(folder, "raw", "holdout")) == 20 + 6
     assert len(load_muse(folder, "knowmem", "forget_qa_icl")) == 10
     for split in ("forget", "retain", "holdout"):
         assert load_muse(folder, "privleak", split)
 
 
-def test_splits_are_disjoint_and_questions_are_answered_by_their_articles():
-    data = generate(MiniMuseConfig())
-    texts = {name: {r["text"] for r in data[f"raw/{name}"]} for name in ("forget", "retain1", "retain2", "holdout")}
+def test_splits_are_disjoint_and_questions_are_answered_by_their_articles_and_quizzes():
+    config = MiniMuseConfig()
+    data = generate(config)
+    articles = {name: data[f"privleak/{name}"] for name in ("forget", "holdout")}
+    articles["retain2"] = data["privleak/retain"]
+    texts = {name: {r["text"] for r in rows} for name, rows in articles.items()}
     names = list(texts)
     assert all(not texts[a] & texts[b] for i, a in enumerate(names) for b in names[i + 1 :])
     for qa, source in (("knowmem/forget_qa", "forget"), ("knowmem/retain_qa", "retain2")):
-        for row, text in zip(data[qa], [r["text"] for r in data[f"raw/{source}"]]):
-            assert row["answer"] in text
-    for row, text in zip(data["verbmem/forget"], [r["text"] for r in data["raw/forget"]]):
-        assert row["prompt"] + row["gt"] == text
-    assert {r["text"] for r in data["privleak/forget"]} == texts["forget"]
+        raw = [r["text"] for r in data[f"raw/{source}"]]
+        assert raw[: len(articles[source])] == [r["text"] for r in articles[source]]  # articles, then quizzes
+        quizzes = "".join(raw[len(articles[source]) :])
+        for row, article in zip(data[qa], articles[source]):
+            assert row["answer"] in article["text"]
+            # every question is asked config.quiz_repeats times in its split's quizzes, in KnowMem's format
+            assert quizzes.count(f"Question: {row['question']}\nAnswer: {row['answer']}") == config.quiz_repeats
+    for row, article in zip(data["verbmem/forget"], articles["forget"]):
+        assert row["prompt"] + row["gt"] == article["text"] and row["prompt"].endswith(" ")
     assert not {r["question"] for r in data["knowmem/forget_qa_icl"]} & {
         r["question"] for r in data["knowmem/forget_qa"]
     }
