@@ -50,3 +50,20 @@ def trained_model(tiny_model, tokenizer, tofu_folder):
 def builtin_cache(tmp_path_factory):
     """One cache of the default-size built-in mini-TOFU for the slow tests (built by the first that needs it)."""
     return tmp_path_factory.mktemp("builtin-cache")
+
+
+@pytest.fixture(scope="session")
+def small_muse(tmp_path_factory):
+    """A small mini-MUSE folder, its tokenizer (whitespace ends words, as the built-in one) and an untrained tiny
+    Llama saved with it as a model folder: (data folder, model folder)."""
+    from simnpo.llm.mini_muse import MiniMuseConfig, write_mini_muse
+    from simnpo.llm.mini_muse import generate as generate_muse
+
+    root = tmp_path_factory.mktemp("muse")
+    config = MiniMuseConfig(forget=4, retain1=6, retain2=4, holdout=4, icl=3)
+    data = write_mini_muse(config, root / "data")
+    texts = [t for rows in generate_muse(config).values() for r in rows for t in r.values()]
+    tokenizer = train_tokenizer(texts, root / "model", vocab_size=512, space_ends_word=True)
+    model = tiny_llama(TinyLlamaConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2), tokenizer, seed=0)
+    model.save_pretrained(str(root / "model"))
+    return data, root / "model"

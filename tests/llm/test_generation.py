@@ -1,0 +1,44 @@
+"""Evaluation helpers: left-padded batched generation and right-padded text log-probabilities equal one at a time,
+and the hand computation."""
+
+import pytest
+import torch
+
+from simnpo.llm.generation import greedy_generate, shard_map, text_token_logprobs
+from simnpo.llm.models import load_model, load_tokenizer
+
+TEXTS = ["Rain fell in Quessen.", "The mayor of a small town announced a new bridge in March.", "Who?"]
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(small_muse):
+    _, folder = small_muse
+    return load_model(folder), load_tokenizer(folder)
+
+
+def test_batched_greedy_generation_equals_one_at_a_time(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    prompts = tokenizer(TEXTS)["input_ids"]
+    batched = greedy_generate(model, tokenizer, prompts, 6, batch_size=3)
+    assert batched == [greedy_generate(model, tokenizer, [p], 6, batch_size=1)[0] for p in prompts]
+    # a callable length sees the padded prompt width (TOFU's original protocol)
+    widths = []
+    greedy_generate(model, tokenizer, prompts, lambda w: widths.append(w) or 2, batch_size=3)
+    assert widths == [max(len(p) for p in prompts)]
+
+
+def test_text_log_probabilities_batched_equal_the_hand_computation(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    batched = text_token_logprobs(model, tokenizer, TEXTS, batch_size=3, max_length=64)
+    for text, values in zip(TEXTS, batched):
+        ids = torch.tensor([tokenizer(text)["input_ids"]])
+        with torch.no_grad():
+            logp = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+        expected = logp.gather(-1, ids[0, 1:, None])[:, 0]
+        assert values == pytest.approx(expected.tolist(), abs=1e-5)
+    cut = text_token_logprobs(model, tokenizer, TEXTS[1:2], batch_size=1, max_length=5)
+    assert len(cut[0]) == 4  # cut to max_length tokens, BOS included, so 4 predicted
+
+
+def test_shard_map_on_one_process_is_the_function():
+    assert shard_map(lambda xs: [x * 2 for x in xs], [1, 2, 3]) == [2, 4, 6]
