@@ -10,7 +10,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 @pytest.fixture(scope="session")
 def small_runs(tmp_path_factory):
-    """A tiny Markov run, a tiny `simnpo llm` run with evaluation every epoch, and its relearning."""
+    """A tiny Markov run, a tiny `simnpo llm` run with evaluation every epoch, its relearning, and a tiny
+    `simnpo llm --bench muse` run."""
     from simnpo.cli import app
 
     root = tmp_path_factory.mktemp("runs")
@@ -45,6 +46,8 @@ def small_runs(tmp_path_factory):
             str(root / "llm"),
         ],
         ["relearn", str(root / "llm"), "--steps", "2", "--eval-at", "0,2", "--max-new-tokens", "4"],
+        ["llm", "--bench", "muse", "--finetune-epochs", "2", "--epochs", "1", "--cache-dir", str(root / "muse-cache")]
+        + ["--out", str(root / "muse")],
     ]
     for args in calls:
         result = CliRunner().invoke(app, args)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from simnpo.analysis import markov as mk
-from simnpo.analysis import tofu
+from simnpo.analysis import muse, tofu
 from simnpo.analysis.style import save_figure
 
 KINDS = (
@@ -17,13 +17,15 @@ KINDS = (
     "tofu-epochs",
     "tofu-weights",
     "relearn",
+    "muse-privleak-utility",
+    "muse-table",
 )
 
 
 def figures(folders: list[Path]) -> dict[str, Callable]:
     """Figure name -> a function drawing it, for every figure the folders have data for."""
     out: dict[str, Callable] = {}
-    records: dict[str, list] = {"models": [], "history": [], "relearn": []}
+    records: dict[str, list] = {"models": [], "history": [], "relearn": [], "muse": []}
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
@@ -33,6 +35,11 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
             for case in results["cases"]:
                 out[f"markov_{case}"] = lambda r=results, c=case: mk.plot_trajectories(r, c)
                 out[f"markov_{case}_weights"] = lambda r=results, c=case: mk.plot_weights_over_iterations(r, c)
+        found_muse = muse.muse_records(folder)
+        records["muse"] += found_muse
+        if found_muse:
+            title = f"MUSE ({folder.name})"
+            out[f"muse_table_{folder.name}"] = lambda m=found_muse, t=title: muse.plot_metric_table(m, t)
         found = tofu.tofu_records(folder)
         for key, values in found.items():
             records[key] += values
@@ -48,6 +55,8 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
         out["tofu_quality_utility"] = lambda: tofu.plot_quality_utility(records["models"])
     if len({h["epoch"] for h in records["history"]}) > 1:
         out["tofu_epochs"] = lambda: tofu.plot_over_epochs(records["history"])
+    if any(r.get("privleak") is not None for r in records["muse"]):
+        out["muse_privleak_utility"] = lambda: muse.plot_privleak_utility(records["muse"])
     if records["relearn"]:
         out["relearn"] = lambda: tofu.plot_relearning(records["relearn"])
     return out
@@ -69,7 +78,13 @@ def kind_of(name: str) -> str:
         return "tofu-truth-ratio"
     if name.startswith("tofu_weights"):
         return "tofu-weights"
-    return {"tofu_quality_utility": "tofu-quality-utility", "tofu_epochs": "tofu-epochs"}.get(name, name)
+    if name.startswith("muse_table"):
+        return "muse-table"
+    return {
+        "tofu_quality_utility": "tofu-quality-utility",
+        "tofu_epochs": "tofu-epochs",
+        "muse_privleak_utility": "muse-privleak-utility",
+    }.get(name, name)
 
 
 def select(folders: list[Path], kinds: tuple[str, ...] | None) -> dict[str, Callable]:

@@ -32,6 +32,8 @@ def tofu_records(folder: Path) -> dict[str, list[dict]]:
     for history_path in sorted(folder.glob("*/history.json")):
         method = history_path.parent.name
         history = read_json(history_path)
+        if not history or "forget_truth_ratio" not in history[-1]:  # another benchmark's run
+            continue
         for point in history:
             out["history"].append({"run": folder.name, "model": method, **point})
         last = history[-1]

@@ -2,6 +2,7 @@
 
 from typer.testing import CliRunner
 
+from simnpo.analysis.muse import muse_records
 from simnpo.analysis.plots import KINDS, figures, kind_of
 from simnpo.analysis.tofu import tofu_records
 from simnpo.cli import app
@@ -16,9 +17,17 @@ def test_records_of_an_llm_run(small_runs):
     assert {c["model"] for c in records["relearn"]} == {"npo_nll", "simnpo_nll"}
 
 
+def test_records_of_a_muse_run(small_runs):
+    records = muse_records(small_runs / "muse")
+    assert [r["model"] for r in records] == ["retrain", "target", "npo_nll", "simnpo_nll"]
+    assert records[0]["privleak"] == 0.0 and all(r["knowmem_r"] is not None for r in records)
+    assert tofu_records(small_runs / "muse") == {"models": [], "history": [], "relearn": []}
+
+
 def test_every_figure_kind_renders_from_real_runs(small_runs, tmp_path):
     out = tmp_path / "figs"
-    result = runner.invoke(app, ["plot", str(small_runs / "markov"), str(small_runs / "llm"), "--out", str(out)])
+    folders = [str(small_runs / name) for name in ("markov", "llm", "muse")]
+    result = runner.invoke(app, ["plot", *folders, "--out", str(out)])
     assert result.exit_code == 0, result.output
     names = {p.stem for p in out.iterdir()}
     assert {kind_of(n) for n in names} == set(KINDS)
