@@ -100,6 +100,8 @@ def relearn_targets(
         saved = read_json(Path(run) / "config.json")["configs"]
         if "LLMRunConfig" not in saved:
             raise ValueError(f"{run} is not a `simnpo llm` run folder")
+        if "TofuEvalConfig" not in saved:
+            raise ValueError(f"{run} is not a TOFU run: the relearning attack runs on `simnpo llm --bench tofu` runs")
         request = EvalRequest(**{**saved["EvalRequest"], "cache_dir": Path(saved["EvalRequest"]["cache_dir"])})
         config = replace(config, split=saved["TofuEvalConfig"]["split"], protocol=saved["TofuEvalConfig"]["protocol"])
         targets = [(m, Path(run) / m / "model") for m in saved["LLMRunConfig"]["methods"]]

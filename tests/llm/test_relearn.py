@@ -78,3 +78,8 @@ def test_bad_relearn_input(llm_run, args, message):
     full = ["relearn", *args] if not args or args[0] == "--model" else ["relearn", str(llm_run), *args]
     result = runner.invoke(app, full)
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_relearning_a_muse_run_is_refused_clearly(small_runs):
+    result = runner.invoke(app, ["relearn", str(small_runs / "muse")])
+    assert result.exit_code == 2 and "is not a TOFU run" in result.output, result.output
