@@ -134,7 +134,7 @@ def llm_command(
     from simnpo.llm.presets import describe, resolve_preset
     from simnpo.llm.tofu_eval import TofuEvalConfig
     from simnpo.losses import method_needs
-    from simnpo.runs import read_json, resume_or_save_config, run_dir
+    from simnpo.runs import resume_or_save_config, run_dir
 
     given = {k: v for k, v in locals().items() if v is not None and k in _TRAINER_OPTIONS}
     with user_errors():
@@ -185,14 +185,13 @@ def llm_command(
     with progress_bar(enabled=main) as progress:
         try:
             if bench == "muse":
-                rows = run_llm_muse(request, run, eval_config, plan, folder, accelerator, progress)
+                rows, auc = run_llm_muse(request, run, eval_config, plan, folder, accelerator, progress)
             else:
                 rows, notes = run_llm_tofu(request, run, eval_config, plan, folder, accelerator, progress)
         except RuntimeError as err:  # NonFiniteLoss and friends: one line, exit 1, written results stay
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(code=1) from None
     if main and bench == "muse":
-        auc = read_json(folder / "retrain" / "MUSE_SUMMARY.json")["privleak_auc"] if model is None else plan.retrain_auc
         print_muse_table(rows, f"MUSE-{eval_config.corpus.capitalize()}: before and after unlearning", auc, folder)
     elif main:
         print_tofu_table(rows, notes, f"TOFU {eval_config.split}: before and after unlearning", folder)

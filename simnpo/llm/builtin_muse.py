@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from simnpo.llm.finetune import FinetuneConfig, build_tiny_model
+from simnpo.llm.finetune import BuiltinAssets, FinetuneConfig, build_tiny_model
 from simnpo.llm.mini_muse import MiniMuseConfig, generate, write_mini_muse
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, train_tokenizer
 from simnpo.llm.muse_data import chunk_texts, load_muse
@@ -34,19 +34,7 @@ class BuiltinMuseConfig:
     finetune: FinetuneConfig = FinetuneConfig(epochs=100, batch_size=8)
 
 
-@dataclass(frozen=True)
-class MiniMuse:
-    """Paths of a built mini-MUSE."""
-
-    root: Path
-    data: Path
-    tokenizer: Path
-
-    def model(self, name: str) -> Path:
-        """``target`` or ``retrain``."""
-        if name not in TRAINING_SETS:
-            raise ValueError(f"unknown built-in MUSE model {name!r}; use target or retrain")
-        return self.root / name
+MiniMuse = BuiltinAssets
 
 
 def mini_muse(
@@ -71,6 +59,8 @@ def ensure_model(
     assets: MiniMuse, name: str, step: Callable[[float], None] | None = None, total: Callable[[int], None] | None = None
 ) -> Path:
     """Fine-tune the built-in ``target`` or ``retrain`` model unless it is cached; returns its folder."""
+    if name not in TRAINING_SETS:
+        raise ValueError(f"unknown built-in MUSE model {name!r}; use target or retrain")
     folder = assets.model(name)
     if (folder / "training.json").is_file():
         return folder

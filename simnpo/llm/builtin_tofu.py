@@ -9,10 +9,9 @@ retain model on the retain authors of one split plus the same general knowledge.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from simnpo.llm.finetune import FinetuneConfig, build_tiny_model
+from simnpo.llm.finetune import BuiltinAssets, FinetuneConfig, build_tiny_model
 from simnpo.llm.mini_tofu import MiniTofuConfig, generate, write_mini_tofu
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, train_tokenizer
 from simnpo.llm.tofu_data import FORGET_SPLITS, encode_qa, load_tofu
@@ -22,17 +21,7 @@ DEFAULT_CACHE = Path("runs/.cache/tofu")
 GENERAL_KNOWLEDGE = ("real_authors", "world_facts")
 
 
-@dataclass(frozen=True)
-class MiniTofu:
-    """Paths of a built mini-TOFU."""
-
-    root: Path
-    data: Path
-    tokenizer: Path
-
-    def model(self, name: str) -> Path:
-        """``target`` or a retain configuration name such as ``retain90``."""
-        return self.root / name
+MiniTofu = BuiltinAssets
 
 
 def mini_tofu(

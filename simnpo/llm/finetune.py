@@ -95,3 +95,26 @@ def build_tiny_model(
         tokenizer.save_pretrained(str(stage))
         write_json(stage / "training.json", {**info, "items": len(data), "last_epoch_loss": last_epoch_loss})
     return Path(folder)
+
+
+def progress_callbacks(progress, description: str):
+    """The ``(step, total)`` callbacks of ``build_tiny_model`` driving one bar of ``progress``, made when the
+    number of steps is known."""
+    state = {}
+
+    def total(n: int) -> None:
+        state["advance"] = progress(description, n)
+
+    return (lambda loss: state["advance"](1)), total
+
+
+@dataclass(frozen=True)
+class BuiltinAssets:
+    """Paths of a built-in benchmark: its data, its tokenizer and a folder per model."""
+
+    root: Path
+    data: Path
+    tokenizer: Path
+
+    def model(self, name: str) -> Path:
+        return self.root / name

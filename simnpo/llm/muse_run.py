@@ -1,18 +1,18 @@
 """``simnpo eval --bench muse`` and ``simnpo llm --bench muse``: check every input first, build what is missing,
 evaluate each model; for ``llm``, then unlearn with each method (``unlearn_runs``) and evaluate each.
 
-With no model given, the built-in mini-MUSE's retrain model is evaluated first: its PrivLeak AUC is the reference of
-every later model (its own PrivLeak is 0). For a given model, the reference is ``retrain_auc`` when given, else the
+PrivLeak's reference AUC is ``retrain_auc`` when given; else, on the built-in mini-MUSE, the built-in retrain model
+is evaluated first and its measured AUC is the reference of every later model (its own PrivLeak is 0); else the
 benchmark's published retrain AUC of the corpus (muse.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from simnpo.llm.builtin_muse import DEFAULT_CACHE, BuiltinMuseConfig, MiniMuse, ensure_model, mini_muse
-from simnpo.llm.finetune import FinetuneConfig
+from simnpo.llm.finetune import progress_callbacks
 from simnpo.llm.models import check_source, load_model, load_tokenizer, quiet_hugging_face
 from simnpo.llm.muse_data import HUB_IDS, chunk_texts, load_muse
 from simnpo.llm.muse_eval import MuseEvalConfig, evaluate_muse, muse_summary
@@ -66,7 +66,8 @@ def plan_muse_eval(request: MuseRequest, config: MuseEvalConfig, train: bool = F
         )
     assets = None
     if builtin:
-        build = BuiltinMuseConfig(finetune=FinetuneConfig(epochs=request.finetune_epochs, batch_size=8))
+        default = BuiltinMuseConfig()
+        build = replace(default, finetune=replace(default.finetune, epochs=request.finetune_epochs))
         assets = mini_muse(request.cache_dir, build=build)
     plan = MusePlan(data=str(assets.data) if builtin else request.data, assets=assets)
     for subset, split in EVAL_FILES + (TRAIN_FILES if train else ()):
@@ -75,10 +76,14 @@ def plan_muse_eval(request: MuseRequest, config: MuseEvalConfig, train: bool = F
         check_source(request.model, "model")
         require_pad_token(load_tokenizer(request.model, request.pad_token), request.model)
         plan.models.append(("model", request.model))
-        plan.retrain_auc = request.retrain_auc or RETRAIN_AUC[config.corpus]
     else:
-        plan.models += [("retrain", assets.model("retrain")), ("target", assets.model("target"))]
-        plan.retrain_auc = request.retrain_auc  # None: measured on the retrain model
+        plan.models.append(("target", assets.model("target")))
+    if request.retrain_auc is not None:
+        plan.retrain_auc = request.retrain_auc
+    elif builtin:  # measured on the built-in retrain model, evaluated first
+        plan.models.insert(0, ("retrain", assets.model("retrain")))
+    else:
+        plan.retrain_auc = RETRAIN_AUC[config.corpus]
     return plan
 
 
@@ -101,18 +106,17 @@ def run_muse_eval(
         if reuse and done.is_file():
             summaries[label] = read_json(done)
         else:
-            if plan.assets is not None and main:
-                _build(plan.assets, label, progress)
+            if label in ("retrain", "target") and main:  # the built-in models, made on first use
+                ensure_model(plan.assets, label, *progress_callbacks(progress, f"fine-tune built-in {label}"))
             if accelerator is not None:
                 accelerator.wait_for_everyone()
             tokenizer = load_tokenizer(source, request.pad_token)
             model = load_model(source, request.device if accelerator is None else accelerator.device)
             advance = progress(f"evaluate {label}", 4)
-            reference = None if label == "retrain" and retrain_auc is None else retrain_auc
             results = evaluate_muse(
-                model, tokenizer, plan.data, config, reference, lambda _, a=advance: a(1), accelerator
+                model, tokenizer, plan.data, config, retrain_auc, lambda _, a=advance: a(1), accelerator
             )
-            if reference is None:  # the built-in retrain model: the reference of every later model, 0 against itself
+            if retrain_auc is None:  # the built-in retrain model (planned first): the reference of every later model
                 results["privleak"].update(agg_value=0.0, retrain_auc=results["privleak"]["auc"])
             summaries[label] = {**muse_summary(results), "source": str(source)}
             if main:
@@ -124,15 +128,6 @@ def run_muse_eval(
     if main:
         write_json(folder / "summary.json", summaries)
     return rows, retrain_auc
-
-
-def _build(assets: MiniMuse, name: str, progress) -> None:
-    state = {}
-
-    def total(n: int) -> None:
-        state["advance"] = progress(f"fine-tune built-in {name}", n)
-
-    ensure_model(assets, name, step=lambda loss: state["advance"](1), total=total)
 
 
 def muse_row(label: str, s: dict) -> list[str]:
@@ -148,9 +143,9 @@ def run_llm_muse(
     folder: Path,
     accelerator,
     progress,
-) -> list[list[str]]:
+) -> tuple[list[list[str]], float | None]:
     """Evaluate the starting points, then unlearn the forget texts (retain1 texts for the retain term) with each
-    method and evaluate each; returns the table rows."""
+    method and evaluate each; returns the table rows and the retrain AUC of PrivLeak."""
     rows, retrain_auc = run_muse_eval(request, config, plan, folder, progress, accelerator, reuse=True)
     forget = [r["text"] for r in load_muse(plan.data, "raw", "forget")]
     retain = [r["text"] for r in load_muse(plan.data, "raw", "retain1")]
@@ -167,4 +162,4 @@ def run_llm_muse(
     finals = unlearn_each(
         run, start, request.pad_token, folder, accelerator, progress, encode, evaluate, "MUSE_EVAL.json"
     )
-    return rows + [muse_row(method, final) for method, final in zip(run.methods, finals)]
+    return rows + [muse_row(method, final) for method, final in zip(run.methods, finals)], retrain_auc

@@ -65,19 +65,11 @@ PRESETS: dict[str, dict] = {
     "paper-muse-books": {**_PAPER_MUSE, "corpus": "books", "betas": {"npo": 0.1, "simnpo": 0.75}, "margin": 0.0},
     # the built-in mini-MUSE on 2 CPU cores, tuned here (README)
     "mini-muse": {
-        "bench": "muse",
-        "betas": {"npo": 0.1, "simnpo": 0.7},
+        **_PAPER_MUSE,
         "lr": 2e-4,
-        "epochs": 10,
-        "batch_size": 4,
-        "weight_decay": 0.0,
-        "warmup_epochs": 0.0,
-        "schedule": "constant",
-        "optimizer": "adamw",
         "bf16": False,
-        "retain_weight": 0.1,
-        "forget_weight": 1.0,
         "margin": 0.0,
+        "margin_convention": "paper",
         "max_length": 128,
     },
 }

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simnpo.llm.builtin_tofu import DEFAULT_CACHE, MiniTofu, ensure_model, mini_tofu
-from simnpo.llm.finetune import FinetuneConfig
+from simnpo.llm.finetune import FinetuneConfig, progress_callbacks
 from simnpo.llm.models import check_source, load_model, load_tokenizer, quiet_hugging_face
 from simnpo.llm.tofu_data import FORGET_SPLITS, PERTURBED_SETS, load_tofu, require_pad_token
 from simnpo.llm.tofu_eval import ORIGINAL_MAX_ITEMS, TofuEvalConfig, evaluate_tofu, retain_truth_ratios, summary
@@ -103,7 +103,7 @@ def run_tofu_eval(
             continue
         if plan.assets is not None and isinstance(source, Path):
             if main:
-                _build(plan.assets, source.name, progress)
+                ensure_model(plan.assets, source.name, *progress_callbacks(progress, f"fine-tune built-in {label}"))
             if accelerator is not None:
                 accelerator.wait_for_everyone()
         tokenizer = load_tokenizer(source, request.pad_token)
@@ -132,15 +132,6 @@ def run_tofu_eval(
     if main:
         write_json(folder / "summary.json", summaries)
     return rows, notes
-
-
-def _build(assets: MiniTofu, name: str, progress) -> None:
-    state = {}
-
-    def total(n: int) -> None:
-        state["advance"] = progress(f"fine-tune built-in {name}", n)
-
-    ensure_model(assets, name, step=lambda loss: state["advance"](1), total=total)
 
 
 def table_row(label: str, s: dict) -> list[str]:

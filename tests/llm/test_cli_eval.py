@@ -84,7 +84,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(builtin_run, tmp_path):
     (partial / "forget10_perturbed.json").write_text((cache / "data" / "forget10_perturbed.json").read_text())
     cases = [
         (["--split", "forget20"], "unknown TOFU split 'forget20'"),
-        (["--bench", "muse"], "unknown benchmark 'muse'"),
+        (["--bench", "wiki"], "unknown benchmark 'wiki'"),
         (["--model", str(tmp_path / "missing")], "does not exist"),
         (["--data", str(partial), "--model", str(cache / "target")], "retain_perturbed.json not found"),
         (["--model", str(nopad), "--data", str(cache / "data")], "has no pad token; pass --pad-token"),

@@ -76,3 +76,22 @@ def test_a_missing_muse_file_is_named(small_muse, tmp_path):
     (copy / "knowmem" / "retain_qa.json").unlink()
     result = runner.invoke(app, ["eval", "--bench", "muse", "--model", str(model), "--data", str(copy)])
     assert result.exit_code == 2 and "knowmem/retain_qa.json not found" in result.output
+
+
+def test_eval_builtin_evaluates_retrain_then_target(small_runs, tmp_path):
+    """`simnpo eval --bench muse` with no model: the retrain model first (PrivLeak 0 against itself, its AUC the
+    reference), then the target; the built-in models come from the cache the small `simnpo llm` run made."""
+    cache = small_runs / "muse-cache"
+    args = ["eval", "--bench", "muse", "--finetune-epochs", "2", "--cache-dir", str(cache)]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert list(summary) == ["retrain", "target"] and summary["retrain"]["privleak"] == 0.0
+    target = json.loads((tmp_path / "target" / "MUSE_EVAL.json").read_text())
+    assert target["privleak"]["retrain_auc"] == summary["retrain"]["privleak_auc"]
+    assert f"retrain AUC {summary['retrain']['privleak_auc']:.4f}" in result.output
+    # a given model on the built-in data is compared with the built-in retrain model too
+    (model,) = cache.glob("mini-*/target")
+    result = runner.invoke(app, [*args, "--model", str(model), "--out", str(tmp_path / "given")])
+    assert result.exit_code == 0, result.output
+    assert list(json.loads((tmp_path / "given" / "summary.json").read_text())) == ["retrain", "model"]

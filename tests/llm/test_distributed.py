@@ -11,7 +11,7 @@ import torch
 SCRIPT = Path(__file__).with_name("two_process_unlearn.py")
 
 
-def launch(processes: int, per_device: int, tokenizer_dir, data_dir, out: Path) -> dict:
+def launch(processes: int, per_device: int, tokenizer_dir, data_dir, out: Path, muse_dir=None) -> dict:
     out.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [
@@ -34,6 +34,7 @@ def launch(processes: int, per_device: int, tokenizer_dir, data_dir, out: Path) 
         str(data_dir),
         str(out),
         str(per_device),
+        *([str(muse_dir)] if muse_dir else []),
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -49,13 +50,14 @@ def test_two_processes_match_one_process_with_the_same_effective_batch(tokenizer
     assert worst < 1e-4, worst
 
 
-def test_evaluation_in_two_processes_equals_one_process(tiny_model, tokenizer, tofu_folder, tmp_path):
+def test_evaluation_in_two_processes_equals_one_process(tiny_model, tokenizer, tofu_folder, small_muse, tmp_path):
     import copy
 
+    from simnpo.llm.muse_eval import MuseEvalConfig, evaluate_muse
     from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu
     from simnpo.runs import read_json
 
-    weights = launch(2, 4, tokenizer.name_or_path, tofu_folder, tmp_path / "two")
+    weights = launch(2, 4, tokenizer.name_or_path, tofu_folder, tmp_path / "two", muse_dir=small_muse[0])
     sharded = read_json(tmp_path / "two" / "TOFU_EVAL.json")
     model = copy.deepcopy(tiny_model)
     model.load_state_dict(weights)
@@ -65,3 +67,13 @@ def test_evaluation_in_two_processes_equals_one_process(tiny_model, tokenizer, t
         assert sharded[key]["agg_value"] == pytest.approx(single[key]["agg_value"], abs=1e-5), key
     generations = lambda r: [v["generation"] for v in r["forget_Q_A_ROUGE"]["value_by_index"].values()]  # noqa: E731
     assert generations(sharded) == generations(single)
+    # MUSE: 4 verbmem and knowmem items, 4 + 4 privleak texts over 2 processes, with the TOFU run's tokenizer
+    sharded = read_json(tmp_path / "two" / "MUSE_EVAL.json")
+    config = MuseEvalConfig(verbmem_tokens=6, knowmem_tokens=4, batch_size=3, max_length=64)
+    single = evaluate_muse(model, tokenizer, str(small_muse[0]), config, retrain_auc=0.5)
+    generations_of = lambda entry: [v["generation"] for v in entry["value_by_index"].values()]  # noqa: E731
+    for key in ("verbmem_f", "knowmem_f", "knowmem_r"):
+        assert sharded[key]["agg_value"] == pytest.approx(single[key]["agg_value"])
+        assert generations_of(sharded[key]) == generations_of(single[key])
+    assert sharded["privleak"]["forget_scores"] == pytest.approx(single["privleak"]["forget_scores"], abs=1e-5)
+    assert sharded["privleak"]["agg_value"] == pytest.approx(single["privleak"]["agg_value"], abs=1e-6)

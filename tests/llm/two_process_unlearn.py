@@ -1,5 +1,6 @@
 """Run by tests/llm/test_distributed.py under `accelerate launch`: a few unlearning steps of a tiny model built from
-a seed, saving the final weights from the main process. Arguments: TOKENIZER_DIR DATA_DIR OUT PER_DEVICE_BATCH."""
+a seed, saving the final weights from the main process, then the TOFU evaluation (and the MUSE evaluation on
+MUSE_DIR when given) shared across processes. Arguments: TOKENIZER_DIR DATA_DIR OUT PER_DEVICE_BATCH [MUSE_DIR]."""
 
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ import torch
 from accelerate import Accelerator
 
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, tiny_llama
+from simnpo.llm.muse_eval import MuseEvalConfig, evaluate_muse
 from simnpo.llm.tofu_data import load_tofu
 from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu
 from simnpo.llm.trainer import TrainerConfig, encode_unlearning_data, unlearn
@@ -38,6 +40,11 @@ def main() -> None:
     if accelerator.is_main_process:
         torch.save(final.state_dict(), out / "weights.pt")
         write_json(out / "TOFU_EVAL.json", results)
+    if len(sys.argv) > 5:
+        config = MuseEvalConfig(verbmem_tokens=6, knowmem_tokens=4, batch_size=3, max_length=64)
+        muse = evaluate_muse(final, tokenizer, sys.argv[5], config, retrain_auc=0.5, accelerator=accelerator)
+        if accelerator.is_main_process:
+            write_json(out / "MUSE_EVAL.json", muse)
 
 
 if __name__ == "__main__":
