@@ -60,7 +60,7 @@ def weights(
     betas: str = typer.Option("0.5,2.5", help="Inverse temperatures β, comma-separated (at most 4)."),
     ref_token_logprob: float = typer.Option(-1.0, help="NPO's reference log-likelihood per token (nats)."),
     margin: float = typer.Option(0.0, help="SimNPO's margin γ (paper convention)."),
-    out: Path | None = typer.Option(None, help="Output folder [default: a new runs/weights-<time>]."),
+    out: Path | None = typer.Option(None, help="Output folder (default: a new runs/weights-<time>)."),
 ) -> None:
     """Plot the NPO and SimNPO gradient weights against the sequence log-likelihood (PNG and PDF)."""
     from simnpo.analysis.weights import WeightsPlotConfig, write_weights_figure
@@ -101,7 +101,7 @@ def markov(
     forget_samples: int = typer.Option(5_000, help="Sequences per forget chain (80/20 train/test)."),
     states: int = typer.Option(10, help="Number of states S."),
     leak: float = typer.Option(0.2, help="Probability mass leaking out of a chain's block."),
-    block_size: int | None = typer.Option(None, help="States per chain block [default: S // K]."),
+    block_size: int | None = typer.Option(None, help="States per chain block (default: S // K)."),
     chain_kind: str = typer.Option("block", help="Chain construction: block (the paper's) or dirichlet."),
     arch: str = typer.Option("authors", help="Transformer block: authors (the paper's code) or standard."),
     kl_to_retrained: bool = typer.Option(False, help="Also measure KL to the retrained model."),
@@ -177,8 +177,8 @@ def markov(
 @app.command()
 def plot(
     runs: list[Path] = typer.Argument(..., help="Run folders of simnpo markov, llm, eval or relearn."),
-    kind: str | None = typer.Option(None, help="Figure kinds, comma-separated [default: every one supported]."),
-    out: Path | None = typer.Option(None, help="Output folder [default: a new runs/plot-<time>]."),
+    kind: str | None = typer.Option(None, help="Figure kinds, comma-separated (default: every one supported)."),
+    out: Path | None = typer.Option(None, help="Output folder (default: a new runs/plot-<time>)."),
 ) -> None:
     """Draw the comparative figures the given runs support (PNG and PDF) and list what was written."""
     from simnpo.analysis.plots import select, write_figures

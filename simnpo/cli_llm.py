@@ -12,10 +12,10 @@ from simnpo.cli import app, parse_list, print_table, progress_bar, user_errors
 @app.command("eval")
 def eval_command(
     bench: str = typer.Option(..., help="Benchmark: tofu or muse."),
-    model: str | None = typer.Option(None, help="Model folder or hub id [default: the built-in starting models]."),
+    model: str | None = typer.Option(None, help="Model folder or hub id (default: the built-in starting models)."),
     data: str = typer.Option("builtin", help="Data: builtin, a local folder of the benchmark's files, or a hub id."),
     corpus: str = typer.Option("news", help="MUSE corpus: news or books (sets the published retrain AUC)."),
-    retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC [default: published]."),
+    retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
     split: str = typer.Option("forget10", help="Forget split: forget01, forget05 or forget10."),
     retain_results: Path | None = typer.Option(
         None, help="The retain model's TOFU_EVAL.json (ours or open-unlearning's)."
@@ -25,9 +25,9 @@ def eval_command(
     batch_size: int = typer.Option(64, help="Sequences per scoring and generation batch."),
     pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
     device: str = typer.Option("cpu", help="Torch device."),
-    finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning [TOFU 30, MUSE 100]."),
-    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models [runs/.cache/BENCH]."),
-    out: Path | None = typer.Option(None, help="Output folder [default: a new runs/eval-BENCH-<time>]."),
+    finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning (TOFU 30, MUSE 100)."),
+    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
+    out: Path | None = typer.Option(None, help="Output folder (default: a new runs/eval-BENCH-<time>)."),
 ) -> None:
     """Evaluate a model with the benchmark's exact metrics; with no --model, the built-in benchmark's starting
     models (mini-TOFU: target and retain; mini-MUSE: target and retrain)."""
@@ -93,16 +93,16 @@ def _eval_muse(model, data, corpus, retrain_auc, batch_size, pad_token, device, 
 @app.command("llm")
 def llm_command(
     bench: str = typer.Option("tofu", help="Benchmark: tofu or muse."),
-    model: str | None = typer.Option(None, help="Model folder or hub id to unlearn [default: the built-in target]."),
+    model: str | None = typer.Option(None, help="Model folder or hub id to unlearn (default: the built-in target)."),
     data: str = typer.Option("builtin", help="Data: builtin, a local folder of the benchmark's files, or a hub id."),
-    split: str | None = typer.Option(None, help="TOFU forget split: forget01, forget05 or forget10 [forget10]."),
-    corpus: str | None = typer.Option(None, help="MUSE corpus: news or books [default: news]."),
-    retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC [default: published]."),
+    split: str | None = typer.Option(None, help="TOFU forget split: forget01, forget05 or forget10 (forget10)."),
+    corpus: str | None = typer.Option(None, help="MUSE corpus: news or books (default: news)."),
+    retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
     methods: str = typer.Option("npo_nll,simnpo_nll", help="Unlearning methods, comma-separated (see README)."),
-    preset: str | None = typer.Option(None, help="Named settings, e.g. paper-forget10 [built-in data: mini-BENCH]."),
+    preset: str | None = typer.Option(None, help="Named settings, e.g. paper-forget10 (built-in data: mini-BENCH)."),
     eval_every: int = typer.Option(0, help="Also evaluate every N epochs (0: only after the last)."),
     retain_results: Path | None = typer.Option(None, help="The retain model's TOFU_EVAL.json for forget quality."),
-    beta: float | None = typer.Option(None, help="β [default per method: NPO/IdkPO 0.1, SimNPO 4.5]."),
+    beta: float | None = typer.Option(None, help="β (default per method: NPO/IdkPO 0.1, SimNPO 4.5)."),
     margin: float | None = typer.Option(None, help="SimNPO's margin γ."),
     margin_convention: str | None = typer.Option(None, help="paper (default) or authors_code."),
     forget_weight: float | None = typer.Option(None, help="Weight of the forget loss (the published 'λ')."),
@@ -124,8 +124,8 @@ def llm_command(
     max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
     pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
     device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
-    finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning [TOFU 30, MUSE 100]."),
-    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models [runs/.cache/BENCH]."),
+    finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning (TOFU 30, MUSE 100)."),
+    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
     out: Path | None = typer.Option(None, help="Output folder; an existing run with the same options resumes."),
 ) -> None:
     """Unlearn with each method (NPO and SimNPO by default) and evaluate with the benchmark's metrics; with no
@@ -213,7 +213,7 @@ def relearn(
     seed: int = typer.Option(0, help="Seed of the relearned subset and batch order."),
     device: str = typer.Option("cpu", help="Torch device."),
     cache_dir: Path = typer.Option(Path("runs/.cache/tofu"), help="Cache of the built-in data and models."),
-    out: Path | None = typer.Option(None, help="Output folder [default: RUN/relearn or runs/relearn-<time>]."),
+    out: Path | None = typer.Option(None, help="Output folder (default: RUN/relearn or runs/relearn-<time>)."),
 ) -> None:
     """Relearning attack: fine-tune unlearned models on part of the forget set and report how forget metrics
     recover over the steps."""
