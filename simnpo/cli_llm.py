@@ -99,7 +99,9 @@ def llm_command(
     corpus: str | None = typer.Option(None, help="MUSE corpus: news or books (default: news)."),
     retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
     methods: str = typer.Option("npo_nll,simnpo_nll", help="Unlearning methods, comma-separated (see README)."),
-    preset: str | None = typer.Option(None, help="Named settings, e.g. paper-forget10 (built-in data: mini-BENCH)."),
+    preset: str | None = typer.Option(
+        None, help="Named settings, e.g. paper-forget10 (built-in data: mini-BENCH; MUSE data: paper-muse-CORPUS)."
+    ),
     eval_every: int = typer.Option(0, help="Also evaluate every N epochs (0: only after the last)."),
     retain_results: Path | None = typer.Option(None, help="The retain model's TOFU_EVAL.json for forget quality."),
     beta: float | None = typer.Option(None, help="β (default per method: NPO/IdkPO 0.1, SimNPO 4.5)."),
@@ -146,7 +148,10 @@ def llm_command(
         for name in wrong:
             if locals()[name] not in (None, 200):
                 raise ValueError(f"--{name.replace('_', '-')} is not an option of --bench {bench}")
-        preset = preset or (f"mini-{bench}" if data == "builtin" else None)
+        if preset is None and data == "builtin":
+            preset = f"mini-{bench}"
+        elif preset is None and bench == "muse":  # MUSE's own settings, not TrainerConfig's TOFU defaults
+            preset = f"paper-muse-{corpus or 'news'}"
         values = resolve_preset(preset, given, bench)
         cache_dir = cache_dir or Path(f"runs/.cache/{bench}")
         from accelerate import Accelerator

@@ -29,7 +29,7 @@ def test_llm_unlearns_chunks_of_a_local_muse_folder(small_muse, tmp_path):
     data, model = small_muse
     out = tmp_path / "run"
     args = ["llm", "--bench", "muse", "--model", str(model), "--data", str(data), "--methods", "simnpo_nll,npo"]
-    args += ["--epochs", "1", "--batch-size", "2", "--max-length", "32", "--lr", "1e-3", "--out", str(out)]
+    args += ["--epochs", "1", "--batch-size", "2", "--max-length", "32", "--lr", "1e-3", "--no-bf16", "--out", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     for method in ("simnpo_nll", "npo"):
@@ -37,8 +37,11 @@ def test_llm_unlearns_chunks_of_a_local_muse_folder(small_muse, tmp_path):
         assert entry["epoch"] == 1 and set(entry) >= {"verbmem_f", "knowmem_f", "privleak", "knowmem_r"}
         assert (out / method / "evals" / "epoch1" / "MUSE_EVAL.json").is_file()
         assert (out / method / "model" / "config.json").is_file()
-    config = json.loads((out / "config.json").read_text())["configs"]
-    assert config["LLMRunConfig"]["trainers"][0]["max_length"] == 32 and config["MuseEvalConfig"]["corpus"] == "news"
+    saved = json.loads((out / "config.json").read_text())
+    config, trainer = saved["configs"], saved["configs"]["LLMRunConfig"]["trainers"][0]
+    assert saved["preset"] == "paper-muse-news"  # MUSE data without a preset gets the paper's MUSE settings
+    assert trainer["max_length"] == 32 and trainer["beta"] == 0.7 and trainer["retain_weight"] == 0.1
+    assert trainer["schedule"] == "constant" and config["MuseEvalConfig"]["corpus"] == "news"
     again = runner.invoke(app, args)  # finished methods are not trained again
     assert again.exit_code == 0 and "resuming" in again.output
 
