@@ -22,34 +22,44 @@ KINDS = (
 )
 
 
+def load_run(folder: Path) -> dict:
+    """Everything plottable in one run folder of any simnpo command, as tidy records: ``markov`` (the results of a
+    Markov run, or None), ``models`` / ``history`` (TOFU evaluations and unlearning histories), ``relearn``
+    (relearning curves), ``muse`` (MUSE evaluations), and ``trainers`` (each method's settings)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder; give run folders made by simnpo")
+    markov = mk.load_markov_results(folder) if (folder / "results.json").is_file() else None
+    return {
+        "markov": markov,
+        **tofu.tofu_records(folder),
+        "muse": muse.muse_records(folder),
+        "trainers": _trainers(folder),
+    }
+
+
 def figures(folders: list[Path]) -> dict[str, Callable]:
     """Figure name -> a function drawing it, for every figure the folders have data for."""
     out: dict[str, Callable] = {}
     records: dict[str, list] = {"models": [], "history": [], "relearn": [], "muse": []}
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise ValueError(f"{folder} is not a folder; give run folders made by simnpo")
-        if (folder / "results.json").is_file():
-            results = mk.load_markov_results(folder)
-            for case in results["cases"]:
-                out[f"markov_{case}"] = lambda r=results, c=case: mk.plot_trajectories(r, c)
-                out[f"markov_{case}_weights"] = lambda r=results, c=case: mk.plot_weights_over_iterations(r, c)
-        found_muse = muse.muse_records(folder)
-        records["muse"] += found_muse
-        if found_muse:
+    for folder in map(Path, folders):
+        run = load_run(folder)
+        for key in records:
+            records[key] += run[key]
+        if run["markov"] is not None:
+            for case in run["markov"]["cases"]:
+                out[f"markov_{case}"] = lambda r=run["markov"], c=case: mk.plot_trajectories(r, c)
+                out[f"markov_{case}_weights"] = lambda r=run["markov"], c=case: mk.plot_weights_over_iterations(r, c)
+        if run["muse"]:
             title = f"MUSE ({folder.name})"
-            out[f"muse_table_{folder.name}"] = lambda m=found_muse, t=title: muse.plot_metric_table(m, t)
-        found = tofu.tofu_records(folder)
-        for key, values in found.items():
-            records[key] += values
-        if {"target", "retain"} <= {r["model"] for r in found["models"]} and len(found["models"]) > 2:
-            out[f"tofu_truth_ratio_{folder.name}"] = lambda m=found["models"]: tofu.plot_truth_ratio_memorisation(m)
-        trainers = _trainers(folder)
-        several_points = len({h["epoch"] for h in found["history"]}) > 1
-        if trainers and several_points and tofu.has_answer_lengths(found["models"]):
-            out[f"tofu_weights_{folder.name}"] = lambda f=found, t=trainers: tofu.plot_weights_over_training(
-                f["models"], f["history"], t
+            out[f"muse_table_{folder.name}"] = lambda m=run["muse"], t=title: muse.plot_metric_table(m, t)
+        models, history = run["models"], run["history"]
+        if {"target", "retain"} <= {r["model"] for r in models} and len(models) > 2:
+            out[f"tofu_truth_ratio_{folder.name}"] = lambda m=models: tofu.plot_truth_ratio_memorisation(m)
+        several_points = len({h["epoch"] for h in history}) > 1
+        if run["trainers"] and several_points and tofu.has_answer_lengths(models):
+            out[f"tofu_weights_{folder.name}"] = lambda m=models, h=history, t=run["trainers"]: (
+                tofu.plot_weights_over_training(m, h, t)
             )
     if any(r.get("forget_quality") is not None for r in records["models"]):
         out["tofu_quality_utility"] = lambda: tofu.plot_quality_utility(records["models"])

@@ -3,7 +3,7 @@
 from typer.testing import CliRunner
 
 from simnpo.analysis.muse import muse_records
-from simnpo.analysis.plots import KINDS, figures, kind_of
+from simnpo.analysis.plots import KINDS, figures, kind_of, load_run
 from simnpo.analysis.tofu import tofu_records
 from simnpo.cli import app
 
@@ -22,6 +22,15 @@ def test_records_of_a_muse_run(small_runs):
     assert [r["model"] for r in records] == ["retrain", "target", "npo_nll", "simnpo_nll"]
     assert records[0]["privleak"] == 0.0 and all(r["knowmem_r"] is not None for r in records)
     assert tofu_records(small_runs / "muse") == {"models": [], "history": [], "relearn": []}
+
+
+def test_one_loader_reads_every_kind_of_run(small_runs):
+    markov, llm, muse_run = (load_run(small_runs / name) for name in ("markov", "llm", "muse"))
+    assert markov["markov"]["cases"] and not markov["models"] and not markov["muse"]
+    assert (
+        llm["markov"] is None and llm["models"] and llm["relearn"] and set(llm["trainers"]) == {"npo_nll", "simnpo_nll"}
+    )
+    assert muse_run["muse"] and not muse_run["models"] and not muse_run["history"]
 
 
 def test_every_figure_kind_renders_from_real_runs(small_runs, tmp_path):
