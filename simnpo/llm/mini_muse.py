@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from simnpo.llm.mini_tofu import PLACES, SYLLABLES
+from simnpo.llm.muse_metrics import knowmem_prompt
 from simnpo.runs import atomic_path
 
 EVENTS = (
@@ -182,9 +183,8 @@ def quizzes(pairs: list[dict], shots: int, repeats: int, rng: np.random.Generato
     (a shuffled order per round)."""
     asked = [pairs[j] for _ in range(repeats) for j in rng.permutation(len(pairs))]
     docs = [asked[i : i + shots] for i in range(0, len(asked), shots)]
-    return [
-        {"text": "".join(f"Question: {p['question']}\nAnswer: {p['answer']}\n\n" for p in doc).strip()} for doc in docs
-    ]
+    shots = lambda doc: [(p["question"], p["answer"]) for p in doc[:-1]]  # noqa: E731
+    return [{"text": knowmem_prompt(shots(doc), doc[-1]["question"]) + doc[-1]["answer"]} for doc in docs]
 
 
 def write_mini_muse(config: MiniMuseConfig, folder: Path) -> Path:
