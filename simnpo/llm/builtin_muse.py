@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from simnpo.llm.finetune import BuiltinAssets, FinetuneConfig, build_tiny_model
+from simnpo.llm.finetune import BuiltinAssets, FinetuneConfig, build_tiny_model, builtin_assets
 from simnpo.llm.mini_muse import MiniMuseConfig, generate, write_mini_muse
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, train_tokenizer
 from simnpo.llm.muse_data import chunk_texts, load_muse
-from simnpo.runs import cache_key, read_json, staged_folder, write_json
+from simnpo.runs import read_json
 
 DEFAULT_CACHE = Path("runs/.cache/muse")
 TRAINING_SETS = {
@@ -44,15 +44,13 @@ def mini_muse(
     build: BuiltinMuseConfig = BuiltinMuseConfig(),
 ) -> MiniMuse:
     """Data and tokenizer of mini-MUSE (made on first use); models come from ``ensure_model``."""
-    root = Path(cache) / f"mini-{cache_key(data=data_config, model=model_config, build=build)}"
-    assets = MiniMuse(root, root / "data", root / "tokenizer")
-    if not (assets.tokenizer / "tokenizer.json").is_file():
-        with staged_folder(root) as stage:
-            write_mini_muse(data_config, stage / "data")
-            texts = [text for rows in generate(data_config).values() for row in rows for text in row.values()]
-            train_tokenizer(texts, stage / "tokenizer", model_config.vocab_size, space_ends_word=True)
-            write_json(stage / "configs.json", {"data": data_config, "model": model_config, "build": build})
-    return assets
+
+    def write(stage: Path) -> None:
+        write_mini_muse(data_config, stage / "data")
+        texts = [text for rows in generate(data_config).values() for row in rows for text in row.values()]
+        train_tokenizer(texts, stage / "tokenizer", model_config.vocab_size, space_ends_word=True)
+
+    return builtin_assets(cache, {"data": data_config, "model": model_config, "build": build}, write)
 
 
 def ensure_model(

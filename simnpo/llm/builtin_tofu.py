@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from simnpo.llm.finetune import BuiltinAssets, FinetuneConfig, build_tiny_model
+from simnpo.llm.finetune import BuiltinAssets, FinetuneConfig, build_tiny_model, builtin_assets
 from simnpo.llm.mini_tofu import MiniTofuConfig, generate, write_mini_tofu
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, train_tokenizer
 from simnpo.llm.tofu_data import FORGET_SPLITS, encode_qa, load_tofu
-from simnpo.runs import cache_key, read_json, staged_folder, write_json
+from simnpo.runs import read_json
 
 DEFAULT_CACHE = Path("runs/.cache/tofu")
 GENERAL_KNOWLEDGE = ("real_authors", "world_facts")
@@ -31,28 +31,23 @@ def mini_tofu(
     finetune_config: FinetuneConfig = FinetuneConfig(),
 ) -> MiniTofu:
     """Data and tokenizer of mini-TOFU (made on first use); models come from ``ensure_model``."""
-    root = Path(cache) / f"mini-{cache_key(data=data_config, model=model_config, finetune=finetune_config)}"
-    assets = MiniTofu(root, root / "data", root / "tokenizer")
-    if not (assets.tokenizer / "tokenizer.json").is_file():
-        with staged_folder(root) as stage:
-            write_mini_tofu(data_config, stage / "data")
-            rows = generate(data_config)
-            texts = [
-                f"[INST] {r['question']} [/INST] {a}"
-                for name in ("full", "real_authors", "world_facts", "holdout10")
-                for r in rows[name]
-                for a in [r["answer"]]
-            ]
-            texts += [
-                a
-                for r in rows["forget10_perturbed"] + rows["retain_perturbed"]
-                for a in [r["paraphrased_answer"], *r["perturbed_answer"]]
-            ]
-            train_tokenizer(texts, stage / "tokenizer", model_config.vocab_size)
-            write_json(
-                stage / "configs.json", {"data": data_config, "model": model_config, "finetune": finetune_config}
-            )
-    return assets
+
+    def write(stage: Path) -> None:
+        write_mini_tofu(data_config, stage / "data")
+        rows = generate(data_config)
+        texts = [
+            f"[INST] {r['question']} [/INST] {r['answer']}"
+            for name in ("full", "real_authors", "world_facts", "holdout10")
+            for r in rows[name]
+        ]
+        texts += [
+            a
+            for r in rows["forget10_perturbed"] + rows["retain_perturbed"]
+            for a in [r["paraphrased_answer"], *r["perturbed_answer"]]
+        ]
+        train_tokenizer(texts, stage / "tokenizer", model_config.vocab_size)
+
+    return builtin_assets(cache, {"data": data_config, "model": model_config, "finetune": finetune_config}, write)
 
 
 def training_sets(name: str) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ import torch
 from simnpo.llm.models import TinyLlamaConfig, tiny_llama
 from simnpo.llm.tofu_data import EncodedBatch
 from simnpo.losses import nll_loss, sequence_logprobs
-from simnpo.runs import staged_folder, write_json
+from simnpo.runs import cache_key, staged_folder, write_json
 
 
 @dataclass(frozen=True)
@@ -118,3 +118,16 @@ class BuiltinAssets:
 
     def model(self, name: str) -> Path:
         return self.root / name
+
+
+def builtin_assets(cache: Path, configs: dict, write: Callable[[Path], None]) -> BuiltinAssets:
+    """The folder of a built-in benchmark, ``cache/mini-<hash of configs>``: made on first use by ``write(stage)``
+    (which writes ``data/`` and ``tokenizer/``) in a staging folder renamed into place when complete, with the
+    configs saved beside."""
+    root = Path(cache) / f"mini-{cache_key(**configs)}"
+    assets = BuiltinAssets(root, root / "data", root / "tokenizer")
+    if not (assets.tokenizer / "tokenizer.json").is_file():
+        with staged_folder(root) as stage:
+            write(stage)
+            write_json(stage / "configs.json", configs)
+    return assets
