@@ -144,10 +144,11 @@ def llm_command(
             raise ValueError(f"unknown benchmark {bench!r}; use tofu or muse")
         if model is None and data != "builtin":
             raise ValueError("--data needs --model: the built-in models only know the built-in data")
-        wrong = ("split", "max_new_tokens") if bench == "muse" else ("corpus", "retrain_auc")
-        for name in wrong:
-            if locals()[name] not in (None, 200):
-                raise ValueError(f"--{name.replace('_', '-')} is not an option of --bench {bench}")
+        tofu_only = {"--split": split, "--retain-results": retain_results, "--max-new-tokens": max_new_tokens != 200}
+        muse_only = {"--corpus": corpus, "--retrain-auc": retrain_auc}
+        for flag, value in (tofu_only if bench == "muse" else muse_only).items():
+            if value not in (None, False):
+                raise ValueError(f"{flag} is not an option of --bench {bench}")
         if preset is None and data == "builtin":
             preset = f"mini-{bench}"
         elif preset is None and bench == "muse":  # MUSE's own settings, not TrainerConfig's TOFU defaults
@@ -171,9 +172,9 @@ def llm_command(
 
             eval_config = MuseEvalConfig(corpus=values.get("corpus", "news"))
             request = MuseRequest(model, data, retrain_auc, pad_token, cache_dir=cache_dir, **epochs)
-            plan = plan_muse_eval(request, eval_config, train=True)
             if any("idk_logps" in method_needs(m) for m in method_names):
                 raise ValueError("idkpo needs question/answer pairs to pair with refusals; MUSE's forget set is text")
+            plan = plan_muse_eval(request, eval_config, train=True)
         else:
             eval_config = TofuEvalConfig(split=values.get("split", "forget10"), max_new_tokens=max_new_tokens)
             request = EvalRequest(model, data, retain_results, pad_token, cache_dir=cache_dir, **epochs)

@@ -34,8 +34,8 @@ def muse_records(folder: Path) -> list[dict]:
 
 
 def plot_privleak_utility(models: list[dict]):
-    """PrivLeak against KnowMem on D_r (utility), one point per model and run; the band marks |PrivLeak| ≤ 5, the
-    benchmark's 'no leak' zone around the retrain model (paper's MUSE figure)."""
+    """PrivLeak against KnowMem on D_r (utility), one point per model and run (paper's MUSE figure); the grey band
+    |PrivLeak| ≤ 5 only guides the eye to the retrain model's 0."""
     fig, axes = new_figure(width=5.2, height=4.0)
     ax = axes[0, 0]
     ax.axhspan(-5, 5, color="#dddddd", alpha=0.6, zorder=0, label="|PrivLeak| ≤ 5")

@@ -65,7 +65,8 @@ def ensure_model(
     configs = read_json(assets.root / "configs.json")
     build = configs["build"]
     tokenizer = load_tokenizer(assets.tokenizer)
-    data, target = (_chunks(assets, tokenizer, model, build["chunk_tokens"]) for model in (name, "target"))
+    data = _chunks(assets, tokenizer, name, build["chunk_tokens"])
+    target = data if name == "target" else _chunks(assets, tokenizer, "target", build["chunk_tokens"])
     finetune = FinetuneConfig(**build["finetune"])
     # the retrain model takes as many optimiser steps as the target (its data is smaller), so that both memorise
     # what they read equally well and the gaps on D_f measure what was read, not how long

@@ -55,6 +55,7 @@ def test_llm_unlearns_chunks_of_a_local_muse_folder(small_muse, tmp_path):
         (["eval", "--bench", "muse", "--model", "M", "--data", "/no/such/folder"], "does not exist"),
         (["eval", "--bench", "muse", "--retrain-auc", "1.5"], "--retrain-auc must be in"),
         (["llm", "--bench", "muse", "--split", "forget05"], "--split is not an option of --bench muse"),
+        (["llm", "--bench", "muse", "--max-new-tokens", "8"], "--max-new-tokens is not an option of --bench muse"),
         (["llm", "--bench", "tofu", "--corpus", "news"], "--corpus is not an option of --bench tofu"),
         (["llm", "--bench", "muse", "--preset", "mini-tofu"], "preset mini-tofu is for --bench tofu"),
         (["llm", "--bench", "muse", "--preset", "paper-muse-news", "--corpus", "books"], "is for news, not books"),
