@@ -8,6 +8,9 @@ import typer
 
 from simnpo.cli import app, parse_list, print_table, progress_bar, user_errors
 
+TEMPLATE_HELP = "TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."
+DRY_RUN_HELP = "Print the fully resolved configuration as JSON and exit (loads no model, writes nothing)."
+
 
 @app.command("eval")
 def eval_command(
@@ -22,11 +25,13 @@ def eval_command(
     ),
     protocol: str = typer.Option("open-unlearning", help="open-unlearning (all items, 200 new tokens) or original."),
     max_new_tokens: int = typer.Option(200, help="Generation length (open-unlearning protocol)."),
+    template: str | None = typer.Option(None, help=TEMPLATE_HELP),
     batch_size: int = typer.Option(64, help="Sequences per scoring and generation batch."),
     pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
     device: str = typer.Option("cpu", help="Torch device."),
     finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning (TOFU 30, MUSE 100)."),
     cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     out: Path | None = typer.Option(None, help="Output folder (default: a new runs/eval-BENCH-<time>)."),
 ) -> None:
     """Evaluate a model with the benchmark's exact metrics; with no --model, the built-in benchmark's starting
@@ -41,8 +46,20 @@ def eval_command(
             raise ValueError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
         cache_dir = cache_dir or Path(f"runs/.cache/{bench}")
         if bench == "muse":
+            if template is not None:
+                raise ValueError("--template is not an option of --bench muse (MUSE scores raw text)")
             return _eval_muse(
-                model, data, corpus, retrain_auc, batch_size, pad_token, device, finetune_epochs, cache_dir, out
+                model,
+                data,
+                corpus,
+                retrain_auc,
+                batch_size,
+                pad_token,
+                device,
+                finetune_epochs,
+                cache_dir,
+                out,
+                dry_run,
             )
         finetune_epochs = finetune_epochs or 30
         config = TofuEvalConfig(
@@ -51,10 +68,11 @@ def eval_command(
             max_new_tokens=max_new_tokens,
             batch_size=batch_size,
             generation_batch_size=batch_size,
+            template=template,
         )
         if model is None and data != "builtin":
             raise ValueError("--data needs --model: the built-in models only know the built-in data")
-        from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval, run_tofu_eval
+        from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval, resolve_eval_template, run_tofu_eval
 
         request = EvalRequest(
             model=model,
@@ -65,15 +83,19 @@ def eval_command(
             finetune_epochs=finetune_epochs,
             cache_dir=cache_dir,
         )
+        if dry_run:
+            config, reason = resolve_eval_template(request, config)
+            return print_dry_run({"command": "eval", "bench": bench, "template_reason": reason}, config, request)
         plan = plan_tofu_eval(request, config)
         folder = run_dir(out, "eval-tofu")
-    save_config(folder, config, request, command="eval")
+    save_config(folder, plan.config, request, plan.config.prompt_template(), command="eval")
+    typer.echo(describe_template(plan.config.prompt_template(), plan.template_reason))
     with progress_bar() as progress:
-        rows, notes = run_tofu_eval(request, config, plan, folder, progress)
+        rows, notes = run_tofu_eval(request, plan, folder, progress)
     print_tofu_table(rows, notes, f"TOFU {split} ({protocol} protocol)", folder)
 
 
-def _eval_muse(model, data, corpus, retrain_auc, batch_size, pad_token, device, finetune_epochs, cache_dir, out):
+def _eval_muse(model, data, corpus, retrain_auc, batch_size, pad_token, device, finetune_epochs, cache_dir, out, dry):
     from simnpo.llm.muse_eval import MuseEvalConfig
     from simnpo.llm.muse_run import MuseRequest, plan_muse_eval, run_muse_eval
     from simnpo.runs import run_dir, save_config
@@ -82,6 +104,8 @@ def _eval_muse(model, data, corpus, retrain_auc, batch_size, pad_token, device, 
         config = MuseEvalConfig(corpus=corpus, batch_size=batch_size)
         epochs = {"finetune_epochs": finetune_epochs} if finetune_epochs else {}
         request = MuseRequest(model, data, retrain_auc, pad_token, device, cache_dir=cache_dir, **epochs)
+        if dry:
+            return print_dry_run({"command": "eval", "bench": "muse"}, config, request)
         plan = plan_muse_eval(request, config)
         folder = run_dir(out, "eval-muse")
     save_config(folder, config, request, command="eval")
@@ -100,11 +124,14 @@ def llm_command(
     retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
     methods: str = typer.Option("npo_nll,simnpo_nll", help="Unlearning methods, comma-separated (see README)."),
     preset: str | None = typer.Option(
-        None, help="Named settings, e.g. paper-forget10 (built-in data: mini-BENCH; MUSE data: paper-muse-CORPUS)."
+        None,
+        help="Named settings per method, e.g. paper-forget10 (default: mini-BENCH on built-in data, the paper's "
+        "for the split or corpus on real data).",
     ),
+    template: str | None = typer.Option(None, help=TEMPLATE_HELP),
     eval_every: int = typer.Option(0, help="Also evaluate every N epochs (0: only after the last)."),
     retain_results: Path | None = typer.Option(None, help="The retain model's TOFU_EVAL.json for forget quality."),
-    beta: float | None = typer.Option(None, help="β (default per method: NPO/IdkPO 0.1, SimNPO 4.5)."),
+    beta: float | None = typer.Option(None, help="β for every method (default: the preset's per method)."),
     margin: float | None = typer.Option(None, help="SimNPO's margin γ."),
     margin_convention: str | None = typer.Option(None, help="paper (default) or authors_code."),
     forget_weight: float | None = typer.Option(None, help="Weight of the forget loss (the published 'λ')."),
@@ -128,14 +155,14 @@ def llm_command(
     device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
     finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning (TOFU 30, MUSE 100)."),
     cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     out: Path | None = typer.Option(None, help="Output folder; an existing run with the same options resumes."),
 ) -> None:
     """Unlearn with each method (NPO and SimNPO by default) and evaluate with the benchmark's metrics; with no
     --model, on the built-in mini-TOFU or mini-MUSE from its target model.
     Multi-GPU: accelerate launch $(which simnpo) llm ..."""
-    from simnpo.llm.presets import describe, resolve_preset
-    from simnpo.llm.tofu_eval import TofuEvalConfig
-    from simnpo.losses import method_needs
+    from simnpo.llm import presets
+    from simnpo.losses import METHODS, method_needs
     from simnpo.runs import resume_or_save_config, run_dir
 
     given = {k: v for k, v in locals().items() if v is not None and k in _TRAINER_OPTIONS}
@@ -145,47 +172,61 @@ def llm_command(
         if model is None and data != "builtin":
             raise ValueError("--data needs --model: the built-in models only know the built-in data")
         tofu_only = {"--split": split, "--retain-results": retain_results, "--max-new-tokens": max_new_tokens != 200}
+        tofu_only["--template"] = template
         muse_only = {"--corpus": corpus, "--retrain-auc": retrain_auc}
         for flag, value in (tofu_only if bench == "muse" else muse_only).items():
             if value not in (None, False):
                 raise ValueError(f"{flag} is not an option of --bench {bench}")
-        if preset is None and data == "builtin":
-            preset = f"mini-{bench}"
-        elif preset is None and bench == "muse":  # MUSE's own settings, not TrainerConfig's TOFU defaults
-            preset = f"paper-muse-{corpus or 'news'}"
-        values = resolve_preset(preset, given, bench)
+        preset = preset or presets.default_preset(bench, data, split, corpus)
+        chosen = presets.preset(preset, bench, given)
         cache_dir = cache_dir or Path(f"runs/.cache/{bench}")
-        from accelerate import Accelerator
-
-        from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval, run_llm_tofu
-        from simnpo.llm.unlearn_runs import LLMRunConfig, method_configs
-
         if device == "cuda" and not torch_cuda_available():
             raise ValueError("device 'cuda' asked for but CUDA is not available; use --device cpu")
+        from simnpo.llm.unlearn_runs import LLMRunConfig, method_configs
+
         method_names = parse_list(methods, str, "--methods")
-        configs = method_configs(method_names, values)
+        if bench == "muse" and any("idk_logps" in method_needs(m) for m in method_names if m in METHODS):
+            raise ValueError("idkpo needs question/answer pairs to pair with refusals; MUSE's forget set is text")
+        configs = method_configs(method_names, preset, given)
         run = LLMRunConfig(methods=method_names, eval_every=eval_every, trainers=tuple(configs.values()))
         epochs = {"finetune_epochs": finetune_epochs} if finetune_epochs else {}
         if bench == "muse":
             from simnpo.llm.muse_eval import MuseEvalConfig
             from simnpo.llm.muse_run import MuseRequest, plan_muse_eval, run_llm_muse
 
-            eval_config = MuseEvalConfig(corpus=values.get("corpus", "news"))
+            eval_config = MuseEvalConfig(corpus=corpus or chosen.get("corpus", "news"))
             request = MuseRequest(model, data, retrain_auc, pad_token, cache_dir=cache_dir, **epochs)
-            if any("idk_logps" in method_needs(m) for m in method_names):
-                raise ValueError("idkpo needs question/answer pairs to pair with refusals; MUSE's forget set is text")
+            if dry_run:
+                return print_dry_run({"command": "llm", "bench": bench, "preset": preset}, run, eval_config, request)
             plan = plan_muse_eval(request, eval_config, train=True)
         else:
-            eval_config = TofuEvalConfig(split=values.get("split", "forget10"), max_new_tokens=max_new_tokens)
+            from simnpo.llm.tofu_eval import TofuEvalConfig
+            from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval, resolve_eval_template, run_llm_tofu
+
+            split = split or chosen.get("split", "forget10")
+            eval_config = TofuEvalConfig(split=split, max_new_tokens=max_new_tokens, template=template)
             request = EvalRequest(model, data, retain_results, pad_token, cache_dir=cache_dir, **epochs)
+            if dry_run:
+                eval_config, reason = resolve_eval_template(request, eval_config)
+                head = {"command": "llm", "bench": bench, "preset": preset, "template_reason": reason}
+                return print_dry_run(head, run, eval_config, eval_config.prompt_template(), request)
             plan = plan_tofu_eval(request, eval_config)
-        accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if values.get("bf16") else "no")
+            eval_config = plan.config
+        from accelerate import Accelerator
+
+        bf16 = any(config.bf16 for config in configs.values())
+        accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if bf16 else "no")
         folder = run_dir(out, f"llm-{bench}")
-        seed = values.get("seed", 0)
-        resumed = resume_or_save_config(folder, request, run, eval_config, seed=seed, command="llm", preset=preset)
+        seed = run.trainers[0].seed
+        saved = [eval_config.prompt_template()] if bench == "tofu" else []
+        resumed = resume_or_save_config(
+            folder, request, run, eval_config, *saved, seed=seed, command="llm", preset=preset
+        )
     main = accelerator.is_main_process
-    if main and preset:
-        typer.echo(f"preset {describe(preset)}")
+    if main:
+        typer.echo(describe_methods(preset, configs))
+        if bench == "tofu":
+            typer.echo(describe_template(eval_config.prompt_template(), plan.template_reason))
     if main and resumed:
         typer.echo(f"resuming the run in {folder}", err=True)
     with progress_bar(enabled=main) as progress:
@@ -193,7 +234,7 @@ def llm_command(
             if bench == "muse":
                 rows, auc = run_llm_muse(request, run, eval_config, plan, folder, accelerator, progress)
             else:
-                rows, notes = run_llm_tofu(request, run, eval_config, plan, folder, accelerator, progress)
+                rows, notes = run_llm_tofu(request, run, plan, folder, accelerator, progress)
         except RuntimeError as err:  # NonFiniteLoss and friends: one line, exit 1, written results stay
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(code=1) from None
@@ -201,6 +242,37 @@ def llm_command(
         print_muse_table(rows, f"MUSE-{eval_config.corpus.capitalize()}: before and after unlearning", auc, folder)
     elif main:
         print_tofu_table(rows, notes, f"TOFU {eval_config.split}: before and after unlearning", folder)
+
+
+def print_dry_run(head: dict, *configs) -> None:
+    """``--dry-run``: every resolved configuration as one JSON object on stdout (``head`` first), then exit 0."""
+    import json
+
+    from simnpo.runs import _jsonable
+
+    payload = {**head, "configs": {type(c).__name__: c for c in configs}}
+    typer.echo(json.dumps(payload, indent=2, default=_jsonable))
+
+
+def describe_methods(preset: str, configs: dict) -> str:
+    """What each method runs with: the values that set methods apart, then those every method shares."""
+    import dataclasses
+
+    values = {method: dataclasses.asdict(config) for method, config in configs.items()}
+    first = next(iter(values.values()))
+    loss_fields = ("beta", "margin", "margin_convention", "forget_weight", "retain_weight")
+    shared = [
+        k for k in first if k != "method" and k not in loss_fields and all(v[k] == first[k] for v in values.values())
+    ]
+    lines = [f"preset {preset}:"]
+    for method, v in values.items():
+        lines.append(f"  {method}: " + ", ".join(f"{k}={v[k]}" for k in v if k != "method" and k not in shared))
+    lines.append("  every method: " + ", ".join(f"{k}={first[k]}" for k in shared))
+    return "\n".join(lines)
+
+
+def describe_template(template, reason: str) -> str:
+    return f"template {template.name} ({reason}): {template.description}"
 
 
 @app.command()

@@ -14,11 +14,13 @@ from pathlib import Path
 from simnpo.llm.finetune import BuiltinAssets, FinetuneConfig, build_tiny_model, builtin_assets
 from simnpo.llm.mini_tofu import MiniTofuConfig, generate, write_mini_tofu
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, train_tokenizer
+from simnpo.llm.templates import Template, template_named
 from simnpo.llm.tofu_data import FORGET_SPLITS, encode_qa, load_tofu
 from simnpo.runs import read_json
 
 DEFAULT_CACHE = Path("runs/.cache/tofu")
 GENERAL_KNOWLEDGE = ("real_authors", "world_facts")
+BUILTIN_TEMPLATE = "llama2"  # TOFU's Llama-2 tags: the built-in models are trained and scored as TOFU's checkpoints
 
 
 MiniTofu = BuiltinAssets
@@ -29,14 +31,17 @@ def mini_tofu(
     data_config: MiniTofuConfig = MiniTofuConfig(),
     model_config: TinyLlamaConfig = TinyLlamaConfig(),
     finetune_config: FinetuneConfig = FinetuneConfig(),
+    template: Template = template_named(BUILTIN_TEMPLATE),
 ) -> MiniTofu:
-    """Data and tokenizer of mini-TOFU (made on first use); models come from ``ensure_model``."""
+    """Data and tokenizer of mini-TOFU (made on first use); models come from ``ensure_model``. The tokenizer learns
+    the text as ``template`` joins it (a tag template: the built-in tokenizer has no chat template)."""
+    assert not template.chat, "the built-in tokenizer has no chat template"
 
     def write(stage: Path) -> None:
         write_mini_tofu(data_config, stage / "data")
         rows = generate(data_config)
         texts = [
-            f"[INST] {r['question']} [/INST] {r['answer']}"
+            template.prompt_text(r["question"]) + r["answer"]
             for name in ("full", "real_authors", "world_facts", "holdout10")
             for r in rows[name]
         ]
@@ -47,7 +52,8 @@ def mini_tofu(
         ]
         train_tokenizer(texts, stage / "tokenizer", model_config.vocab_size)
 
-    return builtin_assets(cache, {"data": data_config, "model": model_config, "finetune": finetune_config}, write)
+    configs = {"data": data_config, "model": model_config, "finetune": finetune_config, "template": template}
+    return builtin_assets(cache, configs, write)
 
 
 def training_sets(name: str) -> tuple[str, ...]:
@@ -71,8 +77,9 @@ def ensure_model(
         return folder
     configs = read_json(assets.root / "configs.json")
     model_cfg, ft_cfg = TinyLlamaConfig(**configs["model"]), FinetuneConfig(**configs["finetune"])
+    template = Template(**configs["template"])
     tokenizer = load_tokenizer(assets.tokenizer)
     rows = [r for config in training_sets(name) for r in load_tofu(assets.data, config)]
-    data = encode_qa(tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows])
+    data = encode_qa(tokenizer, template, [r["question"] for r in rows], [r["answer"] for r in rows])
     info = {"trained_on": training_sets(name)}
     return build_tiny_model(folder, tokenizer, data, model_cfg, ft_cfg, info, step, total)

@@ -15,11 +15,13 @@ from simnpo.losses import token_logprobs
 def greedy_generate(
     model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int | Callable[[int], int], batch_size: int
 ) -> list[str]:
-    """Greedy continuations of tokenised prompts, batched longest first with left padding, cut at the first EOS
-    and decoded without special tokens. ``max_new_tokens`` may be a function of the batch's padded prompt width
+    """Greedy continuations of tokenised prompts, batched longest first with left padding, stopped and cut at the
+    model's end-of-sequence ids (``stop_ids``) and decoded as the benchmarks' code decodes them: without special
+    tokens, tokenisation spaces cleaned up. ``max_new_tokens`` may be a function of the batch's padded prompt width
     (TOFU's original protocol caps prompt + answer)."""
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     device = next(model.parameters()).device
+    stops = stop_ids(model, tokenizer)
     out = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -36,21 +38,34 @@ def greedy_generate(
             max_new_tokens=max(1, new),
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
+            eos_token_id=stops,
         )[:, width:].cpu()
         for row, i in enumerate(idx):
             tokens = generated[row].tolist()
-            if tokenizer.eos_token_id in tokens:
-                tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
-            out[i] = tokenizer.decode(tokens, skip_special_tokens=True)
+            end = next((t for t, token in enumerate(tokens) if token in stops), len(tokens))
+            out[i] = tokenizer.decode(tokens[:end], skip_special_tokens=True, clean_up_tokenization_spaces=True)
     return out
 
 
+def stop_ids(model, tokenizer) -> list[int]:
+    """The ids that end a generation: the model's generation config's (what ``generate`` stops at when the
+    benchmarks' code calls it, e.g. Llama-3-Instruct's <|end_of_text|>, <|eom_id|> and <|eot_id|>), else the
+    tokenizer's EOS."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is None:
+        return [tokenizer.eos_token_id]
+    return [configured] if isinstance(configured, int) else list(configured)
+
+
 @torch.inference_mode()
-def text_token_logprobs(model, tokenizer, texts: Sequence[str], batch_size: int, max_length: int) -> list[list[float]]:
+def text_token_logprobs(
+    model, tokenizer, texts: Sequence[str], batch_size: int, max_length: int | None = None
+) -> list[list[float]]:
     """log p(token | prefix) of every token of each text after the first (the tokenizer's BOS included, as a model
-    reads a document), texts cut to ``max_length`` tokens, scored in right-padded batches longest first."""
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    reads a document; MUSE's ``compute_ppl``), whole texts unless ``max_length`` cuts them, scored in right-padded
+    batches longest first."""
+    cut = {"truncation": True, "max_length": max_length} if max_length is not None else {}
+    encoded = tokenizer(list(texts), **cut)["input_ids"]
     data = pad_right([(ids, ids) for ids in encoded], tokenizer.pad_token_id)
     order = torch.argsort(data.attention_mask.sum(-1), descending=True)
     device = next(model.parameters()).device

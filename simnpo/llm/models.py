@@ -64,6 +64,16 @@ def load_model(name: str | Path, device: str = "cpu", dtype: torch.dtype | None 
     return model.to(device).eval()
 
 
+def model_type(name: str | Path) -> str | None:
+    """The ``model_type`` of a model's config (e.g. llama, phi), or None when it cannot be read."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(name)).model_type
+    except Exception:  # an unreadable config is reported when the model itself is loaded
+        return None
+
+
 def check_source(name: str | Path, what: str) -> None:
     """A local folder must exist; a hub id needs the hub, or the local cache when the hub cannot be reached."""
     path = Path(name)

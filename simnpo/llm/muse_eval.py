@@ -2,10 +2,10 @@
 ``privleak``) as ``{agg_value, value_by_index}`` entries. Definitions in ``muse_metrics`` (muse.md):
 
 - VerbMem on D_f: greedy continuation of ``verbmem_tokens`` (128) new tokens of each verbmem prompt, ROUGE-L F1
-  against the reference cut to its first 128 tokens, mean × 100.
+  against the reference cut to its first 128 tokens as MUSE cuts it (BOS counted), mean × 100.
 - KnowMem on D_f and D_r (utility): the 10-shot prompt, ``knowmem_tokens`` (32) greedy tokens cut at the stop
   strings, ROUGE-L F1 against the answer, mean × 100.
-- PrivLeak: Min-40 % scores of the privleak forget and holdout texts, their AUC, relative to the retrain AUC.
+- PrivLeak: Min-40 % scores of the whole privleak forget and holdout texts, their AUC, relative to the retrain AUC.
 Prompts are tokenised as MUSE does, with the tokenizer's special tokens (Llama's BOS).
 """
 
@@ -30,14 +30,13 @@ class MuseEvalConfig:
     verbmem_tokens: int = 128
     knowmem_tokens: int = 32
     min_k: float = 0.4
-    batch_size: int = 32
-    max_length: int = 2048  # texts scored for PrivLeak are cut to this many tokens
+    batch_size: int = 32  # PrivLeak scores whole texts, uncut, as MUSE's code does
 
     def __post_init__(self) -> None:
         if self.corpus not in CORPORA:
             raise ValueError(f"unknown MUSE corpus {self.corpus!r}; use news or books")
-        if min(self.verbmem_tokens, self.knowmem_tokens, self.batch_size, self.max_length) < 1:
-            raise ValueError("MUSE generation lengths, batch size and max_length must be >= 1")
+        if min(self.verbmem_tokens, self.knowmem_tokens, self.batch_size) < 1:
+            raise ValueError("MUSE generation lengths and batch size must be >= 1")
         if not 0 < self.min_k <= 1:
             raise ValueError(f"min_k must be in (0, 1], got {self.min_k}")
 
@@ -77,9 +76,7 @@ def knowmem(model, tokenizer, rows: list[dict], icl: list[dict], config: MuseEva
 
 def min_k_scores(model, tokenizer, texts: list[str], config: MuseEvalConfig, accelerator=None) -> list[float]:
     """The Min-K % score of every text (higher = less member-like)."""
-    fn = functools.partial(
-        text_token_logprobs, model, tokenizer, batch_size=config.batch_size, max_length=config.max_length
-    )
+    fn = functools.partial(text_token_logprobs, model, tokenizer, batch_size=config.batch_size)
     return [M.min_k_score(logps, config.min_k) for logps in shard_map(fn, texts, accelerator)]
 
 

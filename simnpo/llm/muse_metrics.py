@@ -1,14 +1,14 @@
 """MUSE's metrics as pure functions (muse.md): VerbMem, KnowMem, PrivLeak.
 
 - VerbMem on D_f: ROUGE-L F1 *without* stemming of a 128-new-token greedy continuation against the reference
-  continuation cut to its first 128 tokens; mean × 100.
+  continuation cut to its first 128 tokens (the BOS counted, as MUSE's code counts it); mean × 100.
 - KnowMem: a 10-shot "Question: …\\nAnswer: …" prompt, 32 greedy tokens cut at the first stop string, ROUGE-L F1
   against the answer; mean × 100. KnowMem on D_r is the utility score.
-- PrivLeak: the Min-K% Prob score with K = 40 % is minus the mean of a text's 40 % lowest token log-probabilities
-  (higher = less member-like). The AUC separates forget (label 0) from holdout (label 1) texts ranked by member-
-  likeness (minus the score), so a model that has memorised the forget set scores AUC ≈ 0 and a model that never saw
-  it ≈ 0.5; PrivLeak = (AUC_model - AUC_retrain) / AUC_retrain × 100: ≈ 0 ideal, strongly negative under-unlearned,
-  strongly positive over-unlearned. The benchmark's retrain AUCs: News 0.4772, Books 0.5393.
+- PrivLeak: the Min-K% Prob score with K = 40 % is minus the mean of a text's floor(40 %) lowest token
+  log-probabilities (higher = less member-like). The AUC separates forget (label 0) from holdout (label 1) texts
+  ranked by member-likeness (minus the score), so a model that has memorised the forget set scores AUC ≈ 0 and a
+  model that never saw it ≈ 0.5; PrivLeak = (AUC_model - AUC_retrain) / AUC_retrain × 100: ≈ 0 ideal, strongly
+  negative under-unlearned, strongly positive over-unlearned. The benchmark's retrain AUCs: News 0.4772, Books 0.5393.
 """
 
 from __future__ import annotations
@@ -43,15 +43,19 @@ def knowmem_prompt(examples: Sequence[tuple[str, str]], question: str) -> str:
 
 
 def truncate_tokens(tokenizer, text: str, max_tokens: int = 128) -> str:
-    """``text`` cut to its first ``max_tokens`` tokens (the VerbMem reference)."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_tokens]
-    return tokenizer.decode(ids, skip_special_tokens=True)
+    """The VerbMem reference as MUSE's ``verbmem.eval`` cuts it: the first ``max_tokens`` ids of
+    ``tokenizer(text, add_special_tokens=True)`` (a BOS-adding tokenizer's BOS is one of them), decoded without
+    special tokens and with tokenisation spaces cleaned up."""
+    ids = tokenizer(text, add_special_tokens=True)["input_ids"][:max_tokens]
+    return tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
 
 
 def min_k_score(token_logprobs: Sequence[float], k: float = 0.4) -> float:
-    """Min-K% Prob: minus the mean of the ceil(k·n) lowest token log-probabilities of one text."""
+    """Min-K% Prob: minus the mean of the floor(k·n) lowest token log-probabilities of one text, as MUSE's
+    ``privleak.inference`` takes ``int(len(all_prob) * ratio)``. Below 1/k tokens MUSE's count is 0 and its score
+    NaN; we take the single lowest."""
     values = np.sort(np.asarray(token_logprobs, dtype=float))
-    count = max(1, math.ceil(k * len(values)))
+    count = max(1, math.floor(k * len(values)))
     return float(-values[:count].mean())
 
 

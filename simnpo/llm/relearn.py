@@ -59,7 +59,8 @@ def relearn(
     generator = torch.Generator().manual_seed(config.seed)
     chosen = torch.randperm(len(rows), generator=generator)[: max(1, round(config.fraction * len(rows)))]
     subset = [rows[i] for i in chosen.tolist()]
-    batch_data = encode_qa(tokenizer, [r["question"] for r in subset], [r["answer"] for r in subset])
+    template = eval_config.prompt_template()
+    batch_data = encode_qa(tokenizer, template, [r["question"] for r in subset], [r["answer"] for r in subset])
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     curves: dict = {"steps": [], **{k: [] for k in CURVE_KEYS}, "relearn_items": len(subset)}
     advance = progress("relearn", config.steps) if progress else None
@@ -103,7 +104,10 @@ def relearn_targets(
         if "TofuEvalConfig" not in saved:
             raise ValueError(f"{run} is not a TOFU run: the relearning attack runs on `simnpo llm --bench tofu` runs")
         request = EvalRequest(**{**saved["EvalRequest"], "cache_dir": Path(saved["EvalRequest"]["cache_dir"])})
-        config = replace(config, split=saved["TofuEvalConfig"]["split"], protocol=saved["TofuEvalConfig"]["protocol"])
+        evaluated = saved["TofuEvalConfig"]
+        config = replace(
+            config, split=evaluated["split"], protocol=evaluated["protocol"], template=evaluated.get("template")
+        )
         targets = [(m, Path(run) / m / "model") for m in saved["LLMRunConfig"]["methods"]]
         targets = [(m, path) for m, path in targets if (path / "config.json").is_file()]
         if not targets:
@@ -111,7 +115,7 @@ def relearn_targets(
         plan = plan_tofu_eval(replace(request, model=None) if request.data == "builtin" else request, config)
         retain_file = Path(run) / "retain" / "TOFU_EVAL.json"
         ratios = retain_truth_ratios(retain_file, config.split) if retain_file.is_file() else plan.retain_ratios
-        return targets, plan.data, config, ratios
+        return targets, plan.data, plan.config, ratios
     request = EvalRequest(model=model, data=data, retain_results=retain_results, cache_dir=cache_dir)
     plan = plan_tofu_eval(request, config)
-    return [("model", model)], plan.data, config, plan.retain_ratios
+    return [("model", model)], plan.data, plan.config, plan.retain_ratios

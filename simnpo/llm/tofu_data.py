@@ -1,8 +1,8 @@
 """TOFU data: every configuration from the hub (``locuslab/TOFU``) or a local folder of the same JSON files, and
 question/answer pairs encoded for a causal LM (tofu.md).
 
-Formatting: the tokenizer's chat template when it has one, else Llama-2's "[INST] {question} [/INST]"; the prompt
-is labelled -100, the answer is followed by one EOS, and padding is labelled -100 too.
+Encoding: a prompt template (``templates``) applied as TOFU's and open-unlearning's code applies it; the prompt is
+labelled -100, the answer is followed by one EOS, and padding is labelled -100 too.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from simnpo.llm.templates import Template, encode_pair, prompt_ids
 from simnpo.losses import IGNORE_INDEX
 
 TOFU_HUB_ID = "locuslab/TOFU"
@@ -74,14 +75,6 @@ def load_tofu(source: str | Path, name: str) -> list[dict]:
     return load_rows(source, f"{name}.json", name, "train", f"TOFU config {name!r}", _required_fields(name))
 
 
-def format_prompt(tokenizer, question: str) -> str:
-    """The chat-formatted question, ready for the answer to follow."""
-    if getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "user", "content": question}]
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return f"[INST] {question} [/INST]"
-
-
 def require_pad_token(tokenizer, name: str) -> None:
     if tokenizer.pad_token_id is None:
         raise ValueError(f"the tokenizer of {name} has no pad token; pass --pad-token (e.g. --pad-token eos)")
@@ -110,23 +103,17 @@ class EncodedBatch:
         return EncodedBatch(self.input_ids[:, :width], self.attention_mask[:, :width], self.labels[:, :width])
 
 
-def encode_prompts(tokenizer, questions: list[str]) -> list[list[int]]:
-    prompts = [format_prompt(tokenizer, q) for q in questions]
-    # a chat template already holds the BOS token as text; plain prompts get the tokenizer's special tokens
-    add_special = not getattr(tokenizer, "chat_template", None)
-    return tokenizer(prompts, add_special_tokens=add_special)["input_ids"]
+def encode_prompts(tokenizer, template: Template, questions: list[str], max_length: int = 512) -> list[list[int]]:
+    """The prompt ids generation starts from, one list per question (``templates.prompt_ids``)."""
+    return [prompt_ids(tokenizer, template, q, max_length) for q in questions]
 
 
-def encode_qa(tokenizer, questions: list[str], answers: list[str], max_length: int = 512) -> EncodedBatch:
-    """Prompt ids + answer ids + EOS per pair, truncated to ``max_length``, right-padded into one batch."""
-    prompt_ids = encode_prompts(tokenizer, questions)
-    space = "" if getattr(tokenizer, "chat_template", None) else " "
-    answer_ids = tokenizer([space + a for a in answers], add_special_tokens=False)["input_ids"]
-    rows = []
-    for p, a in zip(prompt_ids, answer_ids, strict=True):
-        ids = (p + a + [tokenizer.eos_token_id])[:max_length]
-        labels = ([IGNORE_INDEX] * len(p) + a + [tokenizer.eos_token_id])[:max_length]
-        rows.append((ids, labels))
+def encode_qa(
+    tokenizer, template: Template, questions: list[str], answers: list[str], max_length: int = 512
+) -> EncodedBatch:
+    """Each pair encoded as the benchmark's code encodes it (``templates.encode_pair``), right-padded into one
+    batch."""
+    rows = [encode_pair(tokenizer, template, q, a, max_length) for q, a in zip(questions, answers, strict=True)]
     return pad_right(rows, tokenizer.pad_token_id)
 
 

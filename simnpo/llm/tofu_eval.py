@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from simnpo.llm import tofu_metrics as M
 from simnpo.llm.generation import greedy_generate, shard_map
+from simnpo.llm.templates import Template, detect_template, encode_pair, prompt_ids, template_named
 from simnpo.llm.tofu_data import FORGET_SPLITS, encode_prompts, encode_qa, load_tofu
 from simnpo.losses import token_logprobs
 from simnpo.runs import read_json
@@ -31,9 +32,11 @@ SETS = {
 @dataclass(frozen=True)
 class TofuEvalConfig:
     """``protocol="open-unlearning"`` (default): all items, up to ``max_new_tokens`` new tokens. ``"original"``: the
-    original TOFU code's first 300 items of each set and 200 tokens in total, prompt included."""
+    original TOFU code's first 300 items of each set and 200 tokens in total, prompt included. ``template``: the
+    prompt template's name (``templates.TEMPLATES``; None until detected from the model)."""
 
     split: str = "forget10"
+    template: str | None = None
     protocol: str = "open-unlearning"
     max_new_tokens: int = 200
     batch_size: int = 64
@@ -47,19 +50,32 @@ class TofuEvalConfig:
             raise ValueError(f"unknown protocol {self.protocol!r}; use one of {', '.join(PROTOCOLS)}")
         if min(self.max_new_tokens, self.batch_size, self.generation_batch_size, self.max_length) < 1:
             raise ValueError("max_new_tokens, batch sizes and max_length must be >= 1")
+        if self.template is not None:
+            template_named(self.template)
+
+    def prompt_template(self) -> Template:
+        assert self.template is not None, "the template is resolved before anything is evaluated"
+        return template_named(self.template)
 
 
 @torch.inference_mode()
 def score_answers(
-    model, tokenizer, questions: list[str], answers: list[list[str]], batch_size: int, max_length: int = 512
+    model,
+    tokenizer,
+    template: Template,
+    questions: list[str],
+    answers: list[list[str]],
+    batch_size: int,
+    max_length: int = 512,
 ) -> dict[str, list[list[float]]]:
     """avg_loss, token count |y|, exact memorisation and extraction strength of every answer of every item.
 
     answers[i] lists item i's answers; all of them (e.g. answer, paraphrase and the perturbed ones) are flattened
-    into one list of sequences and scored in padded batches, longest first to keep padding low.
+    into one list of sequences and scored in padded batches, longest first to keep padding low. EM and ES leave out
+    the last answer position (its EOS), as open-unlearning's ``tokenwise_vocab_logprobs`` does.
     """
     owner = [i for i, group in enumerate(answers) for _ in group]
-    flat = encode_qa(tokenizer, [questions[i] for i in owner], [a for group in answers for a in group], max_length)
+    flat = encode_qa(tokenizer, template, [questions[i] for i in owner], [a for g in answers for a in g], max_length)
     order = torch.argsort(flat.attention_mask.sum(-1), descending=True)
     device = next(model.parameters()).device
     scores = {name: torch.empty(len(flat)) for name in ("avg_loss", "tokens", "em", "es")}
@@ -70,10 +86,11 @@ def score_answers(
         logp, mask = token_logprobs(logits, batch.labels)
         labels = batch.labels[:, 1:]
         predictions = logits[:, :-1].argmax(-1)
+        without_eos = mask & (torch.cumsum(mask, -1) < mask.sum(-1, keepdim=True))
         scores["avg_loss"][idx] = (-logp.sum(-1) / mask.sum(-1).clamp(min=1)).float().cpu()
         scores["tokens"][idx] = mask.sum(-1).float().cpu()
-        scores["em"][idx] = M.exact_memorisation(predictions, labels, mask).float().cpu()
-        scores["es"][idx] = M.extraction_strength(predictions, labels, mask).float().cpu()
+        scores["em"][idx] = M.exact_memorisation(predictions, labels, without_eos).float().cpu()
+        scores["es"][idx] = M.extraction_strength(predictions, labels, without_eos).float().cpu()
     out = {name: [[] for _ in answers] for name in scores}
     for j, i in enumerate(owner):
         for name, values in scores.items():
@@ -82,13 +99,22 @@ def score_answers(
 
 
 def generate_answers(model, tokenizer, questions: list[str], config: TofuEvalConfig) -> list[str]:
-    """Greedy answers to the chat-formatted questions (``greedy_generate``), stripped."""
+    """Greedy answers to the templated questions (``greedy_generate``), stripped."""
     if config.protocol == "open-unlearning":
         new = config.max_new_tokens
     else:  # the original code caps prompt + answer at 200 tokens
         new = lambda width: ORIGINAL_MAX_LENGTH - width  # noqa: E731
-    prompts = encode_prompts(tokenizer, questions)
+    prompts = encode_prompts(tokenizer, config.prompt_template(), questions, config.max_length)
     return [a.strip() for a in greedy_generate(model, tokenizer, prompts, new, config.generation_batch_size)]
+
+
+def decoded_answer(tokenizer, template: Template, question: str, answer: str, max_length: int = 512) -> str:
+    """The ROUGE reference as open-unlearning's ``eval_text_similarity`` makes it: the decoded conversation with
+    the decoded prompt taken out (without special tokens, tokenisation spaces cleaned up), stripped."""
+    full, _ = encode_pair(tokenizer, template, question, answer, max_length)
+    prompt = prompt_ids(tokenizer, template, question, max_length)
+    decode = functools.partial(tokenizer.decode, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+    return decode(full).replace(decode(prompt), "").strip()
 
 
 def _by_index(values: list) -> dict[str, dict]:
@@ -105,11 +131,15 @@ def item_scores(model, tokenizer, rows: list[dict], base: str, config: TofuEvalC
     unless it is the answer, then the perturbed ones), the answer's EM and ES, and the greedy generation."""
     questions = [r["question"] for r in rows]
     answers = [[r["answer"], *([r[base]] if base != "answer" else []), *r["perturbed_answer"]] for r in rows]
-    scores = score_answers(model, tokenizer, questions, answers, config.batch_size, config.max_length)
+    template = config.prompt_template()
+    scores = score_answers(model, tokenizer, template, questions, answers, config.batch_size, config.max_length)
     generations = generate_answers(model, tokenizer, questions, config)
+    references = [decoded_answer(tokenizer, template, r["question"], r["answer"], config.max_length) for r in rows]
     return [
-        {"losses": loss, "tokens": int(n[0]), "em": em[0], "es": es[0], "generation": g}
-        for loss, n, em, es, g in zip(scores["avg_loss"], scores["tokens"], scores["em"], scores["es"], generations)
+        {"losses": loss, "tokens": int(n[0]), "em": em[0], "es": es[0], "generation": g, "reference": ref}
+        for loss, n, em, es, g, ref in zip(
+            scores["avg_loss"], scores["tokens"], scores["em"], scores["es"], generations, references
+        )
     ]
 
 
@@ -148,10 +178,11 @@ def set_metrics(rows: list[dict], items: list[dict], key: str, base: str, forget
     aggregate = M.forget_truth_ratio_score if forget_set else M.retain_truth_ratio_score
     out[ratio_key] = {"agg_value": aggregate(ratios), "value_by_index": _by_index([{"score": r} for r in ratios])}
     generations = [item["generation"] for item in items]
-    rouge = M.rouge_recall([r["answer"] for r in rows], generations)
+    references = [item["reference"] for item in items]
+    rouge = M.rouge_recall(references, generations)
     entries = [
-        {**s, "input": r["question"], "ground_truth": r["answer"], "generation": g}
-        for s, r, g in zip(rouge, rows, generations)
+        {**s, "input": r["question"], "ground_truth": ref, "generation": g}
+        for s, r, ref, g in zip(rouge, rows, references, generations)
     ]
     out[f"{key}_Q_A_ROUGE"] = {
         "agg_value": float(np.mean([s["rougeL_recall"] for s in rouge])),
@@ -178,7 +209,10 @@ def evaluate_tofu(
 ) -> dict:
     """Every TOFU metric of ``model`` on ``config.split``, with forget quality against ``retain_ratios`` (the retain
     model's per-item forget truth ratios) or reported as unavailable. With an ``accelerate.Accelerator`` of several
-    processes, the items are shared out and the results gathered; every process returns the same dict."""
+    processes, the items are shared out and the results gathered; every process returns the same dict. A config
+    without a template uses the one detected from the tokenizer and model (``templates.detect_template``)."""
+    if config.template is None:
+        config = replace(config, template=detect_template(tokenizer, model.config.model_type)[0])
     results: dict = {}
     for name, (tofu_config, key, base) in SETS.items():
         rows = load_tofu(data, tofu_config or f"{config.split}_perturbed")
@@ -199,7 +233,12 @@ def evaluate_tofu(
             )
         results["forget_quality"] = {"agg_value": M.forget_quality(ratios, retain_ratios)}
     results["model_utility"] = {"agg_value": M.model_utility({k: results[k]["agg_value"] for k in M.UTILITY_KEYS})}
-    results["_meta"] = {"split": config.split, "protocol": config.protocol, "forget_items": len(ratios)}
+    results["_meta"] = {
+        "split": config.split,
+        "protocol": config.protocol,
+        "template": config.template,
+        "forget_items": len(ratios),
+    }
     return results
 
 

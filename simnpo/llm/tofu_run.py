@@ -7,12 +7,13 @@ With no model given, the built-in mini-TOFU's retain model is evaluated (its for
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from simnpo.llm.builtin_tofu import DEFAULT_CACHE, MiniTofu, ensure_model, mini_tofu
+from simnpo.llm.builtin_tofu import BUILTIN_TEMPLATE, DEFAULT_CACHE, MiniTofu, ensure_model, mini_tofu
 from simnpo.llm.finetune import FinetuneConfig, progress_callbacks
-from simnpo.llm.models import check_source, load_model, load_tokenizer, quiet_hugging_face
+from simnpo.llm.models import check_source, load_model, load_tokenizer, model_type, quiet_hugging_face
+from simnpo.llm.templates import resolve_template, template_named
 from simnpo.llm.tofu_data import FORGET_SPLITS, PERTURBED_SETS, load_tofu, require_pad_token
 from simnpo.llm.tofu_eval import ORIGINAL_MAX_ITEMS, TofuEvalConfig, evaluate_tofu, retain_truth_ratios, summary
 from simnpo.llm.tofu_metrics import forget_quality
@@ -37,9 +38,27 @@ class EvalRequest:
 @dataclass
 class EvalPlan:
     data: str
+    config: TofuEvalConfig  # as asked, with the prompt template resolved
+    template_reason: str = ""  # why this template: given with --template, or detected from what
     models: list[tuple[str, str | Path]] = field(default_factory=list)  # (label, folder or hub id), in order
     retain_ratios: list[float] | None = None
     assets: MiniTofu | None = None
+
+
+def resolve_eval_template(request: EvalRequest, config: TofuEvalConfig) -> tuple[TofuEvalConfig, str]:
+    """``config`` with its prompt template resolved, and why: for a given model the named template checked
+    against its tokenizer, or the one detected from it (its tokenizer is loaded, the model is not); for the
+    built-in models the named tag template or the built-in's, which their tokenizer is trained on."""
+    if request.model is None:
+        template = template_named(config.template or BUILTIN_TEMPLATE)
+        reason = "--template" if config.template else "the built-in's"
+        if template.chat:
+            raise ValueError("the built-in mini-TOFU's tokenizer has no chat template; use --template llama2 or phi")
+    else:
+        check_source(request.model, "model")
+        tokenizer = load_tokenizer(request.model, request.pad_token)
+        template, reason = resolve_template(config.template, tokenizer, model_type(request.model), request.model)
+    return replace(config, template=template.name), reason
 
 
 def plan_tofu_eval(request: EvalRequest, config: TofuEvalConfig) -> EvalPlan:
@@ -48,21 +67,20 @@ def plan_tofu_eval(request: EvalRequest, config: TofuEvalConfig) -> EvalPlan:
     quiet_hugging_face()
     if request.finetune_epochs < 1:
         raise ValueError(f"--finetune-epochs must be >= 1, got {request.finetune_epochs}")
+    config, reason = resolve_eval_template(request, config)
     builtin = request.data == "builtin"
-    assets = (
-        mini_tofu(request.cache_dir, finetune_config=FinetuneConfig(epochs=request.finetune_epochs))
-        if builtin
-        else None
-    )
-    plan = EvalPlan(data=str(assets.data) if builtin else request.data, assets=assets)
+    if builtin:
+        ft_config = FinetuneConfig(epochs=request.finetune_epochs)
+        assets = mini_tofu(request.cache_dir, finetune_config=ft_config, template=config.prompt_template())
+        plan = EvalPlan(str(assets.data), config, reason, assets=assets)
+    else:
+        plan = EvalPlan(request.data, config, reason)
     forget_rows = load_tofu(plan.data, f"{config.split}_perturbed")
     for name in PERTURBED_SETS:
         load_tofu(plan.data, name)
     n_forget = min(len(forget_rows), ORIGINAL_MAX_ITEMS) if config.protocol == "original" else len(forget_rows)
     if request.model is not None:
-        check_source(request.model, "model")
-        tokenizer = load_tokenizer(request.model, request.pad_token)
-        require_pad_token(tokenizer, request.model)
+        require_pad_token(load_tokenizer(request.model, request.pad_token), request.model)
         plan.models.append(("model", request.model))
     else:
         plan.models.append(("target", assets.model("target")))
@@ -80,7 +98,6 @@ def plan_tofu_eval(request: EvalRequest, config: TofuEvalConfig) -> EvalPlan:
 
 def run_tofu_eval(
     request: EvalRequest,
-    config: TofuEvalConfig,
     plan: EvalPlan,
     folder: Path,
     progress,
@@ -92,6 +109,7 @@ def run_tofu_eval(
     ``accelerator`` of several processes the items are shared out and only the main process writes. ``reuse``
     (a resumed run of the same configuration) keeps evaluations already written instead of redoing them."""
     main = accelerator is None or accelerator.is_main_process
+    config = plan.config
     summaries, rows, notes = {}, [], []
     retain_ratios = plan.retain_ratios
     for label, source in plan.models:
@@ -147,16 +165,11 @@ def table_row(label: str, s: dict) -> list[str]:
 
 
 def run_llm_tofu(
-    request: EvalRequest,
-    run: LLMRunConfig,
-    eval_config: TofuEvalConfig,
-    plan: EvalPlan,
-    folder: Path,
-    accelerator,
-    progress,
+    request: EvalRequest, run: LLMRunConfig, plan: EvalPlan, folder: Path, accelerator, progress
 ) -> tuple[list[list[str]], list[str]]:
     """Evaluate the starting points, then unlearn and evaluate each method; returns the table rows and notes."""
-    rows, notes = run_tofu_eval(request, eval_config, plan, folder, progress, accelerator, reuse=True)
+    eval_config = plan.config
+    rows, notes = run_tofu_eval(request, plan, folder, progress, accelerator, reuse=True)
     start = plan.models[-1][1]  # the target (built-in) or the given model
     retain_file = folder / "retain" / "TOFU_EVAL.json"  # the built-in retain model, evaluated just above
     retain_ratios = retain_truth_ratios(retain_file, eval_config.split) if retain_file.is_file() else plan.retain_ratios
@@ -165,7 +178,13 @@ def run_llm_tofu(
 
     def encode(tokenizer, config):
         return encode_unlearning_data(
-            tokenizer, forget_rows, retain_rows, config.method, config.max_length, config.seed
+            tokenizer,
+            eval_config.prompt_template(),
+            forget_rows,
+            retain_rows,
+            config.method,
+            config.max_length,
+            config.seed,
         )
 
     def evaluate(model, tokenizer):

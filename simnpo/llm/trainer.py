@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from simnpo.llm.templates import Template
 from simnpo.llm.tofu_data import EncodedBatch, encode_qa
 from simnpo.losses import LossConfig, LossInputs, method_needs, sequence_logprobs, unlearning_loss
 from simnpo.runs import read_json, write_json
@@ -121,14 +122,21 @@ class UnlearningData:
     idk: EncodedBatch | None
 
 
-def encode_unlearning_data(tokenizer, forget_rows, retain_rows, method: str, max_length: int, seed: int):
-    """Encode the forget and retain question/answer pairs, and each forget question with a seeded refusal."""
-    forget = encode_qa(tokenizer, [r["question"] for r in forget_rows], [r["answer"] for r in forget_rows], max_length)
-    retain = encode_qa(tokenizer, [r["question"] for r in retain_rows], [r["answer"] for r in retain_rows], max_length)
+def encode_unlearning_data(
+    tokenizer, template: Template, forget_rows, retain_rows, method: str, max_length: int, seed: int
+) -> UnlearningData:
+    """Encode the forget and retain question/answer pairs with ``template`` (as the evaluation encodes them), and
+    each forget question with a seeded refusal."""
+
+    def encode(rows, answers):
+        return encode_qa(tokenizer, template, [r["question"] for r in rows], answers, max_length)
+
+    forget = encode(forget_rows, [r["answer"] for r in forget_rows])
+    retain = encode(retain_rows, [r["answer"] for r in retain_rows])
     idk = None
     if "idk_logps" in method_needs(method):
         choice = torch.randint(len(REFUSALS), (len(forget_rows),), generator=torch.Generator().manual_seed(seed))
-        idk = encode_qa(tokenizer, [r["question"] for r in forget_rows], [REFUSALS[i] for i in choice], max_length)
+        idk = encode(forget_rows, [REFUSALS[i] for i in choice])
     return UnlearningData(forget, retain, idk)
 
 

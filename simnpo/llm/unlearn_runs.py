@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simnpo.llm.models import load_model, load_tokenizer
+from simnpo.llm.presets import method_values
 from simnpo.llm.trainer import TrainerConfig, UnlearningData, merged, unlearn
 from simnpo.runs import read_json, write_json
-
-# β when the user gives none: open-unlearning's NPO/IdkPO default and the paper's SimNPO forget10 value
-DEFAULT_BETA = {"npo": 0.1, "idkpo": 0.1, "simnpo": 4.5, "ga": 1.0, "graddiff": 1.0}
 
 
 @dataclass(frozen=True)
@@ -35,16 +33,16 @@ class LLMRunConfig:
             raise ValueError(f"--eval-every must be >= 0 epochs, got {self.eval_every}")
 
 
-def method_configs(methods: tuple[str, ...], base: dict) -> dict[str, TrainerConfig]:
-    """One TrainerConfig per method; β defaults per method family unless given (``base`` holds resolved options)."""
+def method_configs(methods: tuple[str, ...], preset: str, given: dict) -> dict[str, TrainerConfig]:
+    """One TrainerConfig per method: the preset's shared values < its values for the method < ``given`` (the
+    command-line options, for every method)."""
     if not methods:
         raise ValueError("give at least one method with --methods")
     out = {}
     for method in methods:
-        values = {k: v for k, v in base.items() if k in TrainerConfig.__dataclass_fields__}
-        family = method.split("_")[0]
-        values.setdefault("beta", base.get("betas", {}).get(family, DEFAULT_BETA.get(family, 1.0)))
-        out[method] = TrainerConfig(**{**values, "method": method})
+        values = method_values(preset, method, given)
+        fields = {k: v for k, v in values.items() if k in TrainerConfig.__dataclass_fields__}
+        out[method] = TrainerConfig(**{**fields, "method": method})
     return out
 
 

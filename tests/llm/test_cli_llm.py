@@ -21,7 +21,8 @@ def test_llm_runs_every_step_and_resumes(cache, tmp_path):
     args = ["llm", "--bench", "tofu", *TINY, "--cache-dir", str(cache), "--out", str(tmp_path), "--eval-every", "1"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "preset mini-tofu: betas=" in result.output
+    assert "preset mini-tofu:\n  npo_nll: beta=0.1, " in result.output and "  simnpo_nll: beta=0.5, " in result.output
+    assert "template llama2 (the built-in's)" in result.output
     for name in ("retain", "target", "npo_nll", "simnpo_nll"):
         assert name in result.output
     history = json.loads((tmp_path / "simnpo_nll" / "history.json").read_text())
@@ -52,6 +53,9 @@ def test_llm_runs_every_step_and_resumes(cache, tmp_path):
         (["--beta", "0"], "beta must be a finite number > 0"),
         (["--bench", "wmdp"], "unknown benchmark 'wmdp'"),
         (["--schedule", "cosine"], "unknown schedule 'cosine'"),
+        (["--template", "vicuna"], "unknown template 'vicuna'"),
+        (["--template", "llama3"], "the built-in mini-TOFU's tokenizer has no chat template"),
+        (["--preset", "paper-forget10", "--methods", "ga,simnpo"], "preset paper-forget10 has no values for method ga"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(cache, tmp_path, args, message):
@@ -70,3 +74,62 @@ def test_an_unreachable_hub_id_fails_fast(tmp_path, monkeypatch):
     )
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert time.perf_counter() - start < 10
+
+
+def dry_run(*args: str) -> dict:
+    result = runner.invoke(app, ["llm", *args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def loss_values(payload: dict) -> dict:
+    keys = ("beta", "forget_weight", "retain_weight", "margin", "lr")
+    return {t["method"]: tuple(t[k] for k in keys) for t in payload["configs"]["LLMRunConfig"]["trainers"]}
+
+
+def test_paper_preset_gives_each_method_its_published_values_and_dry_run_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    payload = dry_run("--preset", "paper-forget10", "--methods", "npo_nll,simnpo_nll")
+    assert loss_values(payload) == {"npo_nll": (0.1, 1.0, 1.0, 0.0, 1e-5), "simnpo_nll": (4.5, 0.125, 1.0, 0.0, 1e-5)}
+    assert payload["preset"] == "paper-forget10" and payload["configs"]["TofuEvalConfig"]["template"] == "llama2"
+    assert list(tmp_path.iterdir()) == []  # no run folder, no built-in cache
+
+
+def test_precedence_preset_then_method_then_command_line(monkeypatch):
+    from simnpo.llm import presets
+
+    fake = {"bench": "tofu", "shared": {"beta": 1.0, "lr": 1e-3}, "methods": {"npo": {"beta": 2.0}, "simnpo": {}}}
+    monkeypatch.setitem(presets.PRESETS, "fake", fake)
+    assert presets.method_values("fake", "npo_nll", {})["beta"] == 2.0  # per method over shared
+    assert presets.method_values("fake", "simnpo_nll", {})["beta"] == 1.0  # shared where the method sets none
+    assert presets.method_values("fake", "npo_nll", {"beta": 3.0, "lr": 2e-3})[("beta")] == 3.0  # command line
+    payload = dry_run("--preset", "fake", "--lr", "2e-3")
+    assert loss_values(payload)["npo_nll"][::4] == (2.0, 2e-3) and loss_values(payload)["simnpo_nll"][::4] == (
+        1.0,
+        2e-3,
+    )
+    payload = dry_run("--preset", "paper-forget10", "--beta", "1.5", "--forget-weight", "0.5")
+    assert {v[:2] for v in loss_values(payload).values()} == {(1.5, 0.5)}
+
+
+def test_real_tofu_data_defaults_to_the_papers_preset_for_the_split(tofu_folder, tokenizer, tmp_path):
+    from simnpo.llm.models import TinyLlamaConfig, tiny_llama
+
+    model = tmp_path / "model"
+    tiny_llama(TinyLlamaConfig(hidden_size=16, intermediate_size=32, layers=1, heads=2), tokenizer, 0).save_pretrained(
+        model
+    )
+    tokenizer.save_pretrained(model)
+    payload = dry_run("--model", str(model), "--data", str(tofu_folder), "--split", "forget05")
+    assert payload["preset"] == "paper-forget05" and loss_values(payload)["simnpo_nll"][:2] == (2.5, 0.1375)
+    assert payload["template_reason"].startswith("detected: no chat template, Llama architecture")
+    assert (
+        dry_run("--model", str(model), "--data", str(tofu_folder), "--split", "forget01")["preset"] == "open-unlearning"
+    )
+    chat = tmp_path / "chat"
+    model.rename(chat)
+    tokenizer.chat_template = "{% for m in messages %}<|start_header_id|>{{ m['content'] }}{% endfor %}"
+    tokenizer.save_pretrained(chat)
+    result = runner.invoke(app, ["llm", "--model", str(chat), "--data", str(tofu_folder), "--template", "llama2"])
+    assert result.exit_code == 2 and "template llama2 contradicts the chat template" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -57,6 +57,8 @@ def test_llm_unlearns_chunks_of_a_local_muse_folder(small_muse, tmp_path):
         (["llm", "--bench", "muse", "--split", "forget05"], "--split is not an option of --bench muse"),
         (["llm", "--bench", "muse", "--max-new-tokens", "8"], "--max-new-tokens is not an option of --bench muse"),
         (["llm", "--bench", "tofu", "--corpus", "news"], "--corpus is not an option of --bench tofu"),
+        (["llm", "--bench", "muse", "--template", "llama2"], "--template is not an option of --bench muse"),
+        (["eval", "--bench", "muse", "--template", "llama2"], "--template is not an option of --bench muse"),
         (["llm", "--bench", "muse", "--preset", "mini-tofu"], "preset mini-tofu is for --bench tofu"),
         (["llm", "--bench", "muse", "--preset", "paper-muse-news", "--corpus", "books"], "is for news, not books"),
         (["llm", "--bench", "muse", "--methods", "idkpo"], "MUSE's forget set is text"),

@@ -69,7 +69,7 @@ def test_evaluation_in_two_processes_equals_one_process(tiny_model, tokenizer, t
     assert generations(sharded) == generations(single)
     # MUSE: 4 verbmem and knowmem items, 4 + 4 privleak texts over 2 processes, with the TOFU run's tokenizer
     sharded = read_json(tmp_path / "two" / "MUSE_EVAL.json")
-    config = MuseEvalConfig(verbmem_tokens=6, knowmem_tokens=4, batch_size=3, max_length=64)
+    config = MuseEvalConfig(verbmem_tokens=6, knowmem_tokens=4, batch_size=3)
     single = evaluate_muse(model, tokenizer, str(small_muse[0]), config, retrain_auc=0.5)
     generations_of = lambda entry: [v["generation"] for v in entry["value_by_index"].values()]  # noqa: E731
     for key in ("verbmem_f", "knowmem_f", "knowmem_r"):

@@ -29,7 +29,7 @@ def test_batched_greedy_generation_equals_one_at_a_time(model_and_tokenizer):
 
 def test_text_log_probabilities_batched_equal_the_hand_computation(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    batched = text_token_logprobs(model, tokenizer, TEXTS, batch_size=3, max_length=64)
+    batched = text_token_logprobs(model, tokenizer, TEXTS, batch_size=3)
     for text, values in zip(TEXTS, batched):
         ids = torch.tensor([tokenizer(text)["input_ids"]])
         with torch.no_grad():
@@ -38,6 +38,10 @@ def test_text_log_probabilities_batched_equal_the_hand_computation(model_and_tok
         assert values == pytest.approx(expected.tolist(), abs=1e-5)
     cut = text_token_logprobs(model, tokenizer, TEXTS[1:2], batch_size=1, max_length=5)
     assert len(cut[0]) == 4  # cut to max_length tokens, BOS included, so 4 predicted
+    # by default whole texts, however long (MUSE scores PrivLeak texts uncut; open-unlearning cuts at 2048)
+    long_text = " ".join(["The mayor of a small town announced a new bridge in March."] * 250)
+    n = len(tokenizer(long_text)["input_ids"])
+    assert n > 2048 and len(text_token_logprobs(model, tokenizer, [long_text], batch_size=1)[0]) == n - 1
 
 
 def test_shard_map_on_one_process_is_the_function():

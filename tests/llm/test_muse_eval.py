@@ -10,7 +10,7 @@ from simnpo.llm.generation import greedy_generate, text_token_logprobs
 from simnpo.llm.models import load_model, load_tokenizer
 from simnpo.llm.muse_data import load_muse
 
-QUICK = E.MuseEvalConfig(verbmem_tokens=8, knowmem_tokens=6, batch_size=4, max_length=64)
+QUICK = E.MuseEvalConfig(verbmem_tokens=8, knowmem_tokens=6, batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,9 @@ def test_verbmem_scores_the_generation_against_the_cut_reference(evaluated):
     reference = M.truncate_tokens(tokenizer, row["gt"], 8)
     assert entry["generation"] == generation and entry["gt"] == reference
     assert (
-        len(tokenizer(reference, add_special_tokens=False)["input_ids"]) == 8 < len(tokenizer(row["gt"])["input_ids"])
+        len(tokenizer(reference, add_special_tokens=False)["input_ids"])
+        == 7
+        < len(tokenizer(row["gt"])["input_ids"])  # BOS + 7
     )
     assert entry["rougeL_f1"] == pytest.approx(M.rouge_l_f1([reference], [generation])[0])
 
@@ -61,7 +63,7 @@ def test_knowmem_asks_with_the_examples_and_cuts_at_stop_strings(evaluated):
 def test_privleak_uses_min_k_scores_of_forget_against_holdout(evaluated):
     data, model, tokenizer, results, _ = evaluated
     texts = [r["text"] for r in load_muse(data, "privleak", "holdout")]
-    expected = [M.min_k_score(v, 0.4) for v in text_token_logprobs(model, tokenizer, texts, 4, 64)]
+    expected = [M.min_k_score(v, 0.4) for v in text_token_logprobs(model, tokenizer, texts, 4)]
     entry = results["privleak"]
     assert entry["holdout_scores"] == pytest.approx(expected)
     assert entry["auc"] == pytest.approx(M.privleak_auc(entry["forget_scores"], entry["holdout_scores"]))

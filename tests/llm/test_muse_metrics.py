@@ -5,10 +5,12 @@ import pytest
 from simnpo.llm import muse_metrics as M
 
 
-def test_min_k_score_takes_the_lowest_forty_percent():
-    # 5 tokens: ceil(0.4 × 5) = 2 lowest, -3 and -2 -> score 2.5
+def test_min_k_score_takes_the_floor_of_forty_percent_as_muse_does():
+    # 5 tokens: int(5 × 0.4) = 2 lowest, -3 and -2 -> score 2.5
     assert M.min_k_score([-0.1, -3.0, -0.5, -2.0, -1.0]) == pytest.approx(2.5)
-    assert M.min_k_score([-1.0, -2.0], k=0.4) == pytest.approx(2.0)  # at least one token
+    # 7 tokens: int(7 × 0.4) = 2 (ceil would take 3: -3, -2, -1 -> 2.0)
+    assert M.min_k_score([-0.1, -3.0, -0.5, -2.0, -1.0, -0.2, -0.3]) == pytest.approx(2.5)
+    assert M.min_k_score([-1.0, -2.0], k=0.4) == pytest.approx(2.0)  # int(0.8) = 0 would be NaN: the lowest one
     assert M.min_k_score([-4.0, -1.0, -1.0], k=1.0) == pytest.approx(2.0)
 
 
@@ -45,9 +47,10 @@ def test_knowmem_prompt_layout():
     assert prompt == "Question: Q1?\nAnswer: A1.\n\nQuestion: Q2?\nAnswer: A2.\n\nQuestion: Q3?\nAnswer: "
 
 
-def test_reference_cut_to_128_tokens(tokenizer):
+def test_reference_cut_to_128_tokens_bos_counted(tokenizer):
     text = " ".join(f"word{i}" for i in range(400))
     cut = M.truncate_tokens(tokenizer, text, 128)
-    assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == 128
+    assert tokenizer(text)["input_ids"][0] == tokenizer.bos_token_id
+    assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == 127  # MUSE's 128 ids hold the BOS
     assert text.startswith(cut.strip())
     assert M.truncate_tokens(tokenizer, "short text", 128) == "short text"

@@ -7,23 +7,25 @@ import pytest
 import torch
 
 from simnpo.llm import tofu_eval as E
+from simnpo.llm.templates import TEMPLATES
 from simnpo.llm.tofu_data import encode_qa, load_tofu
 from simnpo.llm.tofu_metrics import UTILITY_KEYS
 from simnpo.losses import sequence_logprobs
 
-QUICK = E.TofuEvalConfig(max_new_tokens=6, batch_size=16, generation_batch_size=16)
+QUICK = E.TofuEvalConfig(max_new_tokens=6, batch_size=16, generation_batch_size=16, template="llama2")
+LLAMA2 = TEMPLATES["llama2"]
 
 
 def test_batched_scores_equal_one_item_at_a_time_and_the_hand_computed_loss(tiny_model, tokenizer, tofu_folder):
     rows = load_tofu(tofu_folder, "forget10_perturbed")[:6]
     questions = [r["question"] for r in rows]
     answers = [[r["answer"], r["paraphrased_answer"], *r["perturbed_answer"]] for r in rows]
-    batched = E.score_answers(tiny_model, tokenizer, questions, answers, batch_size=16)
-    single = E.score_answers(tiny_model, tokenizer, questions, answers, batch_size=1)
+    batched = E.score_answers(tiny_model, tokenizer, LLAMA2, questions, answers, batch_size=16)
+    single = E.score_answers(tiny_model, tokenizer, LLAMA2, questions, answers, batch_size=1)
     assert np.allclose(batched["avg_loss"], single["avg_loss"], atol=1e-5)
     assert batched["em"] == single["em"] and batched["es"] == single["es"]
     assert [len(a) for a in batched["avg_loss"]] == [7] * 6
-    one = encode_qa(tokenizer, [questions[2]], [answers[2][3]])
+    one = encode_qa(tokenizer, LLAMA2, [questions[2]], [answers[2][3]])
     with torch.no_grad():
         logps, n = sequence_logprobs(tiny_model(input_ids=one.input_ids).logits, one.labels)
     assert batched["avg_loss"][2][3] == pytest.approx((-logps / n).item(), abs=1e-5)
@@ -38,7 +40,7 @@ def test_batched_left_padded_generation_equals_one_at_a_time(tiny_model, tokeniz
 
 
 def test_original_protocol_counts_the_prompt_in_200_tokens(tiny_model, tokenizer, monkeypatch):
-    config = E.TofuEvalConfig(protocol="original", max_new_tokens=50)
+    config = E.TofuEvalConfig(protocol="original", max_new_tokens=50, template="llama2")
     prompt_len = len(tokenizer("[INST] Where? [/INST]")["input_ids"])
     monkeypatch.setattr(E, "ORIGINAL_MAX_LENGTH", prompt_len + 3)
     (text,) = E.generate_answers(tiny_model, tokenizer, ["Where?"], config)
@@ -74,7 +76,12 @@ def test_results_follow_the_open_unlearning_layout(results):
     expected = 0.0 if min(nine) == 0 else len(nine) / sum(1 / x for x in nine)  # an untrained model's ROUGE is 0
     assert results["model_utility"]["agg_value"] == pytest.approx(expected)
     assert results["forget_quality"]["agg_value"] is None and "retain" in results["forget_quality"]["reason"]
-    assert results["_meta"] == {"split": "forget10", "protocol": "open-unlearning", "forget_items": 80}
+    assert results["_meta"] == {
+        "split": "forget10",
+        "protocol": "open-unlearning",
+        "template": "llama2",
+        "forget_items": 80,
+    }
 
 
 def test_forget_quality_against_itself_is_one_and_sizes_must_match(tiny_model, tokenizer, tofu_folder, results):

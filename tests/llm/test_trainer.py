@@ -6,6 +6,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
+from simnpo.llm.templates import TEMPLATES
 from simnpo.llm.tofu_data import load_tofu
 from simnpo.llm.trainer import (
     NonFiniteLoss,
@@ -16,6 +17,8 @@ from simnpo.llm.trainer import (
     unlearn,
 )
 from simnpo.losses import METHODS, sequence_logprobs
+
+LLAMA2 = TEMPLATES["llama2"]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def quick(method, **kw):
 def test_each_method_runs_and_lowers_the_forget_likelihood(
     method, trained_model, tokenizer, rows, accelerator, tmp_path
 ):
-    data = encode_unlearning_data(tokenizer, *rows, method, 128, seed=0)
+    data = encode_unlearning_data(tokenizer, LLAMA2, *rows, method, 128, seed=0)
     before = reference_logprobs(trained_model, data.forget, 8, accelerator)
     model = unlearn(fresh(trained_model), data, quick(method, lr=2e-3), accelerator, tmp_path)
     after = reference_logprobs(model, data.forget, 8, accelerator)
@@ -60,7 +63,7 @@ def test_each_method_runs_and_lowers_the_forget_likelihood(
 
 
 def test_npo_cached_reference_equals_a_live_reference_model(tiny_model, tokenizer, rows, accelerator):
-    data = encode_unlearning_data(tokenizer, *rows, "npo", 128, seed=0)
+    data = encode_unlearning_data(tokenizer, LLAMA2, *rows, "npo", 128, seed=0)
     cached = reference_logprobs(tiny_model, data.forget, 5, accelerator)  # padded batches of 5
     live = copy.deepcopy(tiny_model).eval()
     for i in range(len(data.forget)):  # one item at a time, no padding
@@ -80,7 +83,7 @@ def test_global_batches_cover_every_item_and_top_up_the_last():
 
 
 def test_an_interrupted_run_resumes_to_the_same_model(tiny_model, tokenizer, rows, accelerator, tmp_path):
-    data = encode_unlearning_data(tokenizer, *rows, "simnpo_nll", 128, seed=0)
+    data = encode_unlearning_data(tokenizer, LLAMA2, *rows, "simnpo_nll", 128, seed=0)
     config = quick("simnpo_nll", epochs=3)
     whole = unlearn(fresh(tiny_model), data, config, accelerator, tmp_path / "whole")
 
@@ -98,7 +101,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(tiny_model, tokenizer, row
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_state(tiny_model, tokenizer, rows, accelerator, tmp_path):
-    data = encode_unlearning_data(tokenizer, *rows, "simnpo", 128, seed=0)
+    data = encode_unlearning_data(tokenizer, LLAMA2, *rows, "simnpo", 128, seed=0)
 
     def diverge(model, epoch):  # as if the weights had blown up during epoch 2
         with torch.no_grad():
@@ -135,7 +138,7 @@ def test_accumulation_must_divide_the_batch():
 def test_lora_trains_adapters_only_and_saves_a_plain_model(trained_model, tokenizer, rows, accelerator, tmp_path):
     from simnpo.llm.trainer import merged
 
-    data = encode_unlearning_data(tokenizer, *rows, "simnpo", 128, seed=0)
+    data = encode_unlearning_data(tokenizer, LLAMA2, *rows, "simnpo", 128, seed=0)
     base = copy.deepcopy(trained_model)
     before = reference_logprobs(base, data.forget, 8, accelerator)
     model = unlearn(copy.deepcopy(trained_model), data, quick("simnpo", lora_rank=4, lr=1e-2), accelerator, tmp_path)
@@ -146,7 +149,7 @@ def test_lora_trains_adapters_only_and_saves_a_plain_model(trained_model, tokeni
 
 
 def test_gradient_checkpointing_gives_the_same_model(trained_model, tokenizer, rows, accelerator, tmp_path):
-    data = encode_unlearning_data(tokenizer, *rows, "simnpo_nll", 128, seed=0)
+    data = encode_unlearning_data(tokenizer, LLAMA2, *rows, "simnpo_nll", 128, seed=0)
     plain = unlearn(fresh(trained_model), data, quick("simnpo_nll"), accelerator, tmp_path / "a")
     checkpointed = unlearn(
         fresh(trained_model), data, quick("simnpo_nll", gradient_checkpointing=True), accelerator, tmp_path / "b"

@@ -10,10 +10,13 @@ from accelerate import Accelerator
 
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, tiny_llama
 from simnpo.llm.muse_eval import MuseEvalConfig, evaluate_muse
+from simnpo.llm.templates import TEMPLATES
 from simnpo.llm.tofu_data import load_tofu
 from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu
 from simnpo.llm.trainer import TrainerConfig, encode_unlearning_data, unlearn
 from simnpo.runs import write_json
+
+LLAMA2 = TEMPLATES["llama2"]
 
 
 def main() -> None:
@@ -23,7 +26,7 @@ def main() -> None:
     tokenizer = load_tokenizer(tokenizer_dir)
     model = tiny_llama(TinyLlamaConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2), tokenizer, seed=0)
     rows = load_tofu(data_dir, "forget10")[:16], load_tofu(data_dir, "retain90")[:32]
-    data = encode_unlearning_data(tokenizer, *rows, "simnpo", 128, seed=0)
+    data = encode_unlearning_data(tokenizer, LLAMA2, *rows, "simnpo", 128, seed=0)
     config = TrainerConfig(
         method="simnpo",
         beta=2.5,
@@ -41,7 +44,7 @@ def main() -> None:
         torch.save(final.state_dict(), out / "weights.pt")
         write_json(out / "TOFU_EVAL.json", results)
     if len(sys.argv) > 5:
-        config = MuseEvalConfig(verbmem_tokens=6, knowmem_tokens=4, batch_size=3, max_length=64)
+        config = MuseEvalConfig(verbmem_tokens=6, knowmem_tokens=4, batch_size=3)
         muse = evaluate_muse(final, tokenizer, sys.argv[5], config, retrain_auc=0.5, accelerator=accelerator)
         if accelerator.is_main_process:
             write_json(out / "MUSE_EVAL.json", muse)
