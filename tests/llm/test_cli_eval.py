@@ -90,6 +90,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(builtin_run, tmp_path):
         (["--model", str(nopad), "--data", str(cache / "data")], "has no pad token; pass --pad-token"),
         (["--data", str(cache / "data")], "--data needs --model"),
         (["--protocol", "tofu"], "unknown protocol"),
+        (["--template", "alpaca"], "unknown template 'alpaca'"),
+        (["--template", "chat"], "the built-in mini-TOFU's tokenizer has no chat template"),
+        (["--model", str(cache / "target"), "--data", str(cache / "data"), "--template", "llama3"], "has none"),
     ]
     for args, message in cases:
         out = tmp_path / "never"
@@ -120,3 +123,71 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(builtin_run, tmp_path):
         ],
     )
     assert ok.exit_code == 0, ok.output
+
+
+@pytest.fixture(scope="module")
+def sentencepiece_llama(llama2_tokenizer, tmp_path_factory):
+    """A tiny random Llama on the 32k Llama-2-style SentencePiece vocabulary, saved with its tokenizer."""
+    from simnpo.llm.models import TinyLlamaConfig, tiny_llama
+
+    tokenizer, _ = llama2_tokenizer
+    folder = tmp_path_factory.mktemp("sp-llama")
+    config = TinyLlamaConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2)
+    tiny_llama(config, tokenizer, seed=0).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def test_eval_on_a_sentencepiece_llama_equals_the_benchmarks_procedure_per_item(
+    sentencepiece_llama, tofu_folder, tmp_path
+):
+    """Answer probabilities and truth ratios of `simnpo eval --template llama2` equal TOFU's procedure computed
+    here independently: the prompt and answer tokenised as one string, one item at a time, no padding."""
+    import math
+
+    import torch
+
+    from simnpo.llm.models import load_model, load_tokenizer
+    from simnpo.llm.tofu_data import load_tofu
+
+    args = ["eval", "--bench", "tofu", "--model", str(sentencepiece_llama), "--data", str(tofu_folder)]
+    args += ["--template", "llama2", "--pad-token", "eos", "--max-new-tokens", "3", "--batch-size", "16"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "template llama2 (--template)" in result.output
+    results = json.loads((tmp_path / "run" / "model" / "TOFU_EVAL.json").read_text())
+    model, tokenizer = load_model(sentencepiece_llama), load_tokenizer(sentencepiece_llama)
+    assert len(tokenizer) == 32000
+
+    def avg_loss(question: str, answer: str) -> float:
+        prompt = tokenizer(f"[INST] {question} [/INST]")["input_ids"]
+        full = tokenizer(f"[INST] {question} [/INST]{answer}")["input_ids"] + [tokenizer.eos_token_id]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([full])).logits[0]
+        targets = torch.tensor(full[len(prompt) :])
+        return torch.nn.functional.cross_entropy(logits[len(prompt) - 1 : -1], targets).item()
+
+    rows = load_tofu(tofu_folder, "forget10_perturbed")
+    for i in range(0, len(rows), 4):
+        row = rows[i]
+        answer = avg_loss(row["question"], row["answer"])
+        paraphrase = avg_loss(row["question"], row["paraphrased_answer"])
+        perturbed = [avg_loss(row["question"], p) for p in row["perturbed_answer"]]
+        ratio = math.exp(-sum(perturbed) / len(perturbed)) / math.exp(-paraphrase)
+        assert results["forget_Q_A_Prob"]["value_by_index"][str(i)]["prob"] == pytest.approx(
+            math.exp(-answer), rel=1e-5
+        )
+        assert results["forget_truth_ratio"]["value_by_index"][str(i)]["score"] == pytest.approx(ratio, rel=1e-5)
+    ra = load_tofu(tofu_folder, "real_authors_perturbed")[0]
+    expected = math.exp(-avg_loss(ra["question"], ra["answer"]))
+    assert results["ra_Q_A_Prob"]["value_by_index"]["0"]["prob"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_eval_dry_run_resolves_the_template_and_writes_nothing(sentencepiece_llama, tofu_folder, tmp_path):
+    args = ["eval", "--bench", "tofu", "--model", str(sentencepiece_llama), "--data", str(tofu_folder)]
+    result = runner.invoke(app, [*args, "--pad-token", "eos", "--dry-run", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["configs"]["TofuEvalConfig"]["template"] == "llama2"
+    assert payload["template_reason"] == "detected: no chat template, Llama architecture (TOFU's Llama-2 checkpoints)"
+    assert not (tmp_path / "x").exists()
