@@ -1,6 +1,6 @@
 """The unlearning losses of the SimNPO paper (arXiv 2410.07163), as pure functions of per-sequence tensors.
 
-Conventions (../shared/reference/losses.md):
+Conventions (docs/conventions.md):
 - ``logps`` is log π(y|x): the *sum* over response tokens of each token's log-probability. Prompt and padding
   positions carry the label -100 and count for nothing.
 - ``lengths`` is |y|: the number of label positions that are not -100 *after* the one-position shift between
@@ -159,7 +159,7 @@ class LossConfig:
     """Hyperparameters of an unlearning objective L = forget_weight · L_forget + retain_weight · L_retain.
 
     Names cannot be confused: ``margin`` is SimNPO's γ (in ``margin_convention``), ``forget_weight`` and
-    ``retain_weight`` multiply the two terms. Mapping to published settings (losses.md, tofu.md, muse.md):
+    ``retain_weight`` multiply the two terms. Mapping to published settings (docs/conventions.md):
     - SimNPO TOFU forget05: beta 2.5, forget_weight 0.1375, retain_weight 1, margin 0; forget10: beta 4.5,
       forget_weight 0.125. The authors' model cards call 0.1375/0.125 "λ" (as if a retain weight), but their
       code multiplies it onto the forget loss; open-unlearning names it ``gamma``, the retain weight ``alpha``

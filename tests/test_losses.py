@@ -1,4 +1,4 @@
-"""The loss library against closed forms and hand-computed values (losses.md)."""
+"""The loss library against closed forms and hand-computed values (docs/conventions.md)."""
 
 import math
 

@@ -1,6 +1,6 @@
 """The NPO and SimNPO gradient weights as functions of the sequence log-likelihood: the reference-model bias.
 
-Each loss's gradient is w · ∇ log π_θ(y|x) per example (losses.md). The top row plots w itself; the bottom row
+Each loss's gradient is w · ∇ log π_θ(y|x) per example (docs/conventions.md). The top row plots w itself; the bottom row
 plots |y|·w, the weight on the length-normalised gradient ∇ log π_θ(y|x)/|y|, i.e. how hard each response is
 pushed per token. NPO's |y|·w grows with the response length and hinges on the reference model; SimNPO's does
 neither (paper Sec. 4, Eq. 5-6).

@@ -1,5 +1,5 @@
 """The MUSE evaluation, batched, with the benchmark's metric names (``verbmem_f``, ``knowmem_f``, ``knowmem_r``,
-``privleak``) as ``{agg_value, value_by_index}`` entries. Definitions in ``muse_metrics`` (muse.md):
+``privleak``) as ``{agg_value, value_by_index}`` entries. Definitions in ``muse_metrics`` (docs/conventions.md):
 
 - VerbMem on D_f: greedy continuation of ``verbmem_tokens`` (128) new tokens of each verbmem prompt, ROUGE-L F1
   against the reference cut to its first 128 tokens as MUSE cuts it (BOS counted), mean × 100.

@@ -1,4 +1,4 @@
-"""MUSE's metrics as pure functions (muse.md): VerbMem, KnowMem, PrivLeak.
+"""MUSE's metrics as pure functions (docs/conventions.md): VerbMem, KnowMem, PrivLeak.
 
 - VerbMem on D_f: ROUGE-L F1 *without* stemming of a 128-new-token greedy continuation against the reference
   continuation cut to its first 128 tokens (the BOS counted, as MUSE's code counts it); mean × 100.

@@ -3,7 +3,7 @@ evaluate each model; for ``llm``, then unlearn with each method (``unlearn_runs`
 
 PrivLeak's reference AUC is ``retrain_auc`` when given; else, on the built-in mini-MUSE, the built-in retrain model
 is evaluated first and its measured AUC is the reference of every later model (its own PrivLeak is 0); else the
-benchmark's published retrain AUC of the corpus (muse.md).
+benchmark's published retrain AUC of the corpus (docs/conventions.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Named hyperparameter presets for ``simnpo llm``, per method (tofu.md, muse.md in docs/conventions.md).
+"""Named hyperparameter presets for ``simnpo llm``, per method (docs/conventions.md).
 
 A preset holds the values every method shares (optimisation, data) and, per method family (``ga``, ``npo``,
 ``simnpo``, ``idkpo``; a full method name such as ``npo_kl`` may override its family), the loss values that method

@@ -1,5 +1,6 @@
-"""Relearning attack (other.md): fine-tune an unlearned model with plain NLL on part of its forget set and measure
-how much of the forgotten knowledge returns, as a curve over relearning steps.
+"""Relearning attack (the SimNPO paper's robustness claim; the authors' WMDP code relearns with plain NLL): fine-tune
+an unlearned model with plain NLL on part of its forget set and measure how much of the forgotten knowledge
+returns, as a curve over relearning steps.
 
 Protocol (ours, stated because the paper's could not be read): a seeded ``fraction`` of the forget items, AdamW at
 ``lr`` without warm-up or decay, batches of ``batch_size`` drawn in seeded shuffled passes, TOFU evaluation of the

@@ -1,5 +1,5 @@
 """TOFU data: every configuration from the hub (``locuslab/TOFU``) or a local folder of the same JSON files, and
-question/answer pairs encoded for a causal LM (tofu.md).
+question/answer pairs encoded for a causal LM (docs/conventions.md).
 
 Encoding: a prompt template (``templates``) applied as TOFU's and open-unlearning's code applies it; the prompt is
 labelled -100, the answer is followed by one EOS, and padding is labelled -100 too.

@@ -1,4 +1,4 @@
-"""TOFU's metrics as pure functions of per-item losses, token predictions and texts (tofu.md).
+"""TOFU's metrics as pure functions of per-item losses, token predictions and texts (docs/conventions.md).
 
 Conventions follow the benchmark's own evaluation code (and open-unlearning's, whose result layout we share):
 - avg_loss of an answer is its mean token negative log-likelihood; its normalised probability P̄ = exp(-avg_loss).

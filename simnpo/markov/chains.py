@@ -1,6 +1,6 @@
 """Markov chains over S states: construction, seeded vectorised sampling, and exact quantities.
 
-Everything exact is computed from the matrices, never from samples (markov.md). The default construction is
+Everything exact is computed from the matrices, never from samples (docs/markov.md). The default construction is
 the authors' block-with-leakage rule; seeded Dirichlet rows are the alternative.
 """
 
@@ -63,7 +63,7 @@ def _draw(cumulative: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def block_distribution(states: int, block: Sequence[int], leak: float) -> np.ndarray:
-    """The rule of markov.md for one row: (1 - leak)/|B| on the block, leak/(S - |B|) elsewhere."""
+    """The rule of docs/markov.md for one row: (1 - leak)/|B| on the block, leak/(S - |B|) elsewhere."""
     row = np.full(states, leak / (states - len(block)))
     row[list(block)] = (1 - leak) / len(block)
     return row / row.sum()

@@ -1,7 +1,7 @@
 """The K-chain mixture: which chains exist, their samples, and padded next-token tensors.
 
 Chain 0 is the retain chain; chains 1..K-1 are forget chains. Each chain has its own length, sample count and a
-flag saying whether it is in the pretraining data. The two cases of markov.md set those flags and lengths.
+flag saying whether it is in the pretraining data. The two cases of docs/markov.md set those flags and lengths.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class ChainSpec:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The mixture: states, construction rule and chains (markov.md: S = 10, leak 0.2, 80/20 split)."""
+    """The mixture: states, construction rule and chains (docs/markov.md: S = 10, leak 0.2, 80/20 split)."""
 
     chains: tuple[ChainSpec, ...]
     states: int = 10
@@ -64,7 +64,7 @@ def case_chains(
     retain_samples: int = 10_000,
     forget_samples: int = 5_000,
 ) -> tuple[ChainSpec, ...]:
-    """The chains of a case, generalised from K = 3 (markov.md) to any K >= 2.
+    """The chains of a case, generalised from K = 3 (docs/markov.md) to any K >= 2.
 
     difficulty: every chain has length ``long``; odd forget chains (forget1, forget3, …) are pretrained, even ones
       are unseen, i.e. "already unlearned".

@@ -1,4 +1,4 @@
-"""Exact KL metrics against the true chains (markov.md).
+"""Exact KL metrics against the true chains (docs/markov.md).
 
 KL(P_true(·|s_t) ‖ p_model(·|x_≤t)) is averaged over every predicted position of a test set, where P_true is the
 transition row of the chain that generated the sequence: "retain distance" on the retain test set, "forget

@@ -20,7 +20,7 @@ ARCHITECTURES = ("authors", "standard")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """4 layers of width 128, learned positions, no dropout (markov.md)."""
+    """4 layers of width 128, learned positions, no dropout (docs/markov.md)."""
 
     arch: str = "authors"
     n_layer: int = 4

@@ -23,7 +23,7 @@ Callback = Callable[[int], None]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Pretraining and retraining (markov.md): AdamW, eps 1e-6, no weight decay, lr 5e-4, batch 128, 5 epochs."""
+    """Pretraining and retraining (docs/markov.md): AdamW, eps 1e-6, no weight decay, lr 5e-4, batch 128, 5 epochs."""
 
     lr: float = 5e-4
     batch_size: int = 128
@@ -37,7 +37,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class UnlearnConfig:
-    """Unlearning (markov.md): AdamW lr 5e-4, batch 4 from the forget train set, 50 iterations, β = 1, margin 0."""
+    """Unlearning (docs/markov.md): AdamW lr 5e-4, batch 4 from the forget train set, 50 iterations, β = 1, margin 0."""
 
     methods: tuple[str, ...] = ("npo", "simnpo")
     iterations: int = 50

@@ -1,4 +1,4 @@
-"""The gradient-weight figure's data follow the closed forms of losses.md."""
+"""The gradient-weight figure's data follow the closed forms of docs/conventions.md."""
 
 import numpy as np
 import pytest

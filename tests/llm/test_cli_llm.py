@@ -128,8 +128,9 @@ def test_real_tofu_data_defaults_to_the_papers_preset_for_the_split(tofu_folder,
     )
     chat = tmp_path / "chat"
     model.rename(chat)
-    tokenizer.chat_template = "{% for m in messages %}<|start_header_id|>{{ m['content'] }}{% endfor %}"
-    tokenizer.save_pretrained(chat)
+    chat_tokenizer = type(tokenizer).from_pretrained(tokenizer.name_or_path)  # the session's tokenizer stays as is
+    chat_tokenizer.chat_template = "{% for m in messages %}<|start_header_id|>{{ m['content'] }}{% endfor %}"
+    chat_tokenizer.save_pretrained(chat)
     result = runner.invoke(app, ["llm", "--model", str(chat), "--data", str(tofu_folder), "--template", "llama2"])
     assert result.exit_code == 2 and "template llama2 contradicts the chat template" in result.output
     assert len(result.output.strip().splitlines()) == 1

@@ -1,4 +1,4 @@
-"""The MUSE evaluator: the benchmark's metric names and layout, each metric as muse.md defines it, computed from
+"""The MUSE evaluator: the benchmark's metric names and layout, each metric as docs/conventions.md defines it, computed from
 the model's own generations and log-probabilities."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Chains against the construction rule of markov.md, sampling against the matrices, exact quantities."""
+"""Chains against the construction rule of docs/markov.md, sampling against the matrices, exact quantities."""
 
 import math
 

@@ -1,0 +1,81 @@
+"""Run open-unlearning's own TOFU evaluator on a model and a local TOFU folder; used by parity_open_unlearning.py.
+
+Runs with open-unlearning's Python (its own virtual environment), not ours, and imports nothing of simnpo. Its hub
+paths (``locuslab/TOFU``) are pointed at the local folder by replacing its ``load_hf_dataset``; the model config of
+the prompt template supplies its tags, with the model path, dtype and device overridden. Writes
+``OUT/TOFU_EVAL.json`` and ``OUT/timing.json``.
+
+    python open_unlearning_tofu_eval.py CHECKOUT MODEL DATA OUT TEMPLATE SPLIT BATCH_SIZE MAX_NEW_TOKENS
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+# our template names -> open-unlearning's model config that holds the same template arguments
+MODEL_CONFIGS = {
+    "llama2": "Llama-2-7b-chat-hf",
+    "phi": "phi-1_5",
+    "chat": "gemma-7b-it",
+    "chat-system": "Qwen2.5-1.5B-Instruct",
+    "llama3": "Llama-3.2-1B-Instruct",
+}
+METRICS = ("forget_Q_A_Prob", "forget_Q_A_ROUGE", "forget_Truth_Ratio", "model_utility", "exact_memorization")
+METRICS += ("extraction_strength",)
+
+
+def main() -> None:
+    checkout, model, data, out, template, split, batch_size, max_new_tokens = sys.argv[1:9]
+    sys.path.insert(0, str(Path(checkout) / "src"))
+    import datasets
+    import data.qa
+    import data.utils
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    def local_dataset(path, name=None, split="train", **kwargs):  # locuslab/TOFU -> DATA/NAME.json
+        return datasets.load_dataset("json", data_files=str(Path(data) / f"{name}.json"), split="train")
+
+    data.utils.load_hf_dataset = data.qa.load_hf_dataset = local_dataset
+    overrides = [
+        "experiment=eval/tofu/default",
+        f"model={MODEL_CONFIGS[template]}",
+        f"model.model_args.pretrained_model_name_or_path={model}",
+        f"model.tokenizer_args.pretrained_model_name_or_path={model}",
+        "model.model_args.attn_implementation=sdpa",
+        "model.model_args.torch_dtype=float32",
+        "model.model_args.device_map=cpu",
+        f"forget_split={split}",
+        f"holdout_split={split.replace('forget', 'holdout')}",
+        f"eval.tofu.batch_size={batch_size}",
+        f"eval.tofu.output_dir={out}",
+        "task_name=parity",
+    ]
+    metric_configs = [f"+eval/tofu_metrics@eval.tofu.metrics.{m}={m}" for m in ("exact_memorization",)]
+    with initialize_config_dir(config_dir=str(Path(checkout) / "configs"), version_base=None):
+        cfg = compose(config_name="eval.yaml", overrides=overrides + metric_configs)
+    with open_dict(cfg):
+        for name in list(cfg.eval.tofu.metrics):
+            if name not in METRICS and name != "forget_truth_ratio":
+                del cfg.eval.tofu.metrics[name]
+        for name in cfg.eval.tofu.metrics:
+            generation = cfg.eval.tofu.metrics[name].get("generation_args")
+            if generation is not None:
+                generation.max_new_tokens = int(max_new_tokens)
+        for pre in cfg.eval.tofu.metrics.model_utility.pre_compute.values():
+            if pre.get("generation_args") is not None:
+                pre.generation_args.max_new_tokens = int(max_new_tokens)
+    from evals import get_evaluators
+    from model import get_model
+
+    model_obj, tokenizer = get_model(cfg.model)
+    evaluator = get_evaluators(cfg.eval)["tofu"]
+    start = time.perf_counter()
+    evaluator.evaluate(model=model_obj, tokenizer=tokenizer, template_args=cfg.model.template_args, overwrite=True)
+    seconds = time.perf_counter() - start
+    Path(out, "timing.json").write_text(json.dumps({"seconds": seconds}))
+
+
+if __name__ == "__main__":
+    main()
