@@ -5,7 +5,7 @@ paths (``locuslab/TOFU``) are pointed at the local folder by replacing its ``loa
 the prompt template supplies its tags, with the model path, dtype and device overridden. Writes
 ``OUT/TOFU_EVAL.json`` and ``OUT/timing.json``.
 
-    python open_unlearning_tofu_eval.py CHECKOUT MODEL DATA OUT TEMPLATE SPLIT BATCH_SIZE MAX_NEW_TOKENS
+    python open_unlearning_tofu_eval.py CHECKOUT MODEL FOLDER OUT TEMPLATE SPLIT BATCH_SIZE MAX_NEW_TOKENS
 """
 
 import json
@@ -26,18 +26,19 @@ METRICS += ("extraction_strength",)
 
 
 def main() -> None:
-    checkout, model, data, out, template, split, batch_size, max_new_tokens = sys.argv[1:9]
+    checkout, model, folder, out, template, split, batch_size, max_new_tokens = sys.argv[1:9]
     sys.path.insert(0, str(Path(checkout) / "src"))
+    import importlib
+
     import datasets
-    import data.qa
-    import data.utils
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    def local_dataset(path, name=None, split="train", **kwargs):  # locuslab/TOFU -> DATA/NAME.json
-        return datasets.load_dataset("json", data_files=str(Path(data) / f"{name}.json"), split="train")
+    def local_dataset(path, name=None, split="train", **kwargs):  # locuslab/TOFU -> FOLDER/NAME.json
+        return datasets.load_dataset("json", data_files=str(Path(folder) / f"{name}.json"), split="train")
 
-    data.utils.load_hf_dataset = data.qa.load_hf_dataset = local_dataset
+    for module in ("data.utils", "data.qa"):  # open-unlearning's own `data` package
+        importlib.import_module(module).load_hf_dataset = local_dataset
     overrides = [
         "experiment=eval/tofu/default",
         f"model={MODEL_CONFIGS[template]}",

@@ -1,5 +1,5 @@
-"""The MUSE evaluator: the benchmark's metric names and layout, each metric as docs/conventions.md defines it, computed from
-the model's own generations and log-probabilities."""
+"""The MUSE evaluator: the benchmark's metric names and layout, each metric as docs/conventions.md defines it,
+computed from the model's own generations and log-probabilities."""
 
 import numpy as np
 import pytest
