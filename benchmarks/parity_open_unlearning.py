@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,9 @@ from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu
 from simnpo.llm.tofu_metrics import UTILITY_KEYS
 
 DRIVER = Path(__file__).with_name("open_unlearning_tofu_eval.py")
-NUMBERS = ("prob", "avg_loss", "score", "rougeL_recall", "rouge1_recall", "rougeL_f1")
+# compared relatively; avg_loss (a log-probability, often near 0) absolutely: |Δ avg_loss| is the relative
+# difference of the probability it gives
+NUMBERS = ("prob", "score", "rougeL_recall", "rouge1_recall", "rougeL_f1")
 COMPARED = (
     "forget_Q_A_Prob",
     "forget_Q_A_PARA_Prob",
@@ -45,16 +48,20 @@ COMPARED = (
 )
 
 
-def relative_differences(ours: dict, theirs: dict) -> list[float]:
-    """|ours - theirs| / |theirs| of every number of every item both hold."""
-    out = []
+def differences(ours: dict, theirs: dict) -> tuple[float, float]:
+    """The largest |ours - theirs| / |theirs| of every number of every item both hold, and the largest
+    |Δ avg_loss| (nan where there is none)."""
+    relative, loss = [np.nan], [np.nan]
     for index, theirs_item in theirs["value_by_index"].items():
         ours_item = ours["value_by_index"][str(index)]
-        for key in NUMBERS:
+        for key in (*NUMBERS, "avg_loss"):
             if key in theirs_item and key in ours_item and theirs_item[key] is not None:
                 a, b = np.asarray(ours_item[key], float), np.asarray(theirs_item[key], float)
-                out += (np.abs(a - b) / np.maximum(np.abs(b), 1e-30)).ravel().tolist()
-    return out
+                if key == "avg_loss":
+                    loss += np.abs(a - b).ravel().tolist()
+                else:
+                    relative += (np.abs(a - b) / np.maximum(np.abs(b), 1e-30)).ravel().tolist()
+    return np.nanmax(relative) if len(relative) > 1 else np.nan, np.nanmax(loss) if len(loss) > 1 else np.nan
 
 
 def run_ours(model: str, data: str, config: TofuEvalConfig) -> tuple[dict, float]:
@@ -64,7 +71,20 @@ def run_ours(model: str, data: str, config: TofuEvalConfig) -> tuple[dict, float
     return results, time.perf_counter() - start
 
 
+def older_transformers_copy(model: str, folder: Path) -> str:
+    """The model folder as transformers 4 reads it: transformers 5 saves a tokenizer built from a tokenizers object
+    as class ``TokenizersBackend``, which open-unlearning's pinned transformers 4.45 calls
+    ``PreTrainedTokenizerFast`` (the same tokenizer.json)."""
+    shutil.copytree(model, folder)
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config_file.write_text(json.dumps({**config, "tokenizer_class": "PreTrainedTokenizerFast"}))
+    return str(folder)
+
+
 def run_theirs(args, model: str, data: str, out: Path) -> tuple[dict, float]:
+    model = older_transformers_copy(model, out / "model")
     command = [args.python, str(DRIVER), args.open_unlearning, model, data, str(out), args.template, args.split]
     command += [str(args.batch_size), str(args.max_new_tokens)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": ""}
@@ -91,6 +111,7 @@ def main() -> None:
     if args.model is None:
         assets = mini_tofu(Path(args.cache_dir))
         args.model, args.data = str(ensure_model(assets, "target")), str(assets.data)
+    args.model, args.data = str(Path(args.model).resolve()), str(Path(args.data).resolve())  # theirs runs elsewhere
     config = TofuEvalConfig(
         split=args.split,
         template=args.template,
@@ -104,12 +125,12 @@ def main() -> None:
     items = sum(len(ours[key]["value_by_index"]) for key in ("forget_Q_A_Prob", "retain_Q_A_Prob", "ra_Q_A_Prob"))
     items += len(ours["wf_Q_A_Prob"]["value_by_index"])
     print(f"model {args.model}, data {args.data}, template {args.template}, {args.split}, {items} items")
-    print(f"{'metric':<26} {'items':>5} {'largest relative difference':>28}  generations")
+    print(f"{'metric':<26} {'items':>5} {'largest relative difference':>28} {'largest |Δ avg_loss|':>21}  generations")
     for key in COMPARED:
         if key not in theirs or key not in ours:
             print(f"{key:<26} not in both results")
             continue
-        diffs = relative_differences(ours[key], theirs[key])
+        relative, loss = differences(ours[key], theirs[key])
         same = ""
         if key.endswith("ROUGE"):
             pairs = [
@@ -117,7 +138,7 @@ def main() -> None:
                 for i, v in theirs[key]["value_by_index"].items()
             ]
             same = f"{sum(a == b for a, b in pairs)}/{len(pairs)} identical"
-        print(f"{key:<26} {len(theirs[key]['value_by_index']):>5} {max(diffs, default=float('nan')):>28.2e}  {same}")
+        print(f"{key:<26} {len(theirs[key]['value_by_index']):>5} {relative:>28.2e} {loss:>21.2e}  {same}")
     utility = abs(ours["model_utility"]["agg_value"] - theirs["model_utility"]["agg_value"])
     print(
         f"model utility: ours {ours['model_utility']['agg_value']:.6f}, theirs "

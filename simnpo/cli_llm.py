@@ -197,7 +197,8 @@ def llm_command(
             eval_config = MuseEvalConfig(corpus=corpus or chosen.get("corpus", "news"))
             request = MuseRequest(model, data, retrain_auc, pad_token, cache_dir=cache_dir, **epochs)
             if dry_run:
-                return print_dry_run({"command": "llm", "bench": bench, "preset": preset}, run, eval_config, request)
+                head = {"command": "llm", "bench": bench, "preset": preset, "methods": configs}
+                return print_dry_run(head, run, eval_config, request)
             plan = plan_muse_eval(request, eval_config, train=True)
         else:
             from simnpo.llm.tofu_eval import TofuEvalConfig
@@ -208,7 +209,13 @@ def llm_command(
             request = EvalRequest(model, data, retain_results, pad_token, cache_dir=cache_dir, **epochs)
             if dry_run:
                 eval_config, reason = resolve_eval_template(request, eval_config)
-                head = {"command": "llm", "bench": bench, "preset": preset, "template_reason": reason}
+                head = {
+                    "command": "llm",
+                    "bench": bench,
+                    "preset": preset,
+                    "methods": configs,
+                    "template_reason": reason,
+                }
                 return print_dry_run(head, run, eval_config, eval_config.prompt_template(), request)
             plan = plan_tofu_eval(request, eval_config)
             eval_config = plan.config
@@ -245,7 +252,8 @@ def llm_command(
 
 
 def print_dry_run(head: dict, *configs) -> None:
-    """``--dry-run``: every resolved configuration as one JSON object on stdout (``head`` first), then exit 0."""
+    """``--dry-run``: every resolved configuration as one JSON object on stdout (``head`` first: for ``llm`` each
+    method's configuration by name), then exit 0."""
     import json
 
     from simnpo.runs import _jsonable

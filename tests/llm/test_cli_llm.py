@@ -84,7 +84,10 @@ def dry_run(*args: str) -> dict:
 
 def loss_values(payload: dict) -> dict:
     keys = ("beta", "forget_weight", "retain_weight", "margin", "lr")
-    return {t["method"]: tuple(t[k] for k in keys) for t in payload["configs"]["LLMRunConfig"]["trainers"]}
+    by_name = {method: tuple(t[k] for k in keys) for method, t in payload["methods"].items()}
+    saved = {t["method"]: tuple(t[k] for k in keys) for t in payload["configs"]["LLMRunConfig"]["trainers"]}
+    assert by_name == saved  # what config.json will hold
+    return by_name
 
 
 def test_paper_preset_gives_each_method_its_published_values_and_dry_run_writes_nothing(tmp_path, monkeypatch):
