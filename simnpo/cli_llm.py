@@ -89,7 +89,7 @@ def eval_command(
         plan = plan_tofu_eval(request, config)
         folder = run_dir(out, "eval-tofu")
     save_config(folder, plan.config, request, plan.config.prompt_template(), command="eval")
-    typer.echo(describe_template(plan.config.prompt_template(), plan.template_reason))
+    typer.echo(plan.config.prompt_template().describe(plan.template_reason))
     with progress_bar() as progress:
         rows, notes = run_tofu_eval(request, plan, folder, progress)
     print_tofu_table(rows, notes, f"TOFU {split} ({protocol} protocol)", folder)
@@ -172,17 +172,15 @@ def llm_command(
         if model is None and data != "builtin":
             raise ValueError("--data needs --model: the built-in models only know the built-in data")
         tofu_only = {"--split": split, "--retain-results": retain_results, "--max-new-tokens": max_new_tokens != 200}
-        tofu_only["--template"] = template
-        muse_only = {"--corpus": corpus, "--retrain-auc": retrain_auc}
-        for flag, value in (tofu_only if bench == "muse" else muse_only).items():
-            if value not in (None, False):
-                raise ValueError(f"{flag} is not an option of --bench {bench}")
+        refuse_other_bench_options(
+            bench, {**tofu_only, "--template": template}, {"--corpus": corpus, "--retrain-auc": retrain_auc}
+        )
         preset = preset or presets.default_preset(bench, data, split, corpus)
         chosen = presets.preset(preset, bench, given)
         cache_dir = cache_dir or Path(f"runs/.cache/{bench}")
         if device == "cuda" and not torch_cuda_available():
             raise ValueError("device 'cuda' asked for but CUDA is not available; use --device cpu")
-        from simnpo.llm.unlearn_runs import LLMRunConfig, method_configs
+        from simnpo.llm.unlearn_runs import LLMRunConfig, describe_methods, method_configs
 
         method_names = parse_list(methods, str, "--methods")
         if bench == "muse" and any("idk_logps" in method_needs(m) for m in method_names if m in METHODS):
@@ -190,6 +188,7 @@ def llm_command(
         configs = method_configs(method_names, preset, given)
         run = LLMRunConfig(methods=method_names, eval_every=eval_every, trainers=tuple(configs.values()))
         epochs = {"finetune_epochs": finetune_epochs} if finetune_epochs else {}
+        head = {"command": "llm", "bench": bench, "preset": preset, "methods": configs}
         if bench == "muse":
             from simnpo.llm.muse_eval import MuseEvalConfig
             from simnpo.llm.muse_run import MuseRequest, plan_muse_eval, run_llm_muse
@@ -197,7 +196,6 @@ def llm_command(
             eval_config = MuseEvalConfig(corpus=corpus or chosen.get("corpus", "news"))
             request = MuseRequest(model, data, retrain_auc, pad_token, cache_dir=cache_dir, **epochs)
             if dry_run:
-                head = {"command": "llm", "bench": bench, "preset": preset, "methods": configs}
                 return print_dry_run(head, run, eval_config, request)
             plan = plan_muse_eval(request, eval_config, train=True)
         else:
@@ -209,13 +207,7 @@ def llm_command(
             request = EvalRequest(model, data, retain_results, pad_token, cache_dir=cache_dir, **epochs)
             if dry_run:
                 eval_config, reason = resolve_eval_template(request, eval_config)
-                head = {
-                    "command": "llm",
-                    "bench": bench,
-                    "preset": preset,
-                    "methods": configs,
-                    "template_reason": reason,
-                }
+                head["template_reason"] = reason
                 return print_dry_run(head, run, eval_config, eval_config.prompt_template(), request)
             plan = plan_tofu_eval(request, eval_config)
             eval_config = plan.config
@@ -233,7 +225,7 @@ def llm_command(
     if main:
         typer.echo(describe_methods(preset, configs))
         if bench == "tofu":
-            typer.echo(describe_template(eval_config.prompt_template(), plan.template_reason))
+            typer.echo(eval_config.prompt_template().describe(plan.template_reason))
     if main and resumed:
         typer.echo(f"resuming the run in {folder}", err=True)
     with progress_bar(enabled=main) as progress:
@@ -251,6 +243,13 @@ def llm_command(
         print_tofu_table(rows, notes, f"TOFU {eval_config.split}: before and after unlearning", folder)
 
 
+def refuse_other_bench_options(bench: str, tofu_only: dict, muse_only: dict) -> None:
+    """One line for the first option given that belongs to the other benchmark (None/False: not given)."""
+    for flag, value in (tofu_only if bench == "muse" else muse_only).items():
+        if value not in (None, False):
+            raise ValueError(f"{flag} is not an option of --bench {bench}")
+
+
 def print_dry_run(head: dict, *configs) -> None:
     """``--dry-run``: every resolved configuration as one JSON object on stdout (``head`` first: for ``llm`` each
     method's configuration by name), then exit 0."""
@@ -260,27 +259,6 @@ def print_dry_run(head: dict, *configs) -> None:
 
     payload = {**head, "configs": {type(c).__name__: c for c in configs}}
     typer.echo(json.dumps(payload, indent=2, default=_jsonable))
-
-
-def describe_methods(preset: str, configs: dict) -> str:
-    """What each method runs with: the values that set methods apart, then those every method shares."""
-    import dataclasses
-
-    values = {method: dataclasses.asdict(config) for method, config in configs.items()}
-    first = next(iter(values.values()))
-    loss_fields = ("beta", "margin", "margin_convention", "forget_weight", "retain_weight")
-    shared = [
-        k for k in first if k != "method" and k not in loss_fields and all(v[k] == first[k] for v in values.values())
-    ]
-    lines = [f"preset {preset}:"]
-    for method, v in values.items():
-        lines.append(f"  {method}: " + ", ".join(f"{k}={v[k]}" for k in v if k != "method" and k not in shared))
-    lines.append("  every method: " + ", ".join(f"{k}={first[k]}" for k in shared))
-    return "\n".join(lines)
-
-
-def describe_template(template, reason: str) -> str:
-    return f"template {template.name} ({reason}): {template.description}"
 
 
 @app.command()

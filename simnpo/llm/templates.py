@@ -39,6 +39,9 @@ class Template:
     date_string: str | None = None
     chat_marker: str | None = None
 
+    def describe(self, reason: str) -> str:
+        return f"template {self.name} ({reason}): {self.description}"
+
     def prompt_text(self, question: str) -> str:
         assert not self.chat, "chat templates are rendered by the tokenizer"
         return self.user_start + question + self.user_end + self.assistant_start

@@ -9,6 +9,7 @@ complete) is skipped when the same command runs again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,21 @@ def method_configs(methods: tuple[str, ...], preset: str, given: dict) -> dict[s
         fields = {k: v for k, v in values.items() if k in TrainerConfig.__dataclass_fields__}
         out[method] = TrainerConfig(**{**fields, "method": method})
     return out
+
+
+def describe_methods(preset: str, configs: dict) -> str:
+    """What each method runs with: the values that set methods apart, then those every method shares."""
+    values = {method: dataclasses.asdict(config) for method, config in configs.items()}
+    first = next(iter(values.values()))
+    loss_fields = ("beta", "margin", "margin_convention", "forget_weight", "retain_weight")
+    shared = [
+        k for k in first if k != "method" and k not in loss_fields and all(v[k] == first[k] for v in values.values())
+    ]
+    lines = [f"preset {preset}:"]
+    for method, v in values.items():
+        lines.append(f"  {method}: " + ", ".join(f"{k}={v[k]}" for k in v if k != "method" and k not in shared))
+    lines.append("  every method: " + ", ".join(f"{k}={first[k]}" for k in shared))
+    return "\n".join(lines)
 
 
 def unlearn_each(

@@ -21,7 +21,7 @@ def test_llm_runs_every_step_and_resumes(cache, tmp_path):
     args = ["llm", "--bench", "tofu", *TINY, "--cache-dir", str(cache), "--out", str(tmp_path), "--eval-every", "1"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "preset mini-tofu:\n  npo_nll: beta=0.1, " in result.output and "  simnpo_nll: beta=0.5, " in result.output
+    assert "preset mini-tofu:\n  npo_nll: beta=0.2, " in result.output and "  simnpo_nll: beta=0.25, " in result.output
     assert "template llama2 (the built-in's)" in result.output
     for name in ("retain", "target", "npo_nll", "simnpo_nll"):
         assert name in result.output
@@ -31,7 +31,7 @@ def test_llm_runs_every_step_and_resumes(cache, tmp_path):
     assert (tmp_path / "simnpo_nll" / "model" / "config.json").is_file()
     config = json.loads((tmp_path / "config.json").read_text())
     trainers = config["configs"]["LLMRunConfig"]["trainers"]
-    assert [(t["method"], t["beta"], t["lr"]) for t in trainers] == [("npo_nll", 0.1, 5e-4), ("simnpo_nll", 0.5, 5e-4)]
+    assert [(t["method"], t["beta"], t["lr"]) for t in trainers] == [("npo_nll", 0.2, 5e-4), ("simnpo_nll", 0.25, 5e-4)]
     # the same command again finds every evaluation and method finished and redoes none of them
     written = (tmp_path / "target" / "TOFU_EVAL.json").stat().st_mtime_ns
     start = time.perf_counter()
