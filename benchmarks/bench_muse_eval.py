@@ -11,9 +11,9 @@ import argparse
 import time
 from pathlib import Path
 
-from simnpo.llm.builtin_muse import DEFAULT_CACHE, ensure_model, mini_muse
 from simnpo.llm.models import load_model, load_tokenizer, quiet_hugging_face
-from simnpo.llm.muse_eval import MuseEvalConfig, evaluate_muse, muse_summary
+from simnpo.llm.muse.builtin import DEFAULT_CACHE, ensure_model, mini_muse
+from simnpo.llm.muse.evaluate import MuseEvalConfig, evaluate_muse, muse_summary
 
 
 def main() -> None:

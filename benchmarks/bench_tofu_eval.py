@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simnpo.llm.builtin_tofu import DEFAULT_CACHE, ensure_model, mini_tofu
 from simnpo.llm.models import load_model, load_tokenizer, quiet_hugging_face
-from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu, summary
+from simnpo.llm.tofu.builtin import DEFAULT_CACHE, ensure_model, mini_tofu
+from simnpo.llm.tofu.evaluate import TofuEvalConfig, evaluate_tofu, summary
 
 
 def main() -> None:

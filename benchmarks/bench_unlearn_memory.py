@@ -33,17 +33,21 @@ def peak_bytes(device: str) -> int:
 def run_method(method: str, args) -> dict:
     from accelerate import Accelerator
 
-    from simnpo.llm.mini_tofu import MiniTofuConfig, generate
     from simnpo.llm.models import TinyLlamaConfig, quiet_hugging_face, tiny_llama, train_tokenizer
-    from simnpo.llm.trainer import TrainerConfig, encode_unlearning_data, unlearn
+    from simnpo.llm.templates import TEMPLATES
+    from simnpo.llm.tofu.benchmark import encode_unlearning_data
+    from simnpo.llm.tofu.mini import MiniTofuConfig, generate
+    from simnpo.llm.trainer import TrainerConfig, unlearn
+    from simnpo.losses import LossConfig
 
     quiet_hugging_face()
     rows = generate(MiniTofuConfig())
     with tempfile.TemporaryDirectory() as tmp:
-        texts = [f"[INST] {r['question']} [/INST] {r['answer']}" for r in rows["full"]]
+        llama2 = TEMPLATES["llama2"]
+        texts = [llama2.prompt_text(r["question"]) + r["answer"] for r in rows["full"]]
         tokenizer = train_tokenizer(texts, Path(tmp), vocab_size=2048)
         accelerator = Accelerator(cpu=args.device == "cpu")
-        data = encode_unlearning_data(tokenizer, rows["forget10"], rows["retain90"], method, 128, seed=0)
+        data = encode_unlearning_data(tokenizer, llama2, rows["forget10"], rows["retain90"], method, 128, seed=0)
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         before = peak_bytes(args.device) if args.device == "cuda" else _current_rss()
@@ -56,7 +60,8 @@ def run_method(method: str, args) -> dict:
         )
         model = tiny_llama(size, tokenizer, seed=0)
         params = sum(p.numel() for p in model.parameters())
-        config = TrainerConfig(method=method, beta=0.5, lr=1e-4, epochs=1, batch_size=8, warmup_epochs=0.0)
+        loss = LossConfig(method, beta=0.5)
+        config = TrainerConfig(loss, lr=1e-4, epochs=1, batch_size=8, warmup_epochs=0.0)
         data.forget = data.forget[: 8 * args.steps]
         start = time.perf_counter()
         unlearn(model, data, config, accelerator, Path(tmp) / "run")

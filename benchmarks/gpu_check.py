@@ -27,8 +27,9 @@ def main() -> None:
     from accelerate import Accelerator
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from simnpo.llm.tofu_data import EncodedBatch
+    from simnpo.llm.data import EncodedBatch
     from simnpo.llm.trainer import TrainerConfig, UnlearningData, unlearn
+    from simnpo.losses import LossConfig
 
     config = LlamaConfig(
         vocab_size=32000,
@@ -56,8 +57,7 @@ def main() -> None:
         accelerator = Accelerator(mixed_precision="bf16")
         torch.cuda.reset_peak_memory_stats()
         trainer = TrainerConfig(
-            method=method,
-            beta=2.5,
+            loss=LossConfig(method, beta=2.5),
             lr=1e-5,
             epochs=1,
             batch_size=args.batch,

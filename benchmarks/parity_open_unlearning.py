@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from simnpo.llm.builtin_tofu import ensure_model, mini_tofu
 from simnpo.llm.models import load_model, load_tokenizer, quiet_hugging_face
-from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu
-from simnpo.llm.tofu_metrics import UTILITY_KEYS
+from simnpo.llm.tofu.builtin import ensure_model, mini_tofu
+from simnpo.llm.tofu.evaluate import TofuEvalConfig, evaluate_tofu
+from simnpo.llm.tofu.metrics import UTILITY_KEYS
 
 DRIVER = Path(__file__).with_name("open_unlearning_tofu_eval.py")
 # compared relatively; avg_loss (a log-probability, often near 0) absolutely: |Δ avg_loss| is the relative

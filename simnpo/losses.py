@@ -170,7 +170,7 @@ class LossConfig:
     """
 
     method: str = "simnpo"
-    beta: float = 0.1
+    beta: float | None = None  # None: the method's default, DEFAULT_BETA of its family
     margin: float = 0.0
     margin_convention: str = "paper"
     forget_weight: float = 1.0
@@ -180,6 +180,8 @@ class LossConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.beta is None:  # frozen: set once, here, from the one table of defaults
+            object.__setattr__(self, "beta", DEFAULT_BETA[method_family(self.method)])
         if not (math.isfinite(self.beta) and self.beta > 0):
             raise ValueError(f"beta must be a finite number > 0, got {self.beta}")
         for name in ("margin", "forget_weight", "retain_weight"):
@@ -270,6 +272,18 @@ METHODS: dict[str, tuple[str, str | None]] = {
     "simnpo_kl": ("simnpo", "kl"),
     "idkpo": ("idkpo", "nll"),
 }
+
+
+# β when none is given, per method family: NPO's and DPO's common 0.1 (NPO paper; open-unlearning), SimNPO's TOFU
+# forget10 value 4.5 (SimNPO paper). Gradient ascent has no β.
+DEFAULT_BETA = {"ga": 1.0, "npo": 0.1, "simnpo": 4.5, "idkpo": 0.1}
+
+
+def method_family(method: str) -> str:
+    """The forget term a method is built on: ga, npo, simnpo or idkpo (``npo_kl`` -> ``npo``)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    return METHODS[method][0]
 
 
 def method_needs(method: str) -> tuple[str, ...]:

@@ -22,8 +22,37 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-CONFIG_FILE = "config.json"
 DEFAULT_ROOT = Path("runs")
+
+# Every file name a run folder holds, defined once (the analysis reads what the commands write).
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"  # the summary of every evaluated model of an `eval` or `llm` run
+HISTORY_FILE = "history.json"  # one summary per evaluation point of an unlearned method
+MARKOV_RESULTS_FILE = "results.json"
+RELEARN_FILE = "relearn.json"  # relearning curves
+EVAL_FILES = {"tofu": "TOFU_EVAL.json", "muse": "MUSE_EVAL.json"}  # the benchmarks' own result layouts
+SUMMARY_FILES = {"tofu": "TOFU_SUMMARY.json", "muse": "MUSE_SUMMARY.json"}
+
+# The sections of config.json, named independently of the classes they hold. Runs written before these names
+# keyed their sections by class name; ``read_config`` maps those (OLD_SECTIONS).
+REQUEST, RUN, EVALUATION, TEMPLATE, RELEARN = "request", "run", "evaluation", "template", "relearn"
+EXPERIMENT, MODEL, PRETRAINING, UNLEARNING, WEIGHTS = "experiment", "model", "pretraining", "unlearning", "weights"
+OLD_SECTIONS = {
+    "EvalRequest": REQUEST,
+    "MuseRequest": REQUEST,
+    "LLMRunConfig": RUN,
+    "TofuEvalConfig": EVALUATION,
+    "MuseEvalConfig": EVALUATION,
+    "Template": TEMPLATE,
+    "RelearnConfig": RELEARN,
+    "ExperimentConfig": EXPERIMENT,
+    "ModelConfig": MODEL,
+    "TrainConfig": PRETRAINING,
+    "UnlearnConfig": UNLEARNING,
+    "WeightsPlotConfig": WEIGHTS,
+}
+OLD_BENCH = {"TofuEvalConfig": "tofu", "MuseEvalConfig": "muse"}
+LOSS_FIELDS = ("method", "beta", "margin", "margin_convention", "forget_weight", "retain_weight", "kl_positions")
 _VERSIONED = ("simnpo", "torch", "numpy", "scipy", "transformers", "accelerate", "datasets", "tokenizers")
 
 
@@ -114,40 +143,54 @@ def write_json(path: Path | str, obj: Any) -> Path:
 
 
 def read_json(path: Path | str) -> Any:
+    """The JSON of ``path``; a file that is not valid JSON is a user error naming it."""
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); rerun the command that wrote it") from None
 
 
-def save_config(folder: Path | str, *configs: Any, seed: Any = None, **extra: Any) -> Path:
-    """Write ``folder/config.json``: each frozen dataclass config under its class name, seed, versions, argv.
-
-    ``extra`` holds any other fields worth keeping (e.g. the name of the command).
-    """
-    names = [type(c).__name__ for c in configs]
-    assert len(set(names)) == len(names), f"configs must be of distinct types, got {names}"
+def save_config(folder: Path | str, configs: dict[str, Any], seed: Any = None, **extra: Any) -> Path:
+    """Write ``folder/config.json``: each frozen dataclass config under its section name (REQUEST, RUN, …), seed,
+    versions, argv. ``extra`` holds any other fields worth keeping (e.g. the name of the command)."""
     payload = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv,
         "seed": seed,
-        "configs": {type(c).__name__: dataclasses.asdict(c) for c in configs},
+        "configs": {name: dataclasses.asdict(c) for name, c in configs.items()},
         "versions": package_versions(),
         **extra,
     }
     return write_json(Path(folder) / CONFIG_FILE, payload)
 
 
-def resume_or_save_config(folder: Path | str, *configs: Any, seed: Any = None, **extra: Any) -> bool:
+def resume_or_save_config(folder: Path | str, configs: dict[str, Any], seed: Any = None, **extra: Any) -> bool:
     """Save ``config.json``, or, when the folder already holds one with the same configs, keep it and return True
     (the caller resumes, skipping what is already written). A different configuration is a user error."""
     path = Path(folder) / CONFIG_FILE
     if path.is_file():
         saved = read_json(path)
-        wanted = json.loads(json.dumps({type(c).__name__: dataclasses.asdict(c) for c in configs}, default=_jsonable))
+        wanted = json.loads(json.dumps({name: dataclasses.asdict(c) for name, c in configs.items()}, default=_jsonable))
         if saved.get("configs") != wanted or saved.get("seed") != json.loads(json.dumps(seed)):
             raise ValueError(f"{folder} holds a run with a different configuration; give a new folder with --out")
         return True
-    save_config(folder, *configs, seed=seed, **extra)
+    save_config(folder, configs, seed=seed, **extra)
     return False
+
+
+def read_config(folder: Path | str) -> dict:
+    """``folder/config.json`` with its sections under today's names, also for runs written before them: class-name
+    keys are renamed (OLD_SECTIONS), a benchmark run's ``bench`` is filled in, and the flat loss fields of old
+    trainer entries are nested under ``loss`` as today's TrainerConfig holds them."""
+    payload = read_json(Path(folder) / CONFIG_FILE)
+    configs = payload.get("configs", {})
+    payload.setdefault("bench", next((OLD_BENCH[k] for k in configs if k in OLD_BENCH), None))
+    configs = {OLD_SECTIONS.get(name, name): section for name, section in configs.items()}
+    for trainer in configs.get(RUN, {}).get("trainers", []):
+        if "loss" not in trainer:
+            trainer["loss"] = {k: trainer.pop(k) for k in LOSS_FIELDS if k in trainer}
+    return {**payload, "configs": configs}
 
 
 def latest_run(root: Path | str = DEFAULT_ROOT, name: str | None = None) -> Path | None:

@@ -1,11 +1,27 @@
+"""Shared by every test: no hub lookups, no display; small runs of every command; a tiny tokenizer, an untrained
+tiny Llama, a mini-TOFU folder, a small mini-MUSE and a real Llama-2-style SentencePiece tokenizer for the LLM tests."""
+
 import os
 
 import pytest
 from typer.testing import CliRunner
 
-# No hub lookups in tests (they retry for ~25 s before failing offline) and no display for matplotlib.
+# No hub lookups in tests (they retry for ~25 s before failing offline) and no display for matplotlib; set before
+# the Hugging Face libraries are imported, which read them once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+from simnpo.llm.models import (  # noqa: E402
+    TinyLlamaConfig,
+    load_tokenizer,
+    quiet_hugging_face,
+    tiny_llama,
+    train_tokenizer,
+)
+from simnpo.llm.templates import TEMPLATES  # noqa: E402
+from simnpo.llm.tofu.mini import MiniTofuConfig, generate, write_mini_tofu  # noqa: E402
+
+quiet_hugging_face()
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +69,120 @@ def small_runs(tmp_path_factory):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
     return root
+
+
+@pytest.fixture(scope="session")
+def tofu_folder(tmp_path_factory):
+    return write_mini_tofu(MiniTofuConfig(), tmp_path_factory.mktemp("tofu"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tmp_path_factory):
+    rows = generate(MiniTofuConfig())
+    llama2 = TEMPLATES["llama2"]
+    texts = [llama2.prompt_text(r["question"]) + r["answer"] for r in rows["full"] + rows["world_facts"]]
+    texts += [a for r in rows["forget10_perturbed"] for a in [r["paraphrased_answer"], *r["perturbed_answer"]]]
+    folder = tmp_path_factory.mktemp("tok")
+    train_tokenizer(texts, folder, vocab_size=512)
+    return load_tokenizer(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tokenizer):
+    return tiny_llama(
+        TinyLlamaConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2), tokenizer, seed=0
+    ).eval()
+
+
+@pytest.fixture(scope="session")
+def trained_model(tiny_model, tokenizer, tofu_folder):
+    """The tiny model fine-tuned on the first forget and retain items the trainer tests use, so that unlearning has
+    something to undo."""
+    import copy
+
+    from simnpo.llm.finetune import FinetuneConfig, finetune
+    from simnpo.llm.tofu.data import encode_qa, load_tofu
+
+    rows = load_tofu(tofu_folder, "forget10")[:16] + load_tofu(tofu_folder, "retain90")[:32]
+    data = encode_qa(tokenizer, TEMPLATES["llama2"], [r["question"] for r in rows], [r["answer"] for r in rows])
+    model = copy.deepcopy(tiny_model)
+    finetune(model, data, FinetuneConfig(epochs=15, lr=1e-2, batch_size=16))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def builtin_cache(tmp_path_factory):
+    """One cache of the default-size built-in mini-TOFU for the slow tests (built by the first that needs it)."""
+    return tmp_path_factory.mktemp("builtin-cache")
+
+
+@pytest.fixture(scope="session")
+def small_muse(tmp_path_factory):
+    """A small mini-MUSE folder, its tokenizer (whitespace ends words, as the built-in one) and an untrained tiny
+    Llama saved with it as a model folder: (data folder, model folder)."""
+    from simnpo.llm.muse.mini import MiniMuseConfig, write_mini_muse
+    from simnpo.llm.muse.mini import generate as generate_muse
+
+    root = tmp_path_factory.mktemp("muse")
+    config = MiniMuseConfig(forget=4, retain1=6, retain2=4, holdout=4, icl=3)
+    data = write_mini_muse(config, root / "data")
+    texts = [t for rows in generate_muse(config).values() for r in rows for t in r.values()]
+    tokenizer = train_tokenizer(texts, root / "model", vocab_size=512, space_ends_word=True)
+    model = tiny_llama(TinyLlamaConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2), tokenizer, seed=0)
+    model.save_pretrained(str(root / "model"))
+    return data, root / "model"
+
+
+MISTRAL_COMMON = "mistral-common==1.13.1"  # its wheel carries a Llama-2-style 32k SentencePiece model
+SENTENCEPIECE_FILE = "mistral_common/data/tokenizer.model.v1"
+
+
+@pytest.fixture(scope="session")
+def sentencepiece_model(request, tmp_path_factory):
+    """A real Llama-2-style SentencePiece model file, taken out of the mistral-common wheel (downloaded once with
+    ``pip download --no-deps`` into pytest's cache; the package itself is not installed)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    cached = request.config.cache.mkdir("sentencepiece") / "tokenizer.model.v1"
+    if not cached.is_file():
+        wheels = tmp_path_factory.mktemp("wheel")
+        download = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), MISTRAL_COMMON]
+        done = subprocess.run(download, capture_output=True, text=True, timeout=300)
+        found = list(wheels.glob("*.whl"))
+        if done.returncode != 0 or not found:
+            pytest.skip(f"no package registry reachable to download {MISTRAL_COMMON}: {done.stderr.strip()[-200:]}")
+        with zipfile.ZipFile(found[0]) as wheel:
+            staged = cached.with_suffix(".tmp")
+            staged.write_bytes(wheel.read(SENTENCEPIECE_FILE))
+            staged.replace(cached)
+    return cached
+
+
+@pytest.fixture(scope="session")
+def llama2_tokenizer(sentencepiece_model, tmp_path_factory):
+    """A Hugging Face tokenizer laid out as Llama-2's own ``tokenizer.json`` (byte-fallback BPE over the
+    SentencePiece vocabulary, "▁" prepended and spaces replaced, BOS added, no pad token), saved in a folder."""
+    import sentencepiece
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(sentencepiece_model))
+    pieces = [sp.id_to_piece(i) for i in range(sp.vocab_size())]
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    merges = []  # every split of a piece into two pieces, ranked by the merged piece's id (= its score rank)
+    for piece in pieces:
+        pairs = [(piece[:k], piece[k:]) for k in range(1, len(piece)) if piece[:k] in vocab and piece[k:] in vocab]
+        merges += sorted(pairs, key=lambda pair: (vocab[pair[0]], vocab[pair[1]]))
+    merges.sort(key=lambda pair: vocab[pair[0] + pair[1]])
+    bpe = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    bpe.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    bpe.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    bpe.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", sp.bos_id())])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    folder = tmp_path_factory.mktemp("llama2-tokenizer")
+    tokenizer.save_pretrained(str(folder))
+    return load_tokenizer(folder), sp

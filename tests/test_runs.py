@@ -25,12 +25,13 @@ class TrainConfig:
 
 
 def test_save_config_records_configs_seed_versions_and_command(tmp_path):
-    path = runs.save_config(tmp_path, DataConfig(), TrainConfig(lr=1e-3), seed=42, command="markov")
+    configs = {runs.EXPERIMENT: DataConfig(), runs.PRETRAINING: TrainConfig(lr=1e-3)}
+    path = runs.save_config(tmp_path, configs, seed=42, command="markov")
     saved = json.loads(path.read_text())
     assert path == tmp_path / "config.json"
-    assert saved["configs"] == {
-        "DataConfig": {"chains": 3, "path": "data"},
-        "TrainConfig": {"lr": 1e-3, "betas": [0.1, 1.0]},
+    assert saved["configs"] == {  # keyed by section names, whatever the classes are called
+        "experiment": {"chains": 3, "path": "data"},
+        "pretraining": {"lr": 1e-3, "betas": [0.1, 1.0]},
     }
     assert saved["seed"] == 42 and saved["command"] == "markov"
     assert saved["versions"]["torch"] not in ("", "not installed")
@@ -40,7 +41,7 @@ def test_save_config_records_configs_seed_versions_and_command(tmp_path):
 
 def test_save_config_keeps_argv(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["simnpo", "weights", "--betas", "1"])
-    saved = runs.read_json(runs.save_config(tmp_path, TrainConfig()))
+    saved = runs.read_json(runs.save_config(tmp_path, {runs.PRETRAINING: TrainConfig()}))
     assert saved["argv"] == ["simnpo", "weights", "--betas", "1"]
 
 
@@ -71,7 +72,7 @@ def test_new_run_dirs_are_distinct_and_latest_run_finds_the_newest(tmp_path):
     other = runs.new_run_dir("weights", tmp_path)
     assert len({first, second, other}) == 3 and first.name.startswith("markov-")
     for i, folder in enumerate([first, second, other]):
-        runs.save_config(folder, TrainConfig())
+        runs.save_config(folder, {runs.PRETRAINING: TrainConfig()})
         os.utime(folder / "config.json", ns=(10**18 + i, 10**18 + i))
     assert runs.latest_run(tmp_path) == other
     assert runs.latest_run(tmp_path, "markov") == second
@@ -87,3 +88,24 @@ def test_run_dir_uses_the_named_folder_or_makes_a_new_one(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is not a folder"):
         runs.run_dir(tmp_path / "file", "weights")
+
+
+def test_read_config_maps_the_sections_of_old_runs(tmp_path):
+    old = {
+        "configs": {
+            "TofuEvalConfig": {"split": "forget05"},
+            "LLMRunConfig": {"methods": ["npo"], "trainers": [{"method": "npo", "beta": 0.1, "lr": 1e-5}]},
+        }
+    }
+    runs.write_json(tmp_path / "config.json", old)
+    saved = runs.read_config(tmp_path)
+    assert saved["bench"] == "tofu" and saved["configs"]["evaluation"] == {"split": "forget05"}
+    assert saved["configs"]["run"]["trainers"] == [{"lr": 1e-5, "loss": {"method": "npo", "beta": 0.1}}]
+    runs.save_config(tmp_path, {runs.EVALUATION: TrainConfig()}, bench="muse")  # today's: as written
+    assert runs.read_config(tmp_path)["bench"] == "muse"
+
+
+def test_a_corrupt_json_file_is_one_line_naming_it(tmp_path):
+    (tmp_path / "results.json").write_text('{"cases": ')
+    with pytest.raises(ValueError, match=r"results.json is not valid JSON \(Expecting value"):
+        runs.read_json(tmp_path / "results.json")

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from simnpo.analysis.style import method_color, method_label, new_figure, save_figure
-from simnpo.runs import read_json
+from simnpo.runs import MARKOV_RESULTS_FILE, read_json
 
 CHAIN_STYLES = ("-", "--", ":", "-.")
 
 
 def load_markov_results(folder: Path | str) -> dict:
-    path = Path(folder) / "results.json"
+    path = Path(folder) / MARKOV_RESULTS_FILE
     if not path.is_file():
         raise ValueError(f"{folder} holds no results.json of a Markov run; run `simnpo markov --out {folder}` first")
     results = read_json(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from simnpo.analysis.style import method_color, method_label, new_figure
-from simnpo.runs import read_json
+from simnpo.runs import HISTORY_FILE, SUMMARY_FILES, read_json
 
 METRICS = (
     ("verbmem_f", "VerbMem D_f ↓"),
@@ -24,9 +24,9 @@ def muse_records(folder: Path) -> list[dict]:
     folder = Path(folder)
     out = [
         {"run": folder.name, "model": path.parent.name, **read_json(path)}
-        for path in sorted(folder.glob("*/MUSE_SUMMARY.json"))
+        for path in sorted(folder.glob(f"*/{SUMMARY_FILES['muse']}"))
     ]
-    for path in sorted(folder.glob("*/history.json")):
+    for path in sorted(folder.glob(f"*/{HISTORY_FILE}")):
         history = read_json(path)
         if history and "verbmem_f" in history[-1]:
             out.append({"run": folder.name, "model": path.parent.name, **history[-1]})

@@ -8,6 +8,7 @@ from pathlib import Path
 from simnpo.analysis import markov as mk
 from simnpo.analysis import muse, tofu
 from simnpo.analysis.style import save_figure
+from simnpo.runs import MARKOV_RESULTS_FILE
 
 KINDS = (
     "markov",
@@ -29,7 +30,7 @@ def load_run(folder: Path) -> dict:
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder; give run folders made by simnpo")
-    markov = mk.load_markov_results(folder) if (folder / "results.json").is_file() else None
+    markov = mk.load_markov_results(folder) if (folder / MARKOV_RESULTS_FILE).is_file() else None
     return {
         "markov": markov,
         **tofu.tofu_records(folder),
@@ -73,12 +74,12 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
 
 
 def _trainers(folder: Path) -> dict[str, dict]:
-    """The trainer settings of each method of a ``simnpo llm`` run, from its config.json (empty for other runs)."""
-    from simnpo.runs import read_json
+    """The loss settings (beta, margin, …) of each method of a ``simnpo llm`` run, from its config.json, also one
+    written before the sections had names (empty for other runs)."""
+    from simnpo.runs import CONFIG_FILE, RUN, read_config
 
-    path = Path(folder) / "config.json"
-    run = read_json(path)["configs"].get("LLMRunConfig") if path.is_file() else None
-    return {t["method"]: t for t in run["trainers"]} if run else {}
+    run = read_config(folder)["configs"].get(RUN) if (Path(folder) / CONFIG_FILE).is_file() else None
+    return {t["loss"]["method"]: t["loss"] for t in run["trainers"]} if run else {}
 
 
 def kind_of(name: str) -> str:

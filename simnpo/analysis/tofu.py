@@ -12,24 +12,26 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 from simnpo.analysis.style import method_color, method_label, new_figure
-from simnpo.runs import read_json
+from simnpo.runs import EVAL_FILES, HISTORY_FILE, RELEARN_FILE, SUMMARY_FILES, read_json
+
+EVAL, SUMMARY = EVAL_FILES["tofu"], SUMMARY_FILES["tofu"]
 
 
 def tofu_records(folder: Path) -> dict[str, list[dict]]:
     """Everything plottable in one TOFU run folder (empty lists where there is nothing)."""
     folder = Path(folder)
     out: dict[str, list[dict]] = {"models": [], "history": [], "relearn": []}
-    for summary_path in sorted(folder.glob("*/TOFU_SUMMARY.json")):
+    for summary_path in sorted(folder.glob(f"*/{SUMMARY}")):
         label = summary_path.parent.name
         out["models"].append(
             {
                 "run": folder.name,
                 "model": label,
                 **read_json(summary_path),
-                "eval_path": str(summary_path.with_name("TOFU_EVAL.json")),
+                "eval_path": str(summary_path.with_name(EVAL)),
             }
         )
-    for history_path in sorted(folder.glob("*/history.json")):
+    for history_path in sorted(folder.glob(f"*/{HISTORY_FILE}")):
         method = history_path.parent.name
         history = read_json(history_path)
         if not history or "forget_truth_ratio" not in history[-1]:  # another benchmark's run
@@ -37,10 +39,12 @@ def tofu_records(folder: Path) -> dict[str, list[dict]]:
         for point in history:
             out["history"].append({"run": folder.name, "model": method, **point})
         last = history[-1]
-        evals = history_path.parent / "evals" / f"epoch{last['epoch']}" / "TOFU_EVAL.json"
+        evals = history_path.parent / "evals" / f"epoch{last['epoch']}" / EVAL
         out["models"].append({"run": folder.name, "model": method, **last, "eval_path": str(evals)})
-    for curve_path in sorted(folder.glob("**/relearn.json")):
-        out["relearn"].append({"run": folder.name, "model": curve_path.parent.name, **read_json(curve_path)})
+    for curve_path in sorted(folder.glob(f"**/{RELEARN_FILE}")):
+        curves = read_json(curve_path)
+        if "forget_quality" in curves:  # TOFU's curves (another benchmark's relearning has its own metrics)
+            out["relearn"].append({"run": folder.name, "model": curve_path.parent.name, **curves})
     return out
 
 
@@ -191,7 +195,7 @@ def plot_weights_over_training(models: list[dict], history: list[dict], trainers
             for subset, style, label in ((~long, "-", "short"), (long, "--", "long")):
                 values = []
                 for epoch in epochs:
-                    logps, _ = answers(folder / f"epoch{epoch}" / "TOFU_EVAL.json")
+                    logps, _ = answers(folder / f"epoch{epoch}" / EVAL)
                     if kind == "npo":
                         w = npo_weights(logps, ref, beta)
                     else:

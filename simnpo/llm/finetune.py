@@ -4,14 +4,14 @@ models. (Unlearning has its own trainer; this loop only memorises data.)"""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from simnpo.llm.data import EncodedBatch
 from simnpo.llm.models import TinyLlamaConfig, tiny_llama
-from simnpo.llm.tofu_data import EncodedBatch
 from simnpo.losses import nll_loss, sequence_logprobs
 from simnpo.runs import cache_key, staged_folder, write_json
 
@@ -32,11 +32,23 @@ class FinetuneConfig:
             raise ValueError("fine-tuning needs epochs >= 1, lr > 0, batch size >= 1 and warmup_ratio in [0, 1)")
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up to 1 over ``warmup`` steps, then cosine decay to 0 at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+def lr_schedule(kind: str, total: int, warmup: int) -> Callable[[int], float]:
+    """The learning-rate factor of each optimiser step: linear warm-up over ``warmup`` steps, then ``constant``,
+    ``linear`` decay to 0 at ``total``, or ``cosine`` decay to 0. The warm-up starts at 1/warmup where
+    ``transformers.get_scheduler`` starts at 0 (its first step does nothing); ours is kept because every built-in
+    model and number was made with it."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        if kind == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
 
 
 def batch_nll(model, batch: EncodedBatch) -> torch.Tensor:
@@ -45,31 +57,52 @@ def batch_nll(model, batch: EncodedBatch) -> torch.Tensor:
     return nll_loss(*sequence_logprobs(logits, batch.labels))
 
 
-def finetune(model, data: EncodedBatch, config: FinetuneConfig, step: Callable[[float], None] | None = None) -> float:
-    """Fine-tune ``model`` on ``data`` in shuffled mini-batches; returns the mean loss of the last epoch."""
+def train_nll(
+    model,
+    data: EncodedBatch,
+    batches: Iterable[torch.Tensor],
+    optimiser,
+    scheduler=None,
+    before_step: Callable[[int], None] | None = None,
+    advance: Callable | None = None,
+) -> float:
+    """Plain next-token NLL on ``data``, one optimiser step per batch of row indices: the loop of fine-tuning and of
+    relearning. ``before_step(step)`` runs before each step (relearning evaluates there). Returns the mean loss."""
     device = next(model.parameters()).device
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    per_epoch = math.ceil(len(data) / config.batch_size)
-    total = per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: lr_factor(s, total, max(1, int(config.warmup_ratio * total)))
-    )
-    generator = torch.Generator().manual_seed(config.seed)
-    model.train()
-    for _ in range(config.epochs):
-        order = torch.randperm(len(data), generator=generator)
-        epoch_loss = 0.0
-        for start in range(0, len(data), config.batch_size):
-            batch = data[order[start : start + config.batch_size]].trimmed().to(device)
-            loss = batch_nll(model, batch)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+    losses = []
+    for step, idx in enumerate(batches):
+        if before_step:
+            before_step(step)
+        model.train()
+        loss = batch_nll(model, data[idx].trimmed().to(device))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if scheduler is not None:
             scheduler.step()
-            epoch_loss += loss.item() / per_epoch
-            if step:
-                step(loss.item())
+        losses.append(loss.item())
+        if advance:
+            advance(1, f"loss {losses[-1]:.4f}")
     model.eval()
+    return sum(losses) / max(1, len(losses))
+
+
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch: a seeded permutation of ``n`` rows cut into batches (the last may be short)."""
+    order = torch.randperm(n, generator=generator)
+    return [order[start : start + batch_size] for start in range(0, n, batch_size)]
+
+
+def finetune(model, data: EncodedBatch, config: FinetuneConfig, advance: Callable | None = None) -> float:
+    """Fine-tune ``model`` on ``data`` in shuffled mini-batches; returns the mean loss of the last epoch."""
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total = math.ceil(len(data) / config.batch_size) * config.epochs
+    warmup = max(1, int(config.warmup_ratio * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_schedule("cosine", total, warmup))
+    generator = torch.Generator().manual_seed(config.seed)
+    for _ in range(config.epochs):
+        batches = shuffled_batches(len(data), config.batch_size, generator)
+        epoch_loss = train_nll(model, data, batches, optimiser, scheduler, advance=advance)
     return epoch_loss
 
 
@@ -80,32 +113,20 @@ def build_tiny_model(
     model_config: TinyLlamaConfig,
     config: FinetuneConfig,
     info: dict,
-    step: Callable[[float], None] | None = None,
-    total: Callable[[int], None] | None = None,
+    progress: Callable | None = None,
+    description: str = "fine-tune",
 ) -> Path:
     """A fresh tiny Llama fine-tuned on ``data`` and saved with its tokenizer and ``training.json`` (``info`` plus
-    the item count and last-epoch loss) into ``folder``, which appears only when complete. ``total(n)`` is told the
-    number of optimiser steps before training starts, ``step(loss)`` after each."""
+    the item count and last-epoch loss) into ``folder``, which appears only when complete. ``progress`` (a
+    ``progress(description, total) -> advance`` factory) shows the optimiser steps."""
     model = tiny_llama(model_config, tokenizer, seed=config.seed)
-    if total:
-        total(config.epochs * -(-len(data) // config.batch_size))
-    last_epoch_loss = finetune(model, data, config, step)
+    steps = config.epochs * -(-len(data) // config.batch_size)
+    last_epoch_loss = finetune(model, data, config, progress(description, steps) if progress else None)
     with staged_folder(folder) as stage:
         model.save_pretrained(str(stage))
         tokenizer.save_pretrained(str(stage))
         write_json(stage / "training.json", {**info, "items": len(data), "last_epoch_loss": last_epoch_loss})
     return Path(folder)
-
-
-def progress_callbacks(progress, description: str):
-    """The ``(step, total)`` callbacks of ``build_tiny_model`` driving one bar of ``progress``, made when the
-    number of steps is known."""
-    state = {}
-
-    def total(n: int) -> None:
-        state["advance"] = progress(description, n)
-
-    return (lambda loss: state["advance"](1)), total
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from simnpo.llm.tofu_data import pad_right
+from simnpo.llm.data import pad_right
 from simnpo.losses import token_logprobs
 
 
@@ -81,16 +81,17 @@ def text_token_logprobs(
 
 
 def shard_map(fn: Callable[[list], list], items: list, accelerator=None) -> list:
-    """``fn(items)`` with the items shared out across processes: each process takes every world-th item (padded to
-    equal counts, so sharded models run the same number of forward passes) and every process gets all results
-    back in order. One process: just ``fn(items)``."""
+    """``fn(items)`` with the items shared out across processes (accelerate's ``split_between_processes``, padded
+    to equal counts so sharded models run the same number of forward passes) and every result gathered back to
+    every process, in order. One process: just ``fn(items)``."""
     if accelerator is None or accelerator.num_processes == 1:
         return fn(items)
     from accelerate.utils import gather_object
 
-    world, rank = accelerator.num_processes, accelerator.process_index
-    per_rank = -(-len(items) // world)
-    mine = [items[min(i, len(items) - 1)] for i in range(rank, per_rank * world, world)]
-    gathered = gather_object(fn(mine))
-    by_rank = [gathered[r * per_rank : (r + 1) * per_rank] for r in range(world)]
-    return [by_rank[i % world][i // world] for i in range(len(items))]
+    with accelerator.split_between_processes(items, apply_padding=True) as mine:
+        gathered = gather_object(fn(list(mine)))
+    # rank r holds a contiguous block of base (+1 for the first `extra` ranks) items, padded to `width`
+    base, extra = divmod(len(items), accelerator.num_processes)
+    width = base + (1 if extra else 0)
+    counts = [base + (1 if r < extra else 0) for r in range(accelerator.num_processes)]
+    return [value for r, n in enumerate(counts) for value in gathered[r * width : r * width + n]]

@@ -1,28 +1,26 @@
 """Relearning attack (the SimNPO paper's robustness claim; the authors' WMDP code relearns with plain NLL): fine-tune
 an unlearned model with plain NLL on part of its forget set and measure how much of the forgotten knowledge
-returns, as a curve over relearning steps.
+returns, as a curve over relearning steps, on any benchmark.
 
-Protocol (ours, stated because the paper's could not be read): a seeded ``fraction`` of the forget items, AdamW at
-``lr`` without warm-up or decay, batches of ``batch_size`` drawn in seeded shuffled passes, TOFU evaluation of the
-whole forget split (and model utility) at each step of ``eval_at``.
+Protocol (ours, stated because the paper's could not be read): a seeded ``fraction`` of the forget set as the
+benchmark encodes it for unlearning, AdamW at ``lr`` without warm-up or decay, batches of ``batch_size`` drawn in
+seeded shuffled passes, the benchmark's evaluation at each step of ``eval_at``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from simnpo.llm.finetune import batch_nll
+from simnpo.llm.benchmark import Benchmark, Plan, Request
+from simnpo.llm.finetune import train_nll
 from simnpo.llm.models import load_model, load_tokenizer
-from simnpo.llm.tofu_data import encode_qa, load_tofu
-from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu, retain_truth_ratios, summary
-from simnpo.llm.tofu_run import EvalRequest, plan_tofu_eval
-from simnpo.runs import read_json, write_json
-
-CURVE_KEYS = ("forget_quality", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE", "model_utility")
+from simnpo.llm.trainer import TrainerConfig
+from simnpo.runs import EVAL_FILES, EVALUATION, RELEARN_FILE, REQUEST, RUN, read_config, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -43,80 +41,89 @@ class RelearnConfig:
             raise ValueError(f"--eval-at steps must lie in [0, {self.steps}], got {list(self.eval_at)}")
 
 
+@dataclass
+class RelearnPlan:
+    """What to relearn: the benchmark's plan, the reference, and per unlearned model its folder and the trainer
+    config its forget data is encoded with."""
+
+    plan: Plan
+    reference: Any
+    targets: list[tuple[str, Path, TrainerConfig]]
+
+
+def refilled_batches(n: int, batch_size: int, steps: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """``steps`` batches of row indices from seeded shuffled passes over ``n`` rows, a new pass drawn whenever fewer
+    than ``batch_size`` rows are left (so a batch may span two passes)."""
+    order = torch.empty(0, dtype=torch.long)
+    for _ in range(steps):
+        if len(order) < batch_size:
+            order = torch.cat([order, torch.randperm(n, generator=generator)])
+        yield order[:batch_size]
+        order = order[batch_size:]
+
+
 def relearn(
-    model_dir: str | Path,
-    data: str,
+    bench: Benchmark,
+    target: tuple[str, Path, TrainerConfig],
+    plan: Plan,
+    reference: Any,
     config: RelearnConfig,
-    eval_config: TofuEvalConfig,
-    retain_ratios: list[float] | None,
     folder: Path,
     device: str = "cpu",
     progress: Callable | None = None,
 ) -> dict:
-    """Relearn, evaluating at ``config.eval_at``; writes ``folder/stepN/TOFU_EVAL.json`` and ``folder/relearn.json``
-    (the curves) and returns the curves."""
+    """Relearn one model, evaluating at ``config.eval_at``; writes ``folder/stepN/<results file>`` and
+    ``folder/relearn.json`` (the curves) and returns the curves."""
+    _, model_dir, trainer_config = target
     tokenizer, model = load_tokenizer(model_dir), load_model(model_dir, device)
-    rows = load_tofu(data, eval_config.split)
+    forget = bench.encode(tokenizer, plan, trainer_config).forget
     generator = torch.Generator().manual_seed(config.seed)
-    chosen = torch.randperm(len(rows), generator=generator)[: max(1, round(config.fraction * len(rows)))]
-    subset = [rows[i] for i in chosen.tolist()]
-    template = eval_config.prompt_template()
-    batch_data = encode_qa(tokenizer, template, [r["question"] for r in subset], [r["answer"] for r in subset])
+    chosen = torch.randperm(len(forget), generator=generator)[: max(1, round(config.fraction * len(forget)))]
+    curves: dict = {"steps": [], **{k: [] for k in bench.table.curve_keys}, "relearn_items": len(chosen)}
+
+    def evaluate(step: int) -> None:
+        if step not in config.eval_at:
+            return
+        results = bench.evaluate(model.eval(), tokenizer, plan, reference)
+        write_json(folder / f"step{step}" / EVAL_FILES[bench.name], results)
+        curves["steps"].append(step)
+        summary = bench.summary(results)
+        for key in bench.table.curve_keys:
+            curves[key].append(summary[key])
+        write_json(folder / RELEARN_FILE, curves)
+
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
-    curves: dict = {"steps": [], **{k: [] for k in CURVE_KEYS}, "relearn_items": len(subset)}
+    batches = refilled_batches(len(chosen), config.batch_size, config.steps, generator)
     advance = progress("relearn", config.steps) if progress else None
-    order = torch.empty(0, dtype=torch.long)
-    for step in range(config.steps + 1):
-        if step in config.eval_at:
-            model.eval()
-            results = evaluate_tofu(model, tokenizer, data, eval_config, retain_ratios)
-            write_json(folder / f"step{step}" / "TOFU_EVAL.json", results)
-            curves["steps"].append(step)
-            for key, value in summary(results).items():
-                if key in CURVE_KEYS:
-                    curves[key].append(value)
-            write_json(folder / "relearn.json", curves)
-        if step == config.steps:
-            break
-        if len(order) < config.batch_size:
-            order = torch.cat([order, torch.randperm(len(subset), generator=generator)])
-        idx, order = order[: config.batch_size], order[config.batch_size :]
-        model.train()
-        loss = batch_nll(model, batch_data[idx].trimmed().to(device))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        if advance:
-            advance(1, f"loss {loss.item():.4f}")
+    train_nll(model, forget[chosen], batches, optimiser, before_step=evaluate, advance=advance)
+    evaluate(config.steps)
     return curves
 
 
-def relearn_targets(
-    run: Path | None, model: str | None, data: str, config: TofuEvalConfig, retain_results, cache_dir: Path
-):
-    """What ``simnpo relearn`` relearns: every unlearned model of a ``simnpo llm`` run folder (with that run's data,
-    split and retain reference), or one given model. Returns (targets, data path, eval config, retain ratios)."""
-    if run is not None:
-        if not (Path(run) / "config.json").is_file():
-            raise ValueError(f"{run} is not a `simnpo llm` run folder (no config.json)")
-        saved = read_json(Path(run) / "config.json")["configs"]
-        if "LLMRunConfig" not in saved:
-            raise ValueError(f"{run} is not a `simnpo llm` run folder")
-        if "TofuEvalConfig" not in saved:
-            raise ValueError(f"{run} is not a TOFU run: the relearning attack runs on `simnpo llm --bench tofu` runs")
-        request = EvalRequest(**{**saved["EvalRequest"], "cache_dir": Path(saved["EvalRequest"]["cache_dir"])})
-        evaluated = saved["TofuEvalConfig"]
-        config = replace(
-            config, split=evaluated["split"], protocol=evaluated["protocol"], template=evaluated.get("template")
-        )
-        targets = [(m, Path(run) / m / "model") for m in saved["LLMRunConfig"]["methods"]]
-        targets = [(m, path) for m, path in targets if (path / "config.json").is_file()]
-        if not targets:
-            raise ValueError(f"{run} holds no finished unlearned model yet; run `simnpo llm` to the end first")
-        plan = plan_tofu_eval(replace(request, model=None) if request.data == "builtin" else request, config)
-        retain_file = Path(run) / "retain" / "TOFU_EVAL.json"
-        ratios = retain_truth_ratios(retain_file, config.split) if retain_file.is_file() else plan.retain_ratios
-        return targets, plan.data, plan.config, ratios
-    request = EvalRequest(model=model, data=data, retain_results=retain_results, cache_dir=cache_dir)
-    plan = plan_tofu_eval(request, config)
-    return [("model", model)], plan.data, plan.config, plan.retain_ratios
+def plan_from_run(bench: Benchmark, run: Path, overrides: dict) -> tuple[RelearnPlan, Any]:
+    """Relearn every finished unlearned model of a ``simnpo llm`` run folder, with that run's data, settings (with
+    ``overrides``, e.g. a generation length), trainer configs and reference. Returns the plan and the settings."""
+    saved = read_config(run)["configs"]
+    if RUN not in saved or EVALUATION not in saved:
+        raise ValueError(f"{run} is not a `simnpo llm` run folder")
+    old_request = saved.get(REQUEST, {})  # runs before the benchmark interface kept the reference option there
+    names = {f.name for f in fields(bench.settings)}
+    values = {k: v for k, v in {**old_request, **saved[EVALUATION], **overrides}.items() if k in names}
+    request = Request(**{f.name: old_request[f.name] for f in fields(Request) if f.name in old_request})
+    request = replace(request, cache_dir=Path(request.cache_dir) if request.cache_dir else None)
+    plan = bench.plan(replace(request, model=None) if request.data == "builtin" else request, bench.settings(**values))
+    reference = plan.reference
+    if plan.reference_model and (run / plan.reference_model / EVAL_FILES[bench.name]).is_file():
+        reference = bench.reference_of(read_json(run / plan.reference_model / EVAL_FILES[bench.name]))
+    trainers = [TrainerConfig.for_method(t["loss"]["method"], {**t["loss"], **t}) for t in saved[RUN]["trainers"]]
+    targets = [(t.method, run / t.method / "model", t) for t in trainers]
+    targets = [target for target in targets if (target[1] / "config.json").is_file()]
+    if not targets:
+        raise ValueError(f"{run} holds no finished unlearned model yet; run `simnpo llm` to the end first")
+    return RelearnPlan(plan, reference, targets), plan.settings
+
+
+def plan_for_model(bench: Benchmark, request: Request, settings: Any) -> RelearnPlan:
+    """Relearn one given unlearned model on ``request.data`` (its forget data encoded at the trainer's defaults)."""
+    plan = bench.plan(request, settings)
+    return RelearnPlan(plan, plan.reference, [("model", Path(request.model), TrainerConfig())])

@@ -13,6 +13,7 @@ Memory: SimNPO never needs a reference model. NPO's reference log-probabilities 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import shutil
 from collections.abc import Callable
@@ -21,50 +22,24 @@ from pathlib import Path
 
 import torch
 
-from simnpo.llm.templates import Template
-from simnpo.llm.tofu_data import EncodedBatch, encode_qa
+from simnpo.llm.data import EncodedBatch
+from simnpo.llm.finetune import lr_schedule
+from simnpo.llm.generation import shard_map
 from simnpo.losses import LossConfig, LossInputs, method_needs, sequence_logprobs, unlearning_loss
 from simnpo.runs import read_json, write_json
 
 SCHEDULES = ("linear", "constant")
 OPTIMIZERS = ("adamw", "paged_adamw_32bit")
-REFUSALS = (
-    "I don't know.",
-    "I'm not sure.",
-    "I have no information about that.",
-    "I can't answer that.",
-    "That is not something I know.",
-    "I don't have that information.",
-    "I am unable to answer.",
-    "Sorry, I don't know.",
-    "I have no idea.",
-    "I cannot say.",
-    "That's beyond my knowledge.",
-    "I'm afraid I don't know.",
-    "No information is available to me.",
-    "I couldn't tell you.",
-    "I'm not able to answer that question.",
-    "I really don't know.",
-    "I lack that knowledge.",
-    "Unfortunately, I don't know.",
-    "I have no knowledge of that.",
-    "I'm unaware of the answer.",
-)
 
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    """Unlearning hyperparameters. ``batch_size`` is the effective (global) batch; the gradient accumulation is
-    batch_size / (per_device_batch_size × processes). Learning rate: linear warm-up over ``warmup_epochs`` then
-    linear decay to 0 (``schedule="linear"``) or constant."""
+    """One method's unlearning: its loss (``loss``, the loss library's config) and the optimisation. ``batch_size`` is
+    the effective (global) batch; the gradient accumulation is batch_size / (per_device_batch_size × processes).
+    Learning rate: linear warm-up over ``warmup_epochs`` then linear decay to 0 (``schedule="linear"``) or
+    constant."""
 
-    method: str = "simnpo_nll"
-    beta: float = 2.5
-    margin: float = 0.0
-    margin_convention: str = "paper"
-    forget_weight: float = 1.0
-    retain_weight: float = 1.0
-    kl_positions: str = "response"
+    loss: LossConfig = LossConfig()
     lr: float = 1e-5
     epochs: int = 10
     batch_size: int = 32
@@ -80,7 +55,6 @@ class TrainerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.loss_config()  # validates method, beta, margin and weights
         if not (self.lr > 0 and self.epochs >= 1 and self.batch_size >= 1 and self.warmup_epochs >= 0):
             raise ValueError("unlearning needs lr > 0, epochs >= 1, batch size >= 1 and warmup_epochs >= 0")
         if self.schedule not in SCHEDULES:
@@ -90,16 +64,16 @@ class TrainerConfig:
         if self.lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0 = full fine-tuning), got {self.lora_rank}")
 
-    def loss_config(self) -> LossConfig:
-        return LossConfig(
-            self.method,
-            self.beta,
-            self.margin,
-            self.margin_convention,
-            self.forget_weight,
-            self.retain_weight,
-            self.kl_positions,
-        )
+    @property
+    def method(self) -> str:
+        return self.loss.method
+
+    @classmethod
+    def for_method(cls, method: str, values: dict) -> TrainerConfig:
+        """The config of ``method`` from flat option values: the loss library's fields (beta, margin, …) go to
+        ``loss``, the rest to the trainer; names of neither are ignored."""
+        loss = LossConfig(method=method, **{k: v for k, v in values.items() if k in LOSS_OPTIONS})
+        return cls(loss=loss, **{k: v for k, v in values.items() if k in TRAINING_OPTIONS})
 
     def accumulation(self, processes: int) -> int:
         per_device = self.per_device_batch_size or max(1, self.batch_size // processes)
@@ -111,6 +85,11 @@ class TrainerConfig:
         return self.batch_size // (per_device * processes)
 
 
+# the option names each config takes: a new hyperparameter is one field (here or in LossConfig) plus one CLI option
+LOSS_OPTIONS = tuple(f.name for f in dataclasses.fields(LossConfig) if f.name != "method")
+TRAINING_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainerConfig) if f.name != "loss")
+
+
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
@@ -120,24 +99,6 @@ class UnlearningData:
     forget: EncodedBatch
     retain: EncodedBatch
     idk: EncodedBatch | None
-
-
-def encode_unlearning_data(
-    tokenizer, template: Template, forget_rows, retain_rows, method: str, max_length: int, seed: int
-) -> UnlearningData:
-    """Encode the forget and retain question/answer pairs with ``template`` (as the evaluation encodes them), and
-    each forget question with a seeded refusal."""
-
-    def encode(rows, answers):
-        return encode_qa(tokenizer, template, [r["question"] for r in rows], answers, max_length)
-
-    forget = encode(forget_rows, [r["answer"] for r in forget_rows])
-    retain = encode(retain_rows, [r["answer"] for r in retain_rows])
-    idk = None
-    if "idk_logps" in method_needs(method):
-        choice = torch.randint(len(REFUSALS), (len(forget_rows),), generator=torch.Generator().manual_seed(seed))
-        idk = encode(forget_rows, [REFUSALS[i] for i in choice])
-    return UnlearningData(forget, retain, idk)
 
 
 def global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
@@ -155,34 +116,18 @@ def retain_partners(n_forget: int, n_retain: int, seed: int, epoch: int) -> torc
 
 @torch.no_grad()
 def reference_logprobs(model, data: EncodedBatch, batch_size: int, accelerator) -> torch.Tensor:
-    """log π(y|x) of every item of ``data`` under ``model`` [n] (on every process), computed in shards."""
-    from accelerate.utils import gather_object
+    """log π(y|x) of every item of ``data`` under ``model`` [n] (on every process), shared out across processes."""
+
+    def logprobs(indices: list[int]) -> list[float]:
+        values = []
+        for start in range(0, len(indices), batch_size):
+            batch = data[torch.tensor(indices[start : start + batch_size])].trimmed().to(accelerator.device)
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            values += sequence_logprobs(logits, batch.labels)[0].float().cpu().tolist()
+        return values
 
     model.eval()
-    world, rank = accelerator.num_processes, accelerator.process_index
-    per_rank = -(-len(data) // world)
-    mine = [min(i, len(data) - 1) for i in range(rank, per_rank * world, world)]
-    values = []
-    for start in range(0, len(mine), batch_size):
-        batch = data[torch.tensor(mine[start : start + batch_size])].trimmed().to(accelerator.device)
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        values += sequence_logprobs(logits, batch.labels)[0].float().cpu().tolist()
-    gathered = gather_object(values) if world > 1 else values
-    by_rank = [gathered[r * per_rank : (r + 1) * per_rank] for r in range(world)]
-    return torch.tensor([by_rank[i % world][i // world] for i in range(len(data))])
-
-
-def lr_lambda(config: TrainerConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    total, warmup = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if config.schedule == "constant":
-            return 1.0
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
+    return torch.tensor(shard_map(logprobs, list(range(len(data))), accelerator))
 
 
 def make_optimizer(model, config: TrainerConfig):
@@ -237,7 +182,7 @@ def unlearn(
     to ``folder/checkpoint`` and resumes from it; calls ``evaluate(unwrapped_model, epoch)`` every ``eval_every``
     epochs and after the last. Returns the unwrapped model."""
     needs = method_needs(config.method)
-    loss_config = config.loss_config()
+    loss_config = config.loss
     world, rank = accelerator.num_processes, accelerator.process_index
     accumulation = config.accumulation(world)
     accelerator.gradient_accumulation_steps = accumulation
@@ -252,7 +197,8 @@ def unlearn(
         reference = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
     optimizer = make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(data.forget) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, steps_per_epoch))
+    total, warmup = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(config.schedule, total, warmup))
     accelerator.free_memory()  # forget models prepared by an earlier method: save/load_state cover this run only
     model, optimizer = accelerator.prepare(model, optimizer)
     ref_forget = ref_idk = None

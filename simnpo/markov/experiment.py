@@ -27,7 +27,7 @@ from simnpo.markov.train import (
     steps_per_training,
     unlearn,
 )
-from simnpo.runs import cache_key, read_json, write_json
+from simnpo.runs import MARKOV_RESULTS_FILE, cache_key, read_json, write_json
 
 TRACKED_EXAMPLES = 8  # per forget chain, whose individual gradient weights are kept for every iteration
 
@@ -148,14 +148,14 @@ def run_case_seed(
     write_json(parts / "reference.json", reference)
 
     forget = split_tokens(data, "train", list(range(1, K)))
-    beta, margin = unlearn_cfg.beta, unlearn_cfg.margin
     for method in todo:
+        loss_config = unlearn_cfg.loss_config(method)
         record: dict = {"iterations": [], "kl": {n: [] for n in names}, "loss": [], "forget_loss": []}
         if exp.kl_to_retrained:
             record["kl_retrained"] = {n: [] for n in names}
         record["weights"] = {w: {n: {"mean": [], "examples": []} for n in names[1:]} for w in ("npo", "simnpo")}
 
-        def evaluate(model, iteration: int, losses: dict, record: dict = record) -> None:
+        def evaluate(model, iteration: int, losses: dict, record: dict = record, loss_config=loss_config) -> None:
             logits = [forward_all(model, t) for t in tests]
             record["iterations"].append(iteration)
             record["loss"].append(losses.get("loss"))
@@ -168,8 +168,8 @@ def run_case_seed(
             for k in range(1, K):
                 logps, lengths = sequence_logprobs(logits[k], tests[k].labels)
                 weights = {
-                    "npo": npo_weights(logps, ref_logps[k], beta),
-                    "simnpo": simnpo_weights(logps, lengths, beta, margin),
+                    "npo": npo_weights(logps, ref_logps[k], loss_config.beta),
+                    "simnpo": simnpo_weights(logps, lengths, loss_config.beta, loss_config.margin),
                 }
                 for w, values in weights.items():
                     record["weights"][w][names[k]]["mean"].append(values.mean().item())
@@ -222,7 +222,7 @@ def aggregate(exp: ExperimentConfig, unlearn_cfg: UnlearnConfig, folder: Path) -
             summary["per_seed"] = {"kl": {n: [r["kl"][n] for r in runs] for n in names}}
             entry["methods"][method] = summary
         results["cases"][case] = entry
-    write_json(folder / "results.json", results)
+    write_json(folder / MARKOV_RESULTS_FILE, results)
     return results
 
 

@@ -37,30 +37,36 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class UnlearnConfig:
-    """Unlearning (docs/markov.md): AdamW lr 5e-4, batch 4 from the forget train set, 50 iterations, β = 1, margin 0."""
+    """Unlearning (docs/markov.md): AdamW lr 5e-4, batch 4 from the forget train set, 50 iterations; one loss
+    configuration per method (the published setting: NPO and SimNPO at β = 1, margin 0)."""
 
-    methods: tuple[str, ...] = ("npo", "simnpo")
+    losses: tuple[LossConfig, ...] = (LossConfig("npo", beta=1.0), LossConfig("simnpo", beta=1.0))
     iterations: int = 50
     lr: float = 5e-4
     batch_size: int = 4
-    beta: float = 1.0
-    margin: float = 0.0
-    forget_weight: float = 1.0
-    retain_weight: float = 1.0
     adam_eps: float = 1e-6
 
     def __post_init__(self) -> None:
-        if not self.methods:
+        if not self.losses:
             raise ValueError("give at least one unlearning method")
         if "idkpo" in self.methods:
             raise ValueError("idkpo needs refusal answers, which Markov chains do not have; choose another method")
-        for method in self.methods:
-            self.loss_config(method)  # validates names and hyperparameters
         if not (self.iterations >= 1 and self.lr > 0 and self.batch_size >= 1):
             raise ValueError("unlearning needs iterations >= 1, lr > 0 and batch size >= 1")
 
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(loss.method for loss in self.losses)
+
     def loss_config(self, method: str) -> LossConfig:
-        return LossConfig(method, self.beta, self.margin, "paper", self.forget_weight, self.retain_weight)
+        return self.losses[self.methods.index(method)]
+
+
+def unlearn_config(methods: tuple[str, ...], loss: dict | None = None, **training) -> UnlearnConfig:
+    """An UnlearnConfig whose methods share the loss values ``loss`` (e.g. {"beta": 1.0}; the published β = 1 when
+    not given)."""
+    loss = {"beta": 1.0, **(loss or {})}
+    return UnlearnConfig(losses=tuple(LossConfig(method, **loss) for method in methods), **training)
 
 
 def new_model(config: ModelConfig, vocab: int, max_len: int, seed: int) -> MarkovGPT:

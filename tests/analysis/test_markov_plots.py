@@ -5,7 +5,7 @@ import pytest
 from simnpo.analysis.markov import findings, load_markov_results, retain_kl_at, summary_rows, write_markov_figures
 from simnpo.markov.experiment import ExperimentConfig, run_experiment
 from simnpo.markov.model import ModelConfig
-from simnpo.markov.train import TrainConfig, UnlearnConfig
+from simnpo.markov.train import TrainConfig, unlearn_config
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def run_folder(tmp_path_factory):
         exp,
         ModelConfig(n_layer=2, d_model=32, d_mlp=32),
         TrainConfig(epochs=1),
-        UnlearnConfig(methods=("npo", "simnpo", "simnpo_nll"), iterations=4),
+        unlearn_config(("npo", "simnpo", "simnpo_nll"), iterations=4),
         folder,
         None,
     )

@@ -53,8 +53,8 @@ def test_two_processes_match_one_process_with_the_same_effective_batch(tokenizer
 def test_evaluation_in_two_processes_equals_one_process(tiny_model, tokenizer, tofu_folder, small_muse, tmp_path):
     import copy
 
-    from simnpo.llm.muse_eval import MuseEvalConfig, evaluate_muse
-    from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu
+    from simnpo.llm.muse.evaluate import MuseEvalConfig, evaluate_muse
+    from simnpo.llm.tofu.evaluate import TofuEvalConfig, evaluate_tofu
     from simnpo.runs import read_json
 
     weights = launch(2, 4, tokenizer.name_or_path, tofu_folder, tmp_path / "two", muse_dir=small_muse[0])

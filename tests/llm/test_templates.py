@@ -3,8 +3,8 @@ SentencePiece tokenizer (tag and chat variants), detection, and refusals."""
 
 import pytest
 
-from simnpo.llm.mini_tofu import MiniTofuConfig, generate
 from simnpo.llm.templates import TEMPLATES, Template, check_template, detect_template, encode_pair, prompt_ids
+from simnpo.llm.tofu.mini import MiniTofuConfig, generate
 from simnpo.losses import IGNORE_INDEX
 
 LLAMA3_LIKE = (  # Llama-3's layout (system turn with the date, header tags, end of turn) in the Llama-2 vocabulary

@@ -7,15 +7,9 @@ import torch
 from accelerate import Accelerator
 
 from simnpo.llm.templates import TEMPLATES
-from simnpo.llm.tofu_data import load_tofu
-from simnpo.llm.trainer import (
-    NonFiniteLoss,
-    TrainerConfig,
-    encode_unlearning_data,
-    global_batches,
-    reference_logprobs,
-    unlearn,
-)
+from simnpo.llm.tofu.benchmark import encode_unlearning_data
+from simnpo.llm.tofu.data import load_tofu
+from simnpo.llm.trainer import NonFiniteLoss, TrainerConfig, global_batches, reference_logprobs, unlearn
 from simnpo.losses import METHODS, sequence_logprobs
 
 LLAMA2 = TEMPLATES["llama2"]
@@ -46,7 +40,7 @@ def quick(method, **kw):
         "weight_decay": 0.0,
         **kw,
     }
-    return TrainerConfig(**values)
+    return TrainerConfig.for_method(values.pop("method"), values)
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -126,7 +120,13 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_state(tiny_model, toke
 )
 def test_bad_trainer_configs(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        TrainerConfig(**kwargs)
+        TrainerConfig.for_method(kwargs.pop("method", "simnpo"), kwargs)
+
+
+def test_options_split_between_the_loss_and_the_trainer():
+    config = TrainerConfig.for_method("npo_kl", {"beta": 0.3, "retain_weight": 2.0, "lr": 1e-3, "split": "forget05"})
+    assert (config.method, config.loss.beta, config.loss.retain_weight, config.lr) == ("npo_kl", 0.3, 2.0, 1e-3)
+    assert TrainerConfig.for_method("simnpo", {}).loss.beta == 4.5  # the method's default β (losses.DEFAULT_BETA)
 
 
 def test_accumulation_must_divide_the_batch():

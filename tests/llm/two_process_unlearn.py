@@ -9,11 +9,13 @@ import torch
 from accelerate import Accelerator
 
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, tiny_llama
-from simnpo.llm.muse_eval import MuseEvalConfig, evaluate_muse
+from simnpo.llm.muse.evaluate import MuseEvalConfig, evaluate_muse
 from simnpo.llm.templates import TEMPLATES
-from simnpo.llm.tofu_data import load_tofu
-from simnpo.llm.tofu_eval import TofuEvalConfig, evaluate_tofu
-from simnpo.llm.trainer import TrainerConfig, encode_unlearning_data, unlearn
+from simnpo.llm.tofu.benchmark import encode_unlearning_data
+from simnpo.llm.tofu.data import load_tofu
+from simnpo.llm.tofu.evaluate import TofuEvalConfig, evaluate_tofu
+from simnpo.llm.trainer import TrainerConfig, unlearn
+from simnpo.losses import LossConfig
 from simnpo.runs import write_json
 
 LLAMA2 = TEMPLATES["llama2"]
@@ -28,8 +30,7 @@ def main() -> None:
     rows = load_tofu(data_dir, "forget10")[:16], load_tofu(data_dir, "retain90")[:32]
     data = encode_unlearning_data(tokenizer, LLAMA2, *rows, "simnpo", 128, seed=0)
     config = TrainerConfig(
-        method="simnpo",
-        beta=2.5,
+        loss=LossConfig("simnpo", beta=2.5),
         lr=5e-3,
         epochs=2,
         batch_size=8,

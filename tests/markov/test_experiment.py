@@ -6,7 +6,7 @@ import pytest
 
 from simnpo.markov.experiment import ExperimentConfig, run_experiment
 from simnpo.markov.model import ModelConfig
-from simnpo.markov.train import TrainConfig, UnlearnConfig
+from simnpo.markov.train import TrainConfig, UnlearnConfig, unlearn_config
 
 TINY_MODEL = ModelConfig(n_layer=2, d_model=32, d_mlp=32)
 TINY_TRAIN = TrainConfig(epochs=1, batch_size=64, lr=3e-3)
@@ -81,7 +81,7 @@ def test_retrained_forget_kl_is_close_to_the_exact_retain_only_kl(tmp_path):
         exp,
         ModelConfig(n_layer=2, d_model=64, d_mlp=64),
         TrainConfig(epochs=3, lr=2e-3),
-        UnlearnConfig(methods=("simnpo",), iterations=1),
+        unlearn_config(("simnpo",), iterations=1),
         tmp_path,
         None,
     )

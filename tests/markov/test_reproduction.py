@@ -10,7 +10,7 @@ import pytest
 from simnpo.analysis.markov import findings
 from simnpo.markov.experiment import ExperimentConfig, run_experiment
 from simnpo.markov.model import ModelConfig
-from simnpo.markov.train import TrainConfig, UnlearnConfig
+from simnpo.markov.train import TrainConfig, unlearn_config
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,12 @@ def cache(tmp_path_factory):
 
 def verdicts(folder, cache, cases, beta):
     results = run_experiment(
-        ExperimentConfig(cases=cases), ModelConfig(), TrainConfig(), UnlearnConfig(beta=beta), folder, cache
+        ExperimentConfig(cases=cases),
+        ModelConfig(),
+        TrainConfig(),
+        unlearn_config(("npo", "simnpo"), {"beta": beta}),
+        folder,
+        cache,
     )
     return {(f["case"], f["chain"]): f for f in findings(results)}
 

@@ -8,12 +8,12 @@ from simnpo.markov.data import DataConfig, case_chains, sample_data, split_token
 from simnpo.markov.model import ModelConfig
 from simnpo.markov.train import (
     TrainConfig,
-    UnlearnConfig,
     cached_training,
     forward_all,
     new_model,
     train_lm,
     unlearn,
+    unlearn_config,
 )
 from simnpo.runs import cache_key
 
@@ -43,7 +43,7 @@ def forget_scores(model, forget):
 def test_a_short_run_of_each_method_lowers_its_forget_loss(setup, method):
     data, pretrained, _ = setup
     forget, retain = split_tokens(data, "train", [1, 2]), split_tokens(data, "train", [0])
-    config = UnlearnConfig(methods=(method,), iterations=8, lr=2e-3, beta=1.0)
+    config = unlearn_config((method,), iterations=8, lr=2e-3)
     seen = []
     model = unlearn(pretrained, forget, retain, config, method, 0, lambda m, i, losses: seen.append(i))
     assert seen == list(range(9))
@@ -60,7 +60,7 @@ def test_a_short_run_of_each_method_lowers_its_forget_loss(setup, method):
 
 def test_idkpo_is_refused_for_markov_chains():
     with pytest.raises(ValueError, match="idkpo needs refusal answers"):
-        UnlearnConfig(methods=("idkpo",))
+        unlearn_config(("idkpo",))
 
 
 def test_cached_training_saves_and_reloads(tmp_path, setup):

@@ -1,0 +1,5 @@
+"""``python -m simnpo.cli``: the same command as the ``simnpo`` console script."""
+
+from simnpo.cli import main
+
+main()

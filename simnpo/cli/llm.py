@@ -1,0 +1,329 @@
+"""``simnpo eval``, ``simnpo llm`` and ``simnpo relearn`` on any benchmark of ``simnpo.llm.benchmarks.BENCHMARKS``.
+
+Options map onto the config dataclasses by name: the trainer's and the loss library's fields (``TRAINING_OPTIONS``,
+``LOSS_OPTIONS``) and each benchmark's own (``Benchmark.options``). An option counts as given when it was on the
+command line (click's parameter source), never by comparing it with a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
+
+TEMPLATE_HELP = "TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."
+DRY_RUN_HELP = "Print the fully resolved configuration as JSON and exit (loads no model, writes nothing)."
+BENCH_HELP = "Benchmark: tofu or muse."
+
+
+def given(ctx: typer.Context, names) -> dict:
+    """The options among ``names`` that were given on the command line, with their values. (Compared by the
+    source's name: typer may carry its own copy of click, whose ParameterSource is another class.)"""
+    source = ctx.get_parameter_source
+    return {n: ctx.params[n] for n in names if n in ctx.params and getattr(source(n), "name", "") == "COMMANDLINE"}
+
+
+def benchmark(name: str):
+    from simnpo.llm.benchmarks import BENCHMARKS
+
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; use {' or '.join(BENCHMARKS)}")
+    return BENCHMARKS[name]
+
+
+def bench_options(ctx: typer.Context, bench, exclude: tuple[str, ...] = ()) -> dict:
+    """The benchmark options given on the command line; one of another benchmark is refused with one line."""
+    from simnpo.llm.benchmarks import BENCHMARKS
+
+    every = {name for b in BENCHMARKS.values() for name in b.options} - set(exclude)
+    values = given(ctx, sorted(every))
+    for name in values:
+        if name not in bench.options:
+            raise ValueError(f"--{name.replace('_', '-')} is not an option of --bench {bench.name}")
+    return values
+
+
+def make_request(bench, model, data, pad_token, device, finetune_epochs, cache_dir):
+    from simnpo.llm.benchmark import Request
+
+    if model is None and data != "builtin":
+        raise ValueError("--data needs --model: the built-in models only know the built-in data")
+    if device.startswith("cuda") and not torch_cuda_available():
+        raise ValueError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
+    cache_dir = cache_dir or Path(f"runs/.cache/{bench.name}")
+    return Request(model, data, pad_token, device, finetune_epochs, cache_dir)
+
+
+@app.command("eval")
+def eval_command(
+    ctx: typer.Context,
+    bench: str = typer.Option(..., help=BENCH_HELP),
+    model: str | None = typer.Option(None, help="Model folder or hub id (default: the built-in starting models)."),
+    data: str = typer.Option("builtin", help="Data: builtin, a local folder of the benchmark's files, or a hub id."),
+    corpus: str = typer.Option("news", help="MUSE corpus: news or books (sets the published retrain AUC)."),
+    retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
+    split: str = typer.Option("forget10", help="Forget split: forget01, forget05 or forget10."),
+    retain_results: Path | None = typer.Option(
+        None, help="The retain model's TOFU_EVAL.json (ours or open-unlearning's)."
+    ),
+    protocol: str = typer.Option("open-unlearning", help="open-unlearning (all items, 200 new tokens) or original."),
+    max_new_tokens: int = typer.Option(200, help="Generation length (open-unlearning protocol)."),
+    template: str | None = typer.Option(None, help=TEMPLATE_HELP),
+    batch_size: int = typer.Option(64, help="Sequences per scoring and generation batch."),
+    pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
+    device: str = typer.Option("cpu", help="Torch device."),
+    finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning (TOFU 30, MUSE 100)."),
+    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+    out: Path | None = typer.Option(None, help="Output folder (default: a new runs/eval-BENCH-<time>)."),
+) -> None:
+    """Evaluate a model with the benchmark's exact metrics; with no --model, the built-in benchmark's starting
+    models (mini-TOFU: target and retain; mini-MUSE: target and retrain)."""
+    from simnpo.llm.driver import evaluate_models
+    from simnpo.runs import EVALUATION, REQUEST, run_dir, save_config
+
+    with user_errors():
+        chosen = benchmark(bench)
+        values = {"batch_size": batch_size, **bench_options(ctx, chosen)}
+        settings = chosen.make_settings({k: str(v) if isinstance(v, Path) else v for k, v in values.items()})
+        request = make_request(chosen, model, data, pad_token, device, finetune_epochs, cache_dir)
+        if dry_run:
+            settings, notes = chosen.resolve(request, settings)
+            configs = {REQUEST: request, EVALUATION: settings, **chosen.extra_configs(settings)}
+            return print_dry_run({"command": "eval", "bench": bench, "notes": notes}, configs)
+        plan = chosen.plan(request, settings)
+        folder = run_dir(out, f"eval-{bench}")
+    configs = {REQUEST: request, EVALUATION: plan.settings, **chosen.extra_configs(plan.settings)}
+    save_config(folder, configs, command="eval", bench=bench)
+    for line in plan.notes:
+        typer.echo(line)
+    with progress_bar() as progress:
+        rows, notes, reference = evaluate_models(chosen, request, plan, folder, progress)
+    print_results(chosen, rows, notes, reference, chosen.table.title(plan.settings, False), folder)
+
+
+@app.command("llm")
+def llm_command(
+    ctx: typer.Context,
+    bench: str = typer.Option("tofu", help=BENCH_HELP),
+    model: str | None = typer.Option(None, help="Model folder or hub id to unlearn (default: the built-in target)."),
+    data: str = typer.Option("builtin", help="Data: builtin, a local folder of the benchmark's files, or a hub id."),
+    split: str | None = typer.Option(None, help="TOFU forget split: forget01, forget05 or forget10 (forget10)."),
+    corpus: str | None = typer.Option(None, help="MUSE corpus: news or books (default: news)."),
+    retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
+    methods: str = typer.Option("npo_nll,simnpo_nll", help="Unlearning methods, comma-separated (see README)."),
+    preset: str | None = typer.Option(
+        None,
+        help="Named settings per method, e.g. paper-forget10 (default: mini-BENCH on built-in data, the paper's "
+        "for the split or corpus on real data).",
+    ),
+    template: str | None = typer.Option(None, help=TEMPLATE_HELP),
+    eval_every: int = typer.Option(0, help="Also evaluate every N epochs (0: only after the last)."),
+    retain_results: Path | None = typer.Option(None, help="The retain model's TOFU_EVAL.json for forget quality."),
+    beta: float | None = typer.Option(None, help="β for every method (default: the preset's per method)."),
+    margin: float | None = typer.Option(None, help="SimNPO's margin γ."),
+    margin_convention: str | None = typer.Option(None, help="paper (default) or authors_code."),
+    forget_weight: float | None = typer.Option(None, help="Weight of the forget loss (the published 'λ')."),
+    retain_weight: float | None = typer.Option(None, help="Weight of the retain term."),
+    kl_positions: str | None = typer.Option(None, help="KL term over response (default) or all positions."),
+    lr: float | None = typer.Option(None, help="Peak learning rate."),
+    epochs: int | None = typer.Option(None, help="Epochs over the forget set."),
+    batch_size: int | None = typer.Option(None, help="Effective batch size (all processes and accumulation)."),
+    per_device_batch_size: int | None = typer.Option(None, help="Batch per process and micro-step."),
+    weight_decay: float | None = typer.Option(None, help="AdamW weight decay."),
+    warmup_epochs: float | None = typer.Option(None, help="Linear warm-up length in epochs."),
+    schedule: str | None = typer.Option(None, help="linear (decay to 0 after warm-up) or constant."),
+    optimizer: str | None = typer.Option(None, help="adamw or paged_adamw_32bit (bitsandbytes)."),
+    bf16: bool | None = typer.Option(None, "--bf16/--no-bf16", help="bfloat16 mixed precision."),
+    gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing"),
+    lora_rank: int | None = typer.Option(None, help="LoRA rank (0: full fine-tuning; needs peft)."),
+    max_length: int | None = typer.Option(None, help="Longest training sequence (MUSE: the chunk length)."),
+    seed: int | None = typer.Option(None, help="Seed of batch order, retain pairing and refusals."),
+    max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
+    pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
+    device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
+    finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning (TOFU 30, MUSE 100)."),
+    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+    out: Path | None = typer.Option(None, help="Output folder; an existing run with the same options resumes."),
+) -> None:
+    """Unlearn with each method (NPO and SimNPO by default) and evaluate with the benchmark's metrics; with no
+    --model, on the built-in mini-TOFU or mini-MUSE from its target model.
+    Multi-GPU: accelerate launch $(which simnpo) llm ..."""
+    from simnpo.llm.driver import LLMRunConfig, describe_methods, method_configs
+    from simnpo.llm.trainer import LOSS_OPTIONS, TRAINING_OPTIONS
+    from simnpo.runs import EVALUATION, REQUEST, RUN
+
+    with user_errors():
+        chosen = benchmark(bench)
+        options = bench_options(ctx, chosen, exclude=TRAINING_OPTIONS)
+        options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
+        preset = preset or chosen.default_preset(data, options)
+        values = check_preset(chosen, preset, options)
+        settings = chosen.make_settings({**values.get("settings", {}), **options})
+        method_names = parse_list(methods, str, "--methods")
+        chosen.check_methods(method_names)
+        trainers = method_configs(method_names, preset, values, given(ctx, LOSS_OPTIONS + TRAINING_OPTIONS))
+        run = LLMRunConfig(methods=method_names, eval_every=eval_every, trainers=tuple(trainers.values()))
+        request = make_request(chosen, model, data, pad_token, device, finetune_epochs, cache_dir)
+        head = {"command": "llm", "bench": bench, "preset": preset, "methods": trainers}
+        if dry_run:
+            settings, notes = chosen.resolve(request, settings)
+            configs = {REQUEST: request, RUN: run, EVALUATION: settings, **chosen.extra_configs(settings)}
+            return print_dry_run({**head, "notes": notes}, configs)
+        plan = chosen.plan(request, settings, True)
+        configs = {REQUEST: request, RUN: run, EVALUATION: plan.settings, **chosen.extra_configs(plan.settings)}
+        accelerator, folder, resumed = start_llm_run(out, bench, run, configs, preset)
+    main = accelerator.is_main_process
+    if main:
+        typer.echo("\n".join([describe_methods(preset, trainers), *plan.notes]))
+    if main and resumed:
+        typer.echo(f"resuming the run in {folder}", err=True)
+    run_and_print(chosen, request, run, plan, folder, accelerator)
+
+
+def check_preset(bench, name: str, options: dict) -> dict:
+    """The benchmark's preset ``name``, checked against the split or corpus given (and named when it belongs to
+    another benchmark)."""
+    from simnpo.llm.benchmarks import BENCHMARKS
+    from simnpo.llm.presets import check_preset as check
+
+    elsewhere = {p: b.name for b in BENCHMARKS.values() if b is not bench for p in b.presets}
+    return check(bench.presets, name, options, elsewhere)
+
+
+def start_llm_run(out: Path | None, bench: str, run, configs: dict, preset: str):
+    """The accelerator (bf16 when a method asks for it), the run folder, and whether the run resumes."""
+    from accelerate import Accelerator
+
+    from simnpo.runs import resume_or_save_config, run_dir
+
+    bf16 = any(config.bf16 for config in run.trainers)
+    accelerator = Accelerator(cpu=configs["request"].device == "cpu", mixed_precision="bf16" if bf16 else "no")
+    folder = run_dir(out, f"llm-{bench}")
+    seed = run.trainers[0].seed
+    resumed = resume_or_save_config(folder, configs, seed=seed, command="llm", preset=preset, bench=bench)
+    return accelerator, folder, resumed
+
+
+def run_and_print(bench, request, run, plan, folder: Path, accelerator) -> None:
+    """``simnpo llm`` after its checks: run, then print the table (a non-finite loss: one line, exit 1)."""
+    from simnpo.llm.driver import run_llm
+
+    main = accelerator.is_main_process
+    with progress_bar(enabled=main) as progress:
+        try:
+            rows, notes, reference = run_llm(bench, request, run, plan, folder, accelerator, progress)
+        except RuntimeError as err:  # NonFiniteLoss and friends: one line, exit 1, written results stay
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(code=1) from None
+    if main:
+        print_results(bench, rows, notes, reference, bench.table.title(plan.settings, True), folder)
+
+
+@app.command()
+def relearn(
+    ctx: typer.Context,
+    run: Path | None = typer.Argument(None, help="A `simnpo llm` run folder: relearn each of its unlearned models."),
+    model: str | None = typer.Option(None, help="Or one unlearned model folder (with --data)."),
+    bench: str = typer.Option("tofu", help="With --model: " + BENCH_HELP),
+    data: str = typer.Option(
+        "builtin", help="With --model: builtin, a local folder of the benchmark's files, or a hub id."
+    ),
+    split: str = typer.Option("forget10", help="With --model: the TOFU forget split."),
+    retain_results: Path | None = typer.Option(None, help="With --model: the retain model's TOFU_EVAL.json."),
+    fraction: float = typer.Option(0.5, help="Fraction of the forget set to relearn on."),
+    steps: int = typer.Option(50, help="Relearning steps."),
+    lr: float = typer.Option(1e-4, help="Learning rate (AdamW, constant)."),
+    batch_size: int = typer.Option(4, help="Batch size."),
+    eval_at: str = typer.Option("0,5,10,25,50", help="Steps at which to evaluate, comma-separated."),
+    max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
+    seed: int = typer.Option(0, help="Seed of the relearned subset and batch order."),
+    device: str = typer.Option("cpu", help="Torch device."),
+    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
+    out: Path | None = typer.Option(None, help="Output folder (default: RUN/relearn or runs/relearn-<time>)."),
+) -> None:
+    """Relearning attack: fine-tune unlearned models on part of the forget set and report how the forget metrics
+    recover over the steps."""
+    from simnpo.llm.relearn import RelearnConfig
+    from simnpo.runs import EVALUATION, RELEARN, run_dir, save_config
+
+    with user_errors():
+        if (run is None) == (model is None):
+            raise ValueError("give either a `simnpo llm` run folder or --model")
+        steps_at = parse_list(eval_at, int, "--eval-at")
+        config = RelearnConfig(
+            fraction=fraction, steps=steps, lr=lr, batch_size=batch_size, seed=seed, eval_at=steps_at
+        )
+        chosen, targets, settings = relearn_targets(ctx, run, model, bench, data, cache_dir)
+        folder = run_dir(out if out or run is None else run / "relearn", "relearn")
+    save_config(folder, {RELEARN: config, EVALUATION: settings}, seed=seed, command="relearn", bench=chosen.name)
+    rows = relearn_each(chosen, targets, config, folder, device)
+    columns = chosen.table.relearn_columns
+    header = ["model"] + [h for _, label, _ in columns for h in (f"{label} before", "after")]
+    title = f"Relearning on {fraction:.0%} of {chosen.forget_set(settings)}, {steps} steps (lower after = more robust)"
+    print_table(header, rows, title)
+    typer.echo(f"wrote {folder}")
+
+
+def relearn_targets(ctx: typer.Context, run: Path | None, model: str | None, bench: str, data: str, cache_dir):
+    """The benchmark, what to relearn and the evaluation settings: every unlearned model of a run folder with
+    that run's settings (this command's generation length), or one given model."""
+    from simnpo.llm import relearn as R
+    from simnpo.runs import CONFIG_FILE, read_config
+
+    if run is not None:
+        if not (Path(run) / CONFIG_FILE).is_file():
+            raise ValueError(f"{run} is not a `simnpo llm` run folder (no config.json)")
+        chosen = benchmark(read_config(run).get("bench") or "tofu")
+        overrides = {"max_new_tokens": ctx.params["max_new_tokens"]} if "max_new_tokens" in chosen.options else {}
+        targets, settings = R.plan_from_run(chosen, Path(run), overrides)
+        return chosen, targets, settings
+    chosen = benchmark(bench)
+    options = {"max_new_tokens": ctx.params["max_new_tokens"], "split": ctx.params["split"]}
+    options = {k: v for k, v in options.items() if k in chosen.options}
+    options |= {k: str(v) for k, v in bench_options(ctx, chosen).items() if k == "retain_results"}
+    request = make_request(chosen, model, data, None, "cpu", None, cache_dir)
+    targets = R.plan_for_model(chosen, request, chosen.make_settings(options))
+    return chosen, targets, targets.plan.settings
+
+
+def relearn_each(bench, targets, config, folder: Path, device: str) -> list[list[str]]:
+    """Relearn every target, one row each: the relearning columns before and after."""
+    from simnpo.llm.relearn import relearn as relearn_model
+
+    rows = []
+    with progress_bar() as progress:
+        for target in targets.targets:
+            curves = relearn_model(
+                bench, target, targets.plan, targets.reference, config, folder / target[0], device, progress
+            )
+            cells = [fmt(v) for key, _, fmt in bench.table.relearn_columns for v in (curves[key][0], curves[key][-1])]
+            rows.append([target[0], *cells])
+    return rows
+
+
+def print_dry_run(head: dict, configs: dict) -> None:
+    """``--dry-run``: every resolved configuration as one JSON object on stdout (``head`` first: for ``llm`` each
+    method's configuration by name), then exit 0."""
+    import json
+
+    from simnpo.runs import _jsonable
+
+    typer.echo(json.dumps({**head, "configs": configs}, indent=2, default=_jsonable))
+
+
+def print_results(bench, rows: list[list[str]], notes: list[str], reference, title: str, folder: Path) -> None:
+    """The benchmark's table, the notes under it, its footer, and where it was written."""
+    print_table(["model", *bench.table.columns], rows, title)
+    for line in [*notes, *bench.table.footer(reference)]:
+        typer.echo(line)
+    typer.echo(f"wrote {folder}")
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

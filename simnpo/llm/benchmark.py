@@ -1,0 +1,80 @@
+"""The benchmark interface: what a benchmark supplies so that one driver (``driver.py``) can evaluate models,
+unlearn with every method and relearn on it. ``benchmarks.BENCHMARKS`` maps names to implementations; each lives in
+its own folder (``tofu/``, ``muse/``), and docs/architecture.md says how to add one.
+
+Vocabulary: a **request** is what the user asked for whatever the benchmark (a model, data, where to cache); the
+benchmark's **settings** are its own options as a frozen dataclass (TOFU: split, template, …); a **plan** is what
+``Benchmark.plan`` checked and resolved before anything is written; the **reference** is what every model is
+compared with (TOFU: the retain model's forget truth ratios; MUSE: the retrain model's PrivLeak AUC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to evaluate or unlearn, whatever the benchmark: a model (None: the built-in ones), its data (``builtin``,
+    a local folder or a hub id), and how to load and cache."""
+
+    model: str | None = None
+    data: str = "builtin"
+    pad_token: str | None = None
+    device: str = "cpu"
+    finetune_epochs: int | None = None  # the built-in fine-tuning's epochs (None: the benchmark's own)
+    cache_dir: Path | None = None  # the built-in data and models (None: runs/.cache/BENCH)
+
+
+@dataclass
+class Plan:
+    """Everything checked and resolved before anything is written."""
+
+    data: str  # the data folder or hub id evaluations read
+    settings: Any  # the benchmark's settings, resolved (e.g. TOFU's prompt template)
+    models: list[tuple[str, str | Path]] = field(default_factory=list)  # (label, folder or hub id), in order
+    reference: Any = None  # what every model is compared with, when known before evaluating any
+    reference_model: str | None = None  # the planned model whose results give the reference (a built-in one)
+    build: Callable[[str, Callable], Path] | None = None  # (name, progress) -> a built-in model, made on first use
+    notes: list[str] = field(default_factory=list)  # printed before the run (e.g. which prompt template and why)
+
+
+@dataclass(frozen=True)
+class Table:
+    """How a benchmark's summaries are printed."""
+
+    columns: tuple[str, ...]  # after the model label
+    row: Callable[[dict], list[str]]  # a summary -> its cells
+    title: Callable[[Any, bool], str]  # (settings, after unlearning) -> the title
+    footer: Callable[[Any], list[str]] = lambda reference: []  # lines under the table
+    # (summary key, label, format) shown before and after relearning, and the curve keys relearning records
+    relearn_columns: tuple[tuple[str, str, Callable[[Any], str]], ...] = ()
+    curve_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A benchmark, as functions of plain data. ``evaluate`` calls ``advance(1)`` ``eval_parts`` times."""
+
+    name: str
+    settings: type  # its settings dataclass; ``make_settings`` builds one from option values
+    options: tuple[str, ...]  # the command-line options (by name) that belong to it
+    make_settings: Callable[[dict], Any]
+    presets: dict[str, dict]
+    default_preset: Callable[[str, dict], str]  # (data, given option values) -> preset name
+    resolve: Callable[[Request, Any], tuple[Any, list[str]]]  # settings resolved without writing, and notes
+    plan: Callable[[Request, Any, bool], Plan]  # (request, settings, for unlearning) -> plan; ValueError if bad
+    evaluate: Callable[..., dict]  # (model, tokenizer, plan, reference, advance, accelerator) -> results
+    against_itself: Callable[[dict], tuple[dict, Any]]  # reference model's results -> (scored against itself, ref)
+    reference_of: Callable[[dict], Any]  # results of the reference model, already written -> the reference
+    summary: Callable[[dict], dict]  # results -> the headline numbers
+    note: Callable[[str, dict], str | None]  # (label, results) -> a line to print under the table, if any
+    encode: Callable[[Any, Plan, Any], Any]  # (tokenizer, plan, TrainerConfig) -> UnlearningData
+    table: Table
+    forget_set: Callable[[Any], str]  # settings -> the forget set's name (e.g. "forget10")
+    check_methods: Callable[[tuple[str, ...]], None] = lambda methods: None  # ValueError for one it cannot run
+    extra_configs: Callable[[Any], dict] = lambda settings: {}  # more of its settings to save in config.json
+    eval_parts: int = 4

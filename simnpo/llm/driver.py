@@ -1,0 +1,165 @@
+"""One driver for every benchmark (``benchmark.Benchmark``): evaluate the planned models in order, then for
+``simnpo llm`` unlearn with each method from the starting model, evaluating at the chosen epochs.
+
+A run folder holds, per evaluated model, ``LABEL/<results file>`` (the benchmark's own layout) and
+``LABEL/<summary file>``, and ``summary.json`` for all; per method ``METHOD/`` holds ``checkpoint/`` (resume),
+``evals/epochN/<results file>`` at every evaluation point, ``history.json`` (one summary per evaluation) and the final
+``model/``. A rerun of the same command resumes: written evaluations are kept and finished methods skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simnpo.llm.benchmark import Benchmark, Plan, Request
+from simnpo.llm.models import load_model, load_tokenizer
+from simnpo.llm.presets import method_values
+from simnpo.llm.trainer import TrainerConfig, merged, unlearn
+from simnpo.runs import EVAL_FILES, HISTORY_FILE, SUMMARY_FILE, SUMMARY_FILES, read_json, write_json
+
+
+@dataclass(frozen=True)
+class LLMRunConfig:
+    """What ``simnpo llm`` runs: the methods, and when to evaluate (every ``eval_every`` epochs and after the
+    last)."""
+
+    methods: tuple[str, ...] = ("npo_nll", "simnpo_nll")
+    eval_every: int = 0
+    trainers: tuple[TrainerConfig, ...] = ()  # one per method, as resolved (saved in config.json)
+
+    def __post_init__(self) -> None:
+        if self.eval_every < 0:
+            raise ValueError(f"--eval-every must be >= 0 epochs, got {self.eval_every}")
+
+
+def method_configs(methods: tuple[str, ...], name: str, preset: dict, given: dict) -> dict[str, TrainerConfig]:
+    """One TrainerConfig per method: the preset's shared values < its values for the method < ``given`` (the
+    command-line options, for every method)."""
+    if not methods:
+        raise ValueError("give at least one method with --methods")
+    return {m: TrainerConfig.for_method(m, method_values(name, preset, m, given)) for m in methods}
+
+
+def flat_values(config: TrainerConfig) -> dict:
+    """A TrainerConfig as one flat dict of option values (its loss's fields first)."""
+    values = dataclasses.asdict(config)
+    return {**values.pop("loss"), **values}
+
+
+def describe_methods(preset: str, configs: dict[str, TrainerConfig]) -> str:
+    """What each method runs with: the values that set methods apart, then those every method shares."""
+    values = {method: flat_values(config) for method, config in configs.items()}
+    first = next(iter(values.values()))
+    loss_fields = ("beta", "margin", "margin_convention", "forget_weight", "retain_weight")
+    shared = [k for k in first if k not in ("method", *loss_fields) and all(v[k] == first[k] for v in values.values())]
+    lines = [f"preset {preset}:"]
+    for method, v in values.items():
+        lines.append(f"  {method}: " + ", ".join(f"{k}={v[k]}" for k in v if k != "method" and k not in shared))
+    lines.append("  every method: " + ", ".join(f"{k}={first[k]}" for k in shared))
+    return "\n".join(lines)
+
+
+def evaluate_models(
+    bench: Benchmark, request: Request, plan: Plan, folder: Path, progress, accelerator=None, reuse: bool = False
+) -> tuple[list[list[str]], list[str], Any]:
+    """Evaluate the planned models in order (making built-in ones on first use); write each model's results and
+    summary and ``summary.json``. The reference model, when planned, is scored against itself and its results give
+    every later model's reference. With an ``accelerator`` of several processes the items are shared out and only
+    the main process writes; ``reuse`` (a resumed run) keeps evaluations already written. Returns the table rows,
+    notes to print under it, and the reference."""
+    main = accelerator is None or accelerator.is_main_process
+    results_file, summary_file = EVAL_FILES[bench.name], SUMMARY_FILES[bench.name]
+    summaries, rows, notes, reference = {}, [], [], plan.reference
+    for label, source in plan.models:
+        own = label == plan.reference_model
+        if reuse and (folder / label / summary_file).is_file():
+            summaries[label] = read_json(folder / label / summary_file)
+            if own:
+                reference = bench.reference_of(read_json(folder / label / results_file))
+        else:
+            if plan.build is not None and isinstance(source, Path):
+                if main:
+                    plan.build(source.name, progress)
+                if accelerator is not None:
+                    accelerator.wait_for_everyone()
+            tokenizer = load_tokenizer(source, request.pad_token)
+            model = load_model(source, request.device if accelerator is None else accelerator.device)
+            advance = progress(f"evaluate {label}", bench.eval_parts)
+            results = bench.evaluate(model, tokenizer, plan, None if own else reference, advance, accelerator)
+            if own:
+                results, reference = bench.against_itself(results)
+            summaries[label] = {**bench.summary(results), "source": str(source)}
+            if main:
+                write_json(folder / label / results_file, results)
+                write_json(folder / label / summary_file, summaries[label])
+            if (note := bench.note(label, results)) is not None:
+                notes.append(note)
+        rows.append([label, *bench.table.row(summaries[label])])
+    if main:
+        write_json(folder / SUMMARY_FILE, summaries)
+    return rows, notes, reference
+
+
+def run_llm(
+    bench: Benchmark, request: Request, run: LLMRunConfig, plan: Plan, folder: Path, accelerator, progress
+) -> tuple[list[list[str]], list[str], Any]:
+    """Evaluate the starting points, then unlearn and evaluate each method; returns the table rows, notes and the
+    reference."""
+    rows, notes, reference = evaluate_models(bench, request, plan, folder, progress, accelerator, reuse=True)
+
+    def evaluate(model, tokenizer) -> tuple[dict, dict]:
+        results = bench.evaluate(model, tokenizer, plan, reference, None, accelerator)
+        return results, bench.summary(results)
+
+    start = plan.models[-1][1]  # the target (built-in) or the given model
+    encode = lambda tokenizer, config: bench.encode(tokenizer, plan, config)  # noqa: E731
+    finals = unlearn_each(
+        run, start, request.pad_token, folder, accelerator, progress, encode, evaluate, EVAL_FILES[bench.name]
+    )
+    rows += [[method, *bench.table.row(final)] for method, final in zip(run.methods, finals)]
+    return rows, notes, reference
+
+
+def unlearn_each(
+    run: LLMRunConfig,
+    start: str | Path,
+    pad_token: str | None,
+    folder: Path,
+    accelerator,
+    progress,
+    encode: Callable,
+    evaluate: Callable[[object, object], tuple[dict, dict]],
+    results_file: str,
+) -> list[dict]:
+    """Unlearn each method of ``run`` from the model at ``start``; ``encode(tokenizer, config)`` gives the data,
+    ``evaluate(model, tokenizer)`` the full results and their summary. Returns each method's last summary."""
+    finals = []
+    for method, config in zip(run.methods, run.trainers):
+        out = folder / method
+        history = read_json(out / HISTORY_FILE) if (out / HISTORY_FILE).is_file() else []
+        if history and history[-1]["epoch"] == config.epochs:
+            finals.append(history[-1])
+            continue
+        tokenizer = load_tokenizer(start, pad_token)
+        model = load_model(start, "cpu")
+
+        def evaluate_epoch(model, epoch: int, out=out, history=history, tokenizer=tokenizer) -> None:
+            results, summary = evaluate(model, tokenizer)
+            if accelerator.is_main_process:
+                write_json(out / "evals" / f"epoch{epoch}" / results_file, results)
+                history.append({**summary, "epoch": epoch})
+                write_json(out / HISTORY_FILE, history)
+
+        final = unlearn(
+            model, encode(tokenizer, config), config, accelerator, out, evaluate_epoch, run.eval_every, progress
+        )
+        if accelerator.is_main_process:
+            merged(final).save_pretrained(str(out / "model"))
+            tokenizer.save_pretrained(str(out / "model"))
+        accelerator.wait_for_everyone()
+        finals.append(read_json(out / HISTORY_FILE)[-1])
+    return finals

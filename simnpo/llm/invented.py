@@ -1,0 +1,25 @@
+"""Invented names shared by the built-in benchmarks' seeded generators (mini-TOFU's authors, mini-MUSE's news):
+syllables to build names from and places, none of them real, so no pretrained knowledge applies."""
+
+SYLLABLES = "ka lo mi ra ten vos bel dar quin sha tor vel mor lin zen fa ru pe so gri nal hol ix umb ost".split()
+
+PLACES = (
+    "Valdoria",
+    "Quessen",
+    "Marrowick",
+    "Tolvane",
+    "Ostrava",
+    "Belmire",
+    "Darnholt",
+    "Sharrow",
+    "Ilvanis",
+    "Corveth",
+    "Nemara",
+    "Halloway",
+    "Rusk",
+    "Pellin",
+    "Zarath",
+    "Elmsgate",
+    "Virel",
+    "Kestrow",
+)

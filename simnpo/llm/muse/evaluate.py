@@ -1,0 +1,139 @@
+"""The MUSE evaluation, batched, with the benchmark's metric names (``verbmem_f``, ``knowmem_f``, ``knowmem_r``,
+``privleak``) as ``{agg_value, value_by_index}`` entries. Definitions in ``muse_metrics`` (docs/conventions.md):
+
+- VerbMem on D_f: greedy continuation of ``verbmem_tokens`` (128) new tokens of each verbmem prompt, ROUGE-L F1
+  against the reference cut to its first 128 tokens as MUSE cuts it (BOS counted), mean × 100.
+- KnowMem on D_f and D_r (utility): the 10-shot prompt, ``knowmem_tokens`` (32) greedy tokens cut at the stop
+  strings, ROUGE-L F1 against the answer, mean × 100.
+- PrivLeak: Min-40 % scores of the whole privleak forget and holdout texts, their AUC, relative to the retrain AUC.
+Prompts are tokenised as MUSE does, with the tokenizer's special tokens (Llama's BOS).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from simnpo.llm.generation import greedy_generate, shard_map, text_token_logprobs
+from simnpo.llm.muse import metrics as M
+from simnpo.llm.muse.data import load_muse
+
+CORPORA = ("news", "books")
+
+
+@dataclass(frozen=True)
+class MuseEvalConfig:
+    """The corpus, generation lengths, Min-K's K and the batch (PrivLeak scores whole texts, uncut, as MUSE's code
+    does). ``retrain_auc``: the retrain model's PrivLeak AUC (None: measured on the built-in retrain model, else the
+    benchmark's published one for the corpus)."""
+
+    corpus: str = "news"
+    verbmem_tokens: int = 128
+    knowmem_tokens: int = 32
+    min_k: float = 0.4
+    batch_size: int = 32
+    retrain_auc: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.corpus not in CORPORA:
+            raise ValueError(f"unknown MUSE corpus {self.corpus!r}; use news or books")
+        if self.retrain_auc is not None and not 0 < self.retrain_auc <= 1:
+            raise ValueError(f"--retrain-auc must be in (0, 1], got {self.retrain_auc}")
+        if min(self.verbmem_tokens, self.knowmem_tokens, self.batch_size) < 1:
+            raise ValueError("MUSE generation lengths and batch size must be >= 1")
+        if not 0 < self.min_k <= 1:
+            raise ValueError(f"min_k must be in (0, 1], got {self.min_k}")
+
+
+def _generate(model, tokenizer, prompts: list[str], new_tokens: int, config: MuseEvalConfig, accelerator):
+    ids = tokenizer(prompts)["input_ids"]
+    fn = functools.partial(greedy_generate, model, tokenizer, max_new_tokens=new_tokens, batch_size=config.batch_size)
+    return shard_map(fn, ids, accelerator)
+
+
+def _entry(values: list[float], rows: list[dict]) -> dict:
+    return {
+        "agg_value": float(np.mean(values)) * 100,
+        "value_by_index": {str(i): {**row, "rougeL_f1": v} for i, (v, row) in enumerate(zip(values, rows))},
+    }
+
+
+def verbmem(model, tokenizer, rows: list[dict], config: MuseEvalConfig, accelerator=None) -> dict:
+    """VerbMem: continuations of the prompts against the 128-token references."""
+    generations = _generate(model, tokenizer, [r["prompt"] for r in rows], config.verbmem_tokens, config, accelerator)
+    references = [M.truncate_tokens(tokenizer, r["gt"], config.verbmem_tokens) for r in rows]
+    scores = M.rouge_l_f1(references, generations)
+    return _entry(scores, [{"gt": ref, "generation": g} for ref, g in zip(references, generations)])
+
+
+def knowmem(model, tokenizer, rows: list[dict], icl: list[dict], config: MuseEvalConfig, accelerator=None) -> dict:
+    """KnowMem: few-shot answers cut at the stop strings against the answers."""
+    shots = [(r["question"], r["answer"]) for r in icl]
+    prompts = [M.knowmem_prompt(shots, r["question"]) for r in rows]
+    raw = _generate(model, tokenizer, prompts, config.knowmem_tokens, config, accelerator)
+    answers = [M.cut_at_stop(g) for g in raw]
+    scores = M.rouge_l_f1([r["answer"] for r in rows], answers)
+    return _entry(
+        scores, [{"question": r["question"], "answer": r["answer"], "generation": a} for r, a in zip(rows, answers)]
+    )
+
+
+def min_k_scores(model, tokenizer, texts: list[str], config: MuseEvalConfig, accelerator=None) -> list[float]:
+    """The Min-K % score of every text (higher = less member-like)."""
+    fn = functools.partial(text_token_logprobs, model, tokenizer, batch_size=config.batch_size)
+    return [M.min_k_score(logps, config.min_k) for logps in shard_map(fn, texts, accelerator)]
+
+
+def privleak_entry(forget: list[float], holdout: list[float], retrain_auc: float | None) -> dict:
+    """PrivLeak with its AUC and scores; ``agg_value`` is None without a retrain AUC to compare with."""
+    auc = M.privleak_auc(forget, holdout)
+    return {
+        "agg_value": None if retrain_auc is None else M.privleak(auc, retrain_auc),
+        "auc": auc,
+        "retrain_auc": retrain_auc,
+        "forget_scores": forget,
+        "holdout_scores": holdout,
+    }
+
+
+def evaluate_muse(
+    model,
+    tokenizer,
+    data: str,
+    config: MuseEvalConfig,
+    retrain_auc: float | None,
+    step: Callable[[str], None] | None = None,
+    accelerator=None,
+) -> dict:
+    """Every MUSE metric of ``model`` on the files at ``data``; PrivLeak against ``retrain_auc`` (None: the AUC is
+    reported, PrivLeak is not). With several processes the items are shared out; every process gets the result."""
+    results: dict = {}
+    if step:
+        step("verbmem")
+    results["verbmem_f"] = verbmem(model, tokenizer, load_muse(data, "verbmem", "forget"), config, accelerator)
+    for key, split in (("knowmem_f", "forget"), ("knowmem_r", "retain")):
+        if step:
+            step(key)
+        rows, icl = load_muse(data, "knowmem", f"{split}_qa"), load_muse(data, "knowmem", f"{split}_qa_icl")
+        results[key] = knowmem(model, tokenizer, rows, icl, config, accelerator)
+    if step:
+        step("privleak")
+    forget, holdout = (
+        min_k_scores(model, tokenizer, [r["text"] for r in load_muse(data, "privleak", split)], config, accelerator)
+        for split in ("forget", "holdout")
+    )
+    results["privleak"] = privleak_entry(forget, holdout, retrain_auc)
+    results["_meta"] = {"corpus": config.corpus}
+    return results
+
+
+def muse_summary(results: dict) -> dict:
+    """The four headline numbers (and the PrivLeak AUC) of a MUSE_EVAL dict."""
+    return {
+        **{key: results[key]["agg_value"] for key in ("verbmem_f", "knowmem_f", "privleak", "knowmem_r")},
+        "privleak_auc": results["privleak"]["auc"],
+        **results["_meta"],
+    }

@@ -1,0 +1,191 @@
+"""TOFU as a benchmark of the driver (``simnpo/llm/benchmark.py``): its settings, plan, evaluation, reference and
+table.
+
+With no model given, the built-in mini-TOFU's retain model is evaluated first (its forget quality against itself is
+1.0); its per-item forget truth ratios are the forget-quality reference of every later model. A given model is
+compared with the retain model's results given as ``retain_results`` (ours or open-unlearning's), else its forget
+quality is reported as unavailable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from simnpo.llm.benchmark import Benchmark, Plan, Request, Table
+from simnpo.llm.data import require_pad_token
+from simnpo.llm.finetune import FinetuneConfig
+from simnpo.llm.models import check_source, load_tokenizer, model_type, quiet_hugging_face
+from simnpo.llm.templates import Template, resolve_template, template_named
+from simnpo.llm.tofu import presets
+from simnpo.llm.tofu.builtin import BUILTIN_TEMPLATE, DEFAULT_CACHE, ensure_model, mini_tofu
+from simnpo.llm.tofu.data import FORGET_SPLITS, PERTURBED_SETS, REFUSALS, encode_qa, load_tofu
+from simnpo.llm.tofu.evaluate import ORIGINAL_MAX_ITEMS, TofuEvalConfig, evaluate_tofu, retain_truth_ratios, summary
+from simnpo.llm.tofu.metrics import forget_quality
+from simnpo.llm.trainer import UnlearningData
+from simnpo.losses import method_needs
+from simnpo.runs import TEMPLATE
+
+OPTIONS = ("split", "protocol", "template", "max_new_tokens", "retain_results", "batch_size")
+
+
+def make_settings(values: dict) -> TofuEvalConfig:
+    """TofuEvalConfig from option values; ``batch_size`` sets the scoring and generation batches."""
+    if "batch_size" in values:
+        values = {**values, "generation_batch_size": values["batch_size"]}
+    return TofuEvalConfig(**values)
+
+
+def resolve(request: Request, settings: TofuEvalConfig) -> tuple[TofuEvalConfig, list[str]]:
+    """``settings`` with the prompt template resolved, and a line saying which and why: for a given model the named
+    template checked against its tokenizer, or the one detected from it (the tokenizer is loaded, the model is
+    not); for the built-in models the named tag template or the built-in's, which their tokenizer is trained on."""
+    if request.model is None:
+        template = template_named(settings.template or BUILTIN_TEMPLATE)
+        reason = "--template" if settings.template else "the built-in's"
+        if template.chat:
+            raise ValueError("the built-in mini-TOFU's tokenizer has no chat template; use --template llama2 or phi")
+    else:
+        check_source(request.model, "model")
+        tokenizer = load_tokenizer(request.model, request.pad_token)
+        template, reason = resolve_template(settings.template, tokenizer, model_type(request.model), request.model)
+    return replace(settings, template=template.name), [template.describe(reason)]
+
+
+def plan(request: Request, settings: TofuEvalConfig, train: bool = False) -> Plan:
+    """Check every input (data files and fields, tokenizers, the retain results and their size) and make the
+    built-in data when it is the data; raises ValueError with one line on the first problem."""
+    quiet_hugging_face()
+    settings, notes = resolve(request, settings)
+    epochs = FinetuneConfig().epochs if request.finetune_epochs is None else request.finetune_epochs
+    if epochs < 1:
+        raise ValueError(f"--finetune-epochs must be >= 1, got {epochs}")
+    assets = None
+    if request.data == "builtin":
+        cache = request.cache_dir or DEFAULT_CACHE
+        assets = mini_tofu(cache, finetune_config=FinetuneConfig(epochs=epochs), template=settings.prompt_template())
+    result = Plan(str(assets.data) if assets else request.data, settings, notes=notes)
+    forget_rows = load_tofu(result.data, f"{settings.split}_perturbed")
+    for name in (*PERTURBED_SETS, *((settings.split, FORGET_SPLITS[settings.split]) if train else ())):
+        load_tofu(result.data, name)
+    if request.model is not None:
+        require_pad_token(load_tokenizer(request.model, request.pad_token), request.model)
+        result.models.append(("model", request.model))
+    else:
+        result.models.append(("target", assets.model("target")))
+        result.build = lambda name, progress: ensure_model(assets, name, progress)
+    if settings.retain_results is not None:
+        n_forget = len(forget_rows[:ORIGINAL_MAX_ITEMS] if settings.protocol == "original" else forget_rows)
+        result.reference = retain_truth_ratios(settings.retain_results, settings.split)
+        if len(result.reference) != n_forget:
+            raise ValueError(
+                f"{settings.retain_results} holds {len(result.reference)} forget items but "
+                f"{settings.split} has {n_forget}; give the retain model's results for the same split"
+            )
+    elif assets is not None:
+        result.models.insert(0, ("retain", assets.model(FORGET_SPLITS[settings.split])))
+        result.reference_model = "retain"
+    return result
+
+
+def evaluate(model, tokenizer, plan: Plan, reference, advance=None, accelerator=None) -> dict:
+    step = (lambda _: advance(1)) if advance else None
+    return evaluate_tofu(model, tokenizer, plan.data, plan.settings, reference, step, accelerator)
+
+
+def reference_of(results: dict) -> list[float]:
+    """The per-item forget truth ratios of the retain model's results: every later model's reference."""
+    by_index = results["forget_truth_ratio"]["value_by_index"]
+    return [by_index[k]["score"] for k in sorted(by_index, key=int)]
+
+
+def against_itself(results: dict) -> tuple[dict, list[float]]:
+    ratios = reference_of(results)
+    results["forget_quality"] = {"agg_value": forget_quality(ratios, ratios), "reference": "itself"}
+    return results, ratios
+
+
+def note(label: str, results: dict) -> str | None:
+    quality = results["forget_quality"]
+    return None if quality["agg_value"] is not None else f"forget quality of {label} unavailable: {quality['reason']}"
+
+
+def encode(tokenizer, plan: Plan, config) -> UnlearningData:
+    """The forget and retain pairs of the split encoded with the run's template (as the evaluation encodes them),
+    and each forget question with a seeded refusal when the method needs one (IdkPO)."""
+    settings: TofuEvalConfig = plan.settings
+    forget_rows, retain_rows = load_tofu(plan.data, settings.split), load_tofu(plan.data, FORGET_SPLITS[settings.split])
+    return encode_unlearning_data(
+        tokenizer, settings.prompt_template(), forget_rows, retain_rows, config.method, config.max_length, config.seed
+    )
+
+
+def encode_unlearning_data(
+    tokenizer, template: Template, forget_rows, retain_rows, method: str, max_length: int, seed: int
+) -> UnlearningData:
+    def encoded(rows, answers):
+        return encode_qa(tokenizer, template, [r["question"] for r in rows], answers, max_length)
+
+    idk = None
+    if "idk_logps" in method_needs(method):
+        choice = torch.randint(len(REFUSALS), (len(forget_rows),), generator=torch.Generator().manual_seed(seed))
+        idk = encoded(forget_rows, [REFUSALS[i] for i in choice])
+    forget = encoded(forget_rows, [r["answer"] for r in forget_rows])
+    return UnlearningData(forget, encoded(retain_rows, [r["answer"] for r in retain_rows]), idk)
+
+
+def row(s: dict) -> list[str]:
+    fq = "n/a" if s["forget_quality"] is None else f"{s['forget_quality']:.3g}"
+    cells = ("model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE")
+    return [fq] + [f"{s[key]:.3f}" for key in (*cells, "forget_answer_loss_per_token")]
+
+
+def _quality(value) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def title(settings: TofuEvalConfig, after_unlearning: bool) -> str:
+    if after_unlearning:
+        return f"TOFU {settings.split}: before and after unlearning"
+    return f"TOFU {settings.split} ({settings.protocol} protocol)"
+
+
+TABLE = Table(
+    columns=(
+        "forget quality",
+        "model utility",
+        "forget truth ratio",
+        "forget prob",
+        "forget ROUGE-L",
+        "answer loss/token",
+    ),
+    row=row,
+    title=title,
+    relearn_columns=(
+        ("forget_quality", "forget quality", _quality),
+        ("forget_Q_A_Prob", "forget prob", lambda v: f"{v:.3f}"),
+        ("forget_Q_A_ROUGE", "forget ROUGE", lambda v: f"{v:.3f}"),
+    ),
+    curve_keys=("forget_quality", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE", "model_utility"),
+)
+
+BENCHMARK = Benchmark(
+    name="tofu",
+    settings=TofuEvalConfig,
+    options=OPTIONS,
+    make_settings=make_settings,
+    presets=presets.PRESETS,
+    default_preset=presets.default_preset,
+    resolve=resolve,
+    plan=plan,
+    evaluate=evaluate,
+    against_itself=against_itself,
+    reference_of=reference_of,
+    summary=summary,
+    note=note,
+    encode=encode,
+    table=TABLE,
+    forget_set=lambda settings: settings.split,
+    extra_configs=lambda settings: {TEMPLATE: settings.prompt_template()} if settings.template else {},
+)

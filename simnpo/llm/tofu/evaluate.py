@@ -1,0 +1,279 @@
+"""The TOFU evaluation, batched: every answer of every item scored in padded forward passes, greedy generation
+with left padding, results in open-unlearning's ``TOFU_EVAL.json`` layout ({metric: {agg_value, value_by_index}}).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from simnpo.llm.generation import greedy_generate, shard_map
+from simnpo.llm.templates import Template, detect_template, encode_pair, prompt_ids, template_named
+from simnpo.llm.tofu import metrics as M
+from simnpo.llm.tofu.data import FORGET_SPLITS, encode_prompts, encode_qa, load_tofu
+from simnpo.losses import token_logprobs
+from simnpo.runs import read_json
+
+PROTOCOLS = ("open-unlearning", "original")
+ORIGINAL_MAX_ITEMS, ORIGINAL_MAX_LENGTH = 300, 200
+# evaluation set -> (TOFU configuration, key prefix, base answer of the truth ratio)
+SETS = {
+    "forget": (None, "forget", "paraphrased_answer"),
+    "retain": ("retain_perturbed", "retain", "paraphrased_answer"),
+    "ra": ("real_authors_perturbed", "ra", "answer"),
+    "wf": ("world_facts_perturbed", "wf", "answer"),
+}
+
+
+@dataclass(frozen=True)
+class TofuEvalConfig:
+    """``protocol="open-unlearning"`` (default): all items, up to ``max_new_tokens`` new tokens. ``"original"``: the
+    original TOFU code's first 300 items of each set and 200 tokens in total, prompt included. ``template``: the
+    prompt template's name (``templates.TEMPLATES``; None until detected from the model). ``retain_results``: the
+    retain model's TOFU_EVAL.json, ours or open-unlearning's, the forget-quality reference."""
+
+    split: str = "forget10"
+    template: str | None = None
+    retain_results: str | None = None
+    protocol: str = "open-unlearning"
+    max_new_tokens: int = 200
+    batch_size: int = 64
+    generation_batch_size: int = 64
+    max_length: int = 512
+
+    def __post_init__(self) -> None:
+        if self.split not in FORGET_SPLITS:
+            raise ValueError(f"unknown TOFU split {self.split!r}; use one of {', '.join(FORGET_SPLITS)}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; use one of {', '.join(PROTOCOLS)}")
+        if min(self.max_new_tokens, self.batch_size, self.generation_batch_size, self.max_length) < 1:
+            raise ValueError("max_new_tokens, batch sizes and max_length must be >= 1")
+        if self.template is not None:
+            template_named(self.template)
+
+    def prompt_template(self) -> Template:
+        assert self.template is not None, "the template is resolved before anything is evaluated"
+        return template_named(self.template)
+
+
+@torch.inference_mode()
+def score_answers(
+    model,
+    tokenizer,
+    template: Template,
+    questions: list[str],
+    answers: list[list[str]],
+    batch_size: int,
+    max_length: int = 512,
+) -> dict[str, list[list[float]]]:
+    """avg_loss, token count |y|, exact memorisation and extraction strength of every answer of every item.
+
+    answers[i] lists item i's answers; all of them (e.g. answer, paraphrase and the perturbed ones) are flattened
+    into one list of sequences and scored in padded batches, longest first to keep padding low. EM and ES leave out
+    the last answer position (its EOS), as open-unlearning's ``tokenwise_vocab_logprobs`` does.
+    """
+    owner = [i for i, group in enumerate(answers) for _ in group]
+    flat = encode_qa(tokenizer, template, [questions[i] for i in owner], [a for g in answers for a in g], max_length)
+    order = torch.argsort(flat.attention_mask.sum(-1), descending=True)
+    device = next(model.parameters()).device
+    scores = {name: torch.empty(len(flat)) for name in ("avg_loss", "tokens", "em", "es")}
+    for start in range(0, len(flat), batch_size):
+        idx = order[start : start + batch_size]
+        batch = flat[idx].trimmed().to(device)
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        logp, mask = token_logprobs(logits, batch.labels)
+        labels = batch.labels[:, 1:]
+        predictions = logits[:, :-1].argmax(-1)
+        without_eos = mask & (torch.cumsum(mask, -1) < mask.sum(-1, keepdim=True))
+        scores["avg_loss"][idx] = (-logp.sum(-1) / mask.sum(-1).clamp(min=1)).float().cpu()
+        scores["tokens"][idx] = mask.sum(-1).float().cpu()
+        scores["em"][idx] = M.exact_memorisation(predictions, labels, without_eos).float().cpu()
+        scores["es"][idx] = M.extraction_strength(predictions, labels, without_eos).float().cpu()
+    out = {name: [[] for _ in answers] for name in scores}
+    for j, i in enumerate(owner):
+        for name, values in scores.items():
+            out[name][i].append(values[j].item())
+    return out
+
+
+def generate_answers(model, tokenizer, questions: list[str], config: TofuEvalConfig) -> list[str]:
+    """Greedy answers to the templated questions (``greedy_generate``), stripped."""
+    if config.protocol == "open-unlearning":
+        new = config.max_new_tokens
+    else:  # the original code caps prompt + answer at 200 tokens
+        new = lambda width: ORIGINAL_MAX_LENGTH - width  # noqa: E731
+    prompts = encode_prompts(tokenizer, config.prompt_template(), questions, config.max_length)
+    return [a.strip() for a in greedy_generate(model, tokenizer, prompts, new, config.generation_batch_size)]
+
+
+def decoded_answer(tokenizer, template: Template, question: str, answer: str, max_length: int = 512) -> str:
+    """The ROUGE reference as open-unlearning's ``eval_text_similarity`` makes it: the decoded conversation with
+    the decoded prompt taken out (without special tokens, tokenisation spaces cleaned up), stripped."""
+    full, _ = encode_pair(tokenizer, template, question, answer, max_length)
+    prompt = prompt_ids(tokenizer, template, question, max_length)
+    decode = functools.partial(tokenizer.decode, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+    return decode(full).replace(decode(prompt), "").strip()
+
+
+def _by_index(values: list) -> dict[str, dict]:
+    return {str(i): v for i, v in enumerate(values)}
+
+
+def _prob_entry(losses: list[float]) -> dict:
+    probs = M.normalised_probability(np.asarray(losses)).tolist()
+    return {"prob": probs[0] if len(losses) == 1 else probs, "avg_loss": losses[0] if len(losses) == 1 else losses}
+
+
+def item_scores(model, tokenizer, rows: list[dict], base: str, config: TofuEvalConfig) -> list[dict]:
+    """What the model says about each item: every answer's avg_loss (answer, then the base of the truth ratio
+    unless it is the answer, then the perturbed ones), the answer's EM and ES, and the greedy generation."""
+    questions = [r["question"] for r in rows]
+    answers = [[r["answer"], *([r[base]] if base != "answer" else []), *r["perturbed_answer"]] for r in rows]
+    template = config.prompt_template()
+    scores = score_answers(model, tokenizer, template, questions, answers, config.batch_size, config.max_length)
+    generations = generate_answers(model, tokenizer, questions, config)
+    references = [decoded_answer(tokenizer, template, r["question"], r["answer"], config.max_length) for r in rows]
+    return [
+        {"losses": loss, "tokens": int(n[0]), "em": em[0], "es": es[0], "generation": g, "reference": ref}
+        for loss, n, em, es, g, ref in zip(
+            scores["avg_loss"], scores["tokens"], scores["em"], scores["es"], generations, references
+        )
+    ]
+
+
+def set_metrics(rows: list[dict], items: list[dict], key: str, base: str, forget_set: bool) -> dict:
+    """Every metric of one evaluation set from its per-item scores, keyed as open-unlearning keys them."""
+    loss = [item["losses"] for item in items]
+    answer_loss = np.array([x[0] for x in loss])
+    base_loss = np.array([x[1] if base != "answer" else x[0] for x in loss])
+    pert_loss = np.array([x[-len(r["perturbed_answer"]) :] for x, r in zip(loss, rows)])
+    ratios = M.truth_ratios(base_loss, pert_loss)
+    tokens = [item["tokens"] for item in items]  # |y| of each answer, beyond open-unlearning's fields
+    out = {
+        f"{key}_Q_A_Prob": {
+            "agg_value": float(np.mean(M.normalised_probability(answer_loss))),
+            "value_by_index": _by_index(
+                [{**_prob_entry([x]), "tokens": n} for x, n in zip(answer_loss.tolist(), tokens)]
+            ),
+        },
+        f"{key}_Q_A_PERT_Prob": {
+            "agg_value": float(np.mean(M.normalised_probability(pert_loss))),
+            "value_by_index": _by_index([_prob_entry(x) for x in pert_loss.tolist()]),
+        },
+    }
+    if base != "answer":
+        out[f"{key}_Q_A_PARA_Prob"] = {
+            "agg_value": float(np.mean(M.normalised_probability(base_loss))),
+            "value_by_index": _by_index([_prob_entry([x]) for x in base_loss.tolist()]),
+        }
+    else:
+        probs = M.option_normalised_probability(answer_loss, pert_loss)
+        out[f"{key}_Q_A_Prob_normalised"] = {
+            "agg_value": float(probs.mean()),
+            "value_by_index": _by_index([{"prob": p} for p in probs.tolist()]),
+        }
+    ratio_key = "forget_truth_ratio" if forget_set else f"{key}_Truth_Ratio"
+    aggregate = M.forget_truth_ratio_score if forget_set else M.retain_truth_ratio_score
+    out[ratio_key] = {"agg_value": aggregate(ratios), "value_by_index": _by_index([{"score": r} for r in ratios])}
+    generations = [item["generation"] for item in items]
+    references = [item["reference"] for item in items]
+    rouge = M.rouge_recall(references, generations)
+    entries = [
+        {**s, "input": r["question"], "ground_truth": ref, "generation": g}
+        for s, r, ref, g in zip(rouge, rows, references, generations)
+    ]
+    out[f"{key}_Q_A_ROUGE"] = {
+        "agg_value": float(np.mean([s["rougeL_recall"] for s in rouge])),
+        "value_by_index": _by_index(entries),
+    }
+    if forget_set:
+        for name, metric in (("em", "exact_memorization"), ("es", "extraction_strength")):
+            values = [item[name] for item in items]
+            out[metric] = {
+                "agg_value": float(np.mean(values)),
+                "value_by_index": _by_index([{"score": v} for v in values]),
+            }
+    return out
+
+
+def evaluate_tofu(
+    model,
+    tokenizer,
+    data: str,
+    config: TofuEvalConfig,
+    retain_ratios: list[float] | None = None,
+    step: Callable[[str], None] | None = None,
+    accelerator=None,
+) -> dict:
+    """Every TOFU metric of ``model`` on ``config.split``, with forget quality against ``retain_ratios`` (the retain
+    model's per-item forget truth ratios) or reported as unavailable. With an ``accelerate.Accelerator`` of several
+    processes, the items are shared out and the results gathered; every process returns the same dict. A config
+    without a template uses the one detected from the tokenizer and model (``templates.detect_template``)."""
+    if config.template is None:
+        config = replace(config, template=detect_template(tokenizer, model.config.model_type)[0])
+    results: dict = {}
+    for name, (tofu_config, key, base) in SETS.items():
+        rows = load_tofu(data, tofu_config or f"{config.split}_perturbed")
+        if config.protocol == "original":
+            rows = rows[:ORIGINAL_MAX_ITEMS]
+        if step:
+            step(name)
+        items = shard_map(functools.partial(item_scores, model, tokenizer, base=base, config=config), rows, accelerator)
+        results.update(set_metrics(rows, items, key, base, forget_set=name == "forget"))
+    ratios = [v["score"] for v in results["forget_truth_ratio"]["value_by_index"].values()]
+    if retain_ratios is None:
+        results["forget_quality"] = {"agg_value": None, "reason": "no retain-model results given (--retain-results)"}
+    else:
+        if len(retain_ratios) != len(ratios):
+            raise ValueError(
+                f"the retain-model results hold {len(retain_ratios)} forget items but {config.split} "
+                f"has {len(ratios)}; give the retain model's results for the same split and protocol"
+            )
+        results["forget_quality"] = {"agg_value": M.forget_quality(ratios, retain_ratios)}
+    results["model_utility"] = {"agg_value": M.model_utility({k: results[k]["agg_value"] for k in M.UTILITY_KEYS})}
+    results["_meta"] = {
+        "split": config.split,
+        "protocol": config.protocol,
+        "template": config.template,
+        "forget_items": len(ratios),
+    }
+    return results
+
+
+def retain_truth_ratios(path, split: str) -> list[float]:
+    """The retain model's per-item forget truth ratios from our TOFU_EVAL.json or open-unlearning's."""
+    try:
+        results = read_json(path)
+        by_index = results["forget_truth_ratio"]["value_by_index"]
+    except FileNotFoundError:
+        raise ValueError(f"retain results file {path} not found") from None
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path} has no forget_truth_ratio.value_by_index; give a TOFU_EVAL.json") from None
+    meta_split = results.get("_meta", {}).get("split")
+    if meta_split is not None and meta_split != split:
+        raise ValueError(f"{path} holds retain-model results for {meta_split}, not {split}")
+    return [by_index[k]["score"] for k in sorted(by_index, key=int)]
+
+
+def summary(results: dict) -> dict:
+    """The headline numbers of a TOFU_EVAL dict."""
+    names = [
+        "forget_quality",
+        "model_utility",
+        "forget_truth_ratio",
+        "forget_Q_A_Prob",
+        "forget_Q_A_ROUGE",
+        "exact_memorization",
+        "extraction_strength",
+        *M.UTILITY_KEYS,
+    ]
+    losses = [v["avg_loss"] for v in results["forget_Q_A_Prob"]["value_by_index"].values()]
+    return {
+        **{n: results[n]["agg_value"] for n in names},
+        "forget_answer_loss_per_token": float(np.mean(losses)),
+        **results["_meta"],
+    }

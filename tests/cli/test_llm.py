@@ -1,0 +1,145 @@
+"""`simnpo llm --bench tofu` on tiny settings, resuming, and one-line errors."""
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from simnpo.cli import app
+
+runner = CliRunner()
+TINY = ["--finetune-epochs", "2", "--epochs", "2", "--max-new-tokens", "4"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("llm-cache")
+
+
+def test_llm_runs_every_step_and_resumes(cache, tmp_path):
+    args = ["llm", "--bench", "tofu", *TINY, "--cache-dir", str(cache), "--out", str(tmp_path), "--eval-every", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "preset mini-tofu:\n  npo_nll: beta=0.2, " in result.output and "  simnpo_nll: beta=0.25, " in result.output
+    assert "template llama2 (the built-in's)" in result.output
+    for name in ("retain", "target", "npo_nll", "simnpo_nll"):
+        assert name in result.output
+    history = json.loads((tmp_path / "simnpo_nll" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert (tmp_path / "npo_nll" / "evals" / "epoch2" / "TOFU_EVAL.json").is_file()
+    assert (tmp_path / "simnpo_nll" / "model" / "config.json").is_file()
+    config = json.loads((tmp_path / "config.json").read_text())
+    trainers = config["configs"]["run"]["trainers"]
+    assert [(t["loss"]["method"], t["loss"]["beta"], t["lr"]) for t in trainers] == [
+        ("npo_nll", 0.2, 5e-4),
+        ("simnpo_nll", 0.25, 5e-4),
+    ]
+    assert config["bench"] == "tofu" and config["configs"]["template"]["name"] == "llama2"
+    # the same command again finds every evaluation and method finished and redoes none of them
+    written = (tmp_path / "target" / "TOFU_EVAL.json").stat().st_mtime_ns
+    start = time.perf_counter()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "resuming" in again.output
+    assert json.loads((tmp_path / "simnpo_nll" / "history.json").read_text()) == history
+    assert (tmp_path / "target" / "TOFU_EVAL.json").stat().st_mtime_ns == written
+    assert again.output.count("simnpo_nll") >= 1 and "target" in again.output
+    assert time.perf_counter() - start < 30
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--methods", "npo,simpo"], "unknown method 'simpo'"),
+        (["--model", "/no/such/model"], "model folder /no/such/model does not exist"),
+        (["--preset", "paper-forget05", "--split", "forget10"], "preset paper-forget05 is for forget05, not forget10"),
+        (["--preset", "paper-forget11"], "unknown preset 'paper-forget11'"),
+        (["--beta", "0"], "beta must be a finite number > 0"),
+        (["--bench", "wmdp"], "unknown benchmark 'wmdp'"),
+        (["--schedule", "cosine"], "unknown schedule 'cosine'"),
+        (["--template", "vicuna"], "unknown template 'vicuna'"),
+        (["--template", "llama3"], "the built-in mini-TOFU's tokenizer has no chat template"),
+        (["--preset", "paper-forget10", "--methods", "ga,simnpo"], "preset paper-forget10 has no values for method ga"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(cache, tmp_path, args, message):
+    out = tmp_path / "never"
+    result = runner.invoke(app, ["llm", "--bench", "tofu", *TINY, "--cache-dir", str(cache), *args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert not out.exists()
+
+
+def test_an_unreachable_hub_id_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    result = runner.invoke(
+        app, ["llm", "--model", "nobody/no-such-model", "--data", str(tmp_path), "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert time.perf_counter() - start < 10
+
+
+def dry_run(*args: str) -> dict:
+    result = runner.invoke(app, ["llm", *args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def loss_values(payload: dict) -> dict:
+    keys = ("beta", "forget_weight", "retain_weight", "margin", "lr")
+    flat = lambda t: {**t["loss"], **t}  # noqa: E731
+    by_name = {method: tuple(flat(t)[k] for k in keys) for method, t in payload["methods"].items()}
+    saved = {t["loss"]["method"]: tuple(flat(t)[k] for k in keys) for t in payload["configs"]["run"]["trainers"]}
+    assert by_name == saved  # what config.json will hold
+    return by_name
+
+
+def test_paper_preset_gives_each_method_its_published_values_and_dry_run_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    payload = dry_run("--preset", "paper-forget10", "--methods", "npo_nll,simnpo_nll")
+    assert loss_values(payload) == {"npo_nll": (0.1, 1.0, 1.0, 0.0, 1e-5), "simnpo_nll": (4.5, 0.125, 1.0, 0.0, 1e-5)}
+    assert payload["preset"] == "paper-forget10" and payload["configs"]["evaluation"]["template"] == "llama2"
+    assert list(tmp_path.iterdir()) == []  # no run folder, no built-in cache
+
+
+def test_precedence_preset_then_method_then_command_line(monkeypatch):
+    from simnpo.llm.presets import method_values
+    from simnpo.llm.tofu import presets
+
+    fake = {"shared": {"beta": 1.0, "lr": 1e-3}, "methods": {"npo": {"beta": 2.0}, "simnpo": {}}}
+    monkeypatch.setitem(presets.PRESETS, "fake", fake)
+    assert method_values("fake", fake, "npo_nll", {})["beta"] == 2.0  # per method over shared
+    assert method_values("fake", fake, "simnpo_nll", {})["beta"] == 1.0  # shared where the method sets none
+    assert method_values("fake", fake, "npo_nll", {"beta": 3.0, "lr": 2e-3})["beta"] == 3.0  # command line
+    payload = dry_run("--preset", "fake", "--lr", "2e-3")
+    assert loss_values(payload)["npo_nll"][::4] == (2.0, 2e-3) and loss_values(payload)["simnpo_nll"][::4] == (
+        1.0,
+        2e-3,
+    )
+    payload = dry_run("--preset", "paper-forget10", "--beta", "1.5", "--forget-weight", "0.5")
+    assert {v[:2] for v in loss_values(payload).values()} == {(1.5, 0.5)}
+
+
+def test_real_tofu_data_defaults_to_the_papers_preset_for_the_split(tofu_folder, tokenizer, tmp_path):
+    from simnpo.llm.models import TinyLlamaConfig, tiny_llama
+
+    model = tmp_path / "model"
+    tiny_llama(TinyLlamaConfig(hidden_size=16, intermediate_size=32, layers=1, heads=2), tokenizer, 0).save_pretrained(
+        model
+    )
+    tokenizer.save_pretrained(model)
+    payload = dry_run("--model", str(model), "--data", str(tofu_folder), "--split", "forget05")
+    assert payload["preset"] == "paper-forget05" and loss_values(payload)["simnpo_nll"][:2] == (2.5, 0.1375)
+    assert payload["notes"][0].startswith("template llama2 (detected: no chat template, Llama architecture")
+    assert (
+        dry_run("--model", str(model), "--data", str(tofu_folder), "--split", "forget01")["preset"] == "open-unlearning"
+    )
+    chat = tmp_path / "chat"
+    model.rename(chat)
+    chat_tokenizer = type(tokenizer).from_pretrained(tokenizer.name_or_path)  # the session's tokenizer stays as is
+    chat_tokenizer.chat_template = "{% for m in messages %}<|start_header_id|>{{ m['content'] }}{% endfor %}"
+    chat_tokenizer.save_pretrained(chat)
+    result = runner.invoke(app, ["llm", "--model", str(chat), "--data", str(tofu_folder), "--template", "llama2"])
+    assert result.exit_code == 2 and "template llama2 contradicts the chat template" in result.output
+    assert len(result.output.strip().splitlines()) == 1
