@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from simnpo.losses import METHODS  # noqa: E402
 from simnpo.runs import atomic_path  # noqa: E402
 
 # NPO blue and SimNPO red, as in the paper's figures; variants in darker/lighter shades of their family.
@@ -34,7 +35,7 @@ def method_color(method: str) -> str:
     method = {"retrain": "retain", "retrained": "retain", "original": "target", "pretrained": "target"}.get(
         method, method
     )
-    return METHOD_COLORS.get(method, METHOD_COLORS.get(method.split("_")[0], "#17becf"))
+    return METHOD_COLORS.get(method, METHOD_COLORS.get(METHODS.get(method, (method,))[0], "#17becf"))
 
 
 def method_label(method: str) -> str:

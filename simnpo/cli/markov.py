@@ -15,7 +15,7 @@ def markov(
     case: str = typer.Option("difficulty,length", help="Cases to run, comma-separated: difficulty, length."),
     methods: str = typer.Option("npo,simnpo", help="Unlearning methods, comma-separated (see README)."),
     iterations: int = typer.Option(50, help="Unlearning iterations, each evaluated."),
-    beta: float = typer.Option(1.0, help="Inverse temperature β of NPO/SimNPO/IdkPO."),
+    beta: float | None = typer.Option(None, help="Inverse temperature β of NPO/SimNPO (1, the published setting)."),
     margin: float = typer.Option(0.0, help="SimNPO's margin γ (paper convention)."),
     forget_weight: float = typer.Option(1.0, help="Weight of the forget loss."),
     retain_weight: float = typer.Option(1.0, help="Weight of the retain term (methods with _nll/_kl)."),
@@ -44,20 +44,10 @@ def markov(
     and length, with exact KL metrics against the true chains."""
     import torch
 
-    from simnpo.analysis.markov import findings, summary_rows, write_markov_figures
     from simnpo.markov.experiment import ExperimentConfig, run_experiment
     from simnpo.markov.model import ModelConfig
     from simnpo.markov.train import TrainConfig, unlearn_config
-    from simnpo.runs import (
-        CONFIG_FILE,
-        EXPERIMENT,
-        MARKOV_RESULTS_FILE,
-        MODEL,
-        PRETRAINING,
-        UNLEARNING,
-        resume_or_save_config,
-        run_dir,
-    )
+    from simnpo.runs import EXPERIMENT, MODEL, PRETRAINING, UNLEARNING, resume_or_save_config, run_dir
 
     with user_errors():
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -91,6 +81,14 @@ def markov(
         results = run_experiment(
             exp, model_cfg, train_cfg, unlearn_cfg, folder, None if no_cache else cache_dir, progress
         )
+    print_results(results, folder)
+
+
+def print_results(results: dict, folder: Path) -> None:
+    """The figures, the KL table, a verdict line per finding of the paper, and what was written."""
+    from simnpo.analysis.markov import findings, summary_rows, write_markov_figures
+    from simnpo.runs import CONFIG_FILE, MARKOV_RESULTS_FILE
+
     paths = write_markov_figures(results, folder)
     print_table(
         ["case", "model", "retain KL"] + [f"{n} KL" for n in results_forget_names(results)],

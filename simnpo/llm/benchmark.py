@@ -60,6 +60,8 @@ class Benchmark:
     """A benchmark, as functions of plain data. ``evaluate`` calls ``advance(1)`` ``eval_parts`` times."""
 
     name: str
+    results_file: str  # one model's full results in the benchmark's own layout (e.g. TOFU_EVAL.json)
+    summary_file: str  # its headline numbers (e.g. TOFU_SUMMARY.json)
     settings: type  # its settings dataclass; ``make_settings`` builds one from option values
     options: tuple[str, ...]  # the command-line options (by name) that belong to it
     make_settings: Callable[[dict], Any]

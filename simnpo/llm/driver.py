@@ -19,7 +19,7 @@ from simnpo.llm.benchmark import Benchmark, Plan, Request
 from simnpo.llm.models import load_model, load_tokenizer
 from simnpo.llm.presets import method_values
 from simnpo.llm.trainer import TrainerConfig, merged, unlearn
-from simnpo.runs import EVAL_FILES, HISTORY_FILE, SUMMARY_FILE, SUMMARY_FILES, read_json, write_json
+from simnpo.runs import HISTORY_FILE, SUMMARY_FILE, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def evaluate_models(
     the main process writes; ``reuse`` (a resumed run) keeps evaluations already written. Returns the table rows,
     notes to print under it, and the reference."""
     main = accelerator is None or accelerator.is_main_process
-    results_file, summary_file = EVAL_FILES[bench.name], SUMMARY_FILES[bench.name]
+    results_file, summary_file = bench.results_file, bench.summary_file
     summaries, rows, notes, reference = {}, [], [], plan.reference
     for label, source in plan.models:
         own = label == plan.reference_model
@@ -118,7 +118,7 @@ def run_llm(
     start = plan.models[-1][1]  # the target (built-in) or the given model
     encode = lambda tokenizer, config: bench.encode(tokenizer, plan, config)  # noqa: E731
     finals = unlearn_each(
-        run, start, request.pad_token, folder, accelerator, progress, encode, evaluate, EVAL_FILES[bench.name]
+        run, start, request.pad_token, folder, accelerator, progress, encode, evaluate, bench.results_file
     )
     rows += [[method, *bench.table.row(final)] for method, final in zip(run.methods, finals)]
     return rows, notes, reference

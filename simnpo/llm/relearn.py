@@ -20,7 +20,7 @@ from simnpo.llm.benchmark import Benchmark, Plan, Request
 from simnpo.llm.finetune import train_nll
 from simnpo.llm.models import load_model, load_tokenizer
 from simnpo.llm.trainer import TrainerConfig
-from simnpo.runs import EVAL_FILES, EVALUATION, RELEARN_FILE, REQUEST, RUN, read_config, read_json, write_json
+from simnpo.runs import EVALUATION, RELEARN_FILE, REQUEST, RUN, read_config, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def relearn(
         if step not in config.eval_at:
             return
         results = bench.evaluate(model.eval(), tokenizer, plan, reference)
-        write_json(folder / f"step{step}" / EVAL_FILES[bench.name], results)
+        write_json(folder / f"step{step}" / bench.results_file, results)
         curves["steps"].append(step)
         summary = bench.summary(results)
         for key in bench.table.curve_keys:
@@ -111,10 +111,10 @@ def plan_from_run(bench: Benchmark, run: Path, overrides: dict) -> tuple[Relearn
     values = {k: v for k, v in {**old_request, **saved[EVALUATION], **overrides}.items() if k in names}
     request = Request(**{f.name: old_request[f.name] for f in fields(Request) if f.name in old_request})
     request = replace(request, cache_dir=Path(request.cache_dir) if request.cache_dir else None)
-    plan = bench.plan(replace(request, model=None) if request.data == "builtin" else request, bench.settings(**values))
+    plan = bench.plan(request, bench.settings(**values))
     reference = plan.reference
-    if plan.reference_model and (run / plan.reference_model / EVAL_FILES[bench.name]).is_file():
-        reference = bench.reference_of(read_json(run / plan.reference_model / EVAL_FILES[bench.name]))
+    if plan.reference_model and (run / plan.reference_model / bench.results_file).is_file():
+        reference = bench.reference_of(read_json(run / plan.reference_model / bench.results_file))
     trainers = [TrainerConfig.for_method(t["loss"]["method"], {**t["loss"], **t}) for t in saved[RUN]["trainers"]]
     targets = [(t.method, run / t.method / "model", t) for t in trainers]
     targets = [target for target in targets if (target[1] / "config.json").is_file()]

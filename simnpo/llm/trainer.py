@@ -167,6 +167,38 @@ def _forward_logps(model, batch: EncodedBatch):
     return logits, logps, lengths
 
 
+@dataclass
+class References:
+    """What the reference model (the policy at step 0) contributes: log π_ref of each forget item and refusal,
+    computed once, and for KL variants a frozen copy kept resident."""
+
+    forget: torch.Tensor | None = None
+    idk: torch.Tensor | None = None
+    model: object | None = None
+
+
+def loss_inputs(model, data: UnlearningData, idx, retain_idx, ref: References, needs, device) -> LossInputs:
+    """The forward passes one micro-batch of a method needs (forget, refusals, paired retain items, the reference's
+    retain logits), as the loss library's inputs."""
+    _, logps, lengths = _forward_logps(model, data.forget[idx].trimmed().to(device))
+    inputs = LossInputs(forget_logps=logps, forget_lengths=lengths)
+    if ref.forget is not None:
+        inputs.ref_forget_logps = ref.forget[idx].to(device)
+    if data.idk is not None:
+        inputs.idk_logps = _forward_logps(model, data.idk[idx].trimmed().to(device))[1]
+        inputs.ref_idk_logps = ref.idk[idx].to(device)
+    if "retain_logps" in needs or "retain_logits" in needs:
+        retain = data.retain[retain_idx].trimmed().to(device)
+        logits, inputs.retain_logps, inputs.retain_lengths = _forward_logps(model, retain)
+        inputs.retain_logits, inputs.retain_labels = logits, retain.labels
+        if ref.model is not None:
+            with torch.no_grad():
+                inputs.ref_retain_logits = ref.model(
+                    input_ids=retain.input_ids, attention_mask=retain.attention_mask
+                ).logits
+    return inputs
+
+
 def unlearn(
     model,
     data: UnlearningData,
@@ -182,7 +214,6 @@ def unlearn(
     to ``folder/checkpoint`` and resumes from it; calls ``evaluate(unwrapped_model, epoch)`` every ``eval_every``
     epochs and after the last. Returns the unwrapped model."""
     needs = method_needs(config.method)
-    loss_config = config.loss
     world, rank = accelerator.num_processes, accelerator.process_index
     accumulation = config.accumulation(world)
     accelerator.gradient_accumulation_steps = accumulation
@@ -192,20 +223,19 @@ def unlearn(
         enable()
     if config.lora_rank:
         model = with_lora(model, config.lora_rank)
-    reference = None
+    ref = References()
     if "ref_retain_logits" in needs:  # only KL variants keep a reference model resident
-        reference = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
+        ref.model = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
     optimizer = make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(data.forget) / config.batch_size)
     total, warmup = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(config.schedule, total, warmup))
     accelerator.free_memory()  # forget models prepared by an earlier method: save/load_state cover this run only
     model, optimizer = accelerator.prepare(model, optimizer)
-    ref_forget = ref_idk = None
     if "ref_forget_logps" in needs:  # θ = θ_ref at step 0: the policy's own log-probs, computed once
-        ref_forget = reference_logprobs(model, data.forget, per_device * 4, accelerator)
+        ref.forget = reference_logprobs(model, data.forget, per_device * 4, accelerator)
         if data.idk is not None:
-            ref_idk = reference_logprobs(model, data.idk, per_device * 4, accelerator)
+            ref.idk = reference_logprobs(model, data.idk, per_device * 4, accelerator)
     checkpoint = Path(folder) / "checkpoint"
     start_epoch = 0
     if (checkpoint / "state.json").is_file():
@@ -222,23 +252,8 @@ def unlearn(
                 start = (micro * world + rank) * per_device
                 idx = batch_idx[start : start + per_device]
                 with accelerator.accumulate(model):
-                    _, logps, lengths = _forward_logps(model, data.forget[idx].trimmed().to(device))
-                    inputs = LossInputs(forget_logps=logps, forget_lengths=lengths)
-                    if ref_forget is not None:
-                        inputs.ref_forget_logps = ref_forget[idx].to(device)
-                    if data.idk is not None:
-                        inputs.idk_logps = _forward_logps(model, data.idk[idx].trimmed().to(device))[1]
-                        inputs.ref_idk_logps = ref_idk[idx].to(device)
-                    if "retain_logps" in needs or "retain_logits" in needs:
-                        retain = data.retain[partners[idx]].trimmed().to(device)
-                        logits, inputs.retain_logps, inputs.retain_lengths = _forward_logps(model, retain)
-                        inputs.retain_logits, inputs.retain_labels = logits, retain.labels
-                        if reference is not None:
-                            with torch.no_grad():
-                                inputs.ref_retain_logits = reference(
-                                    input_ids=retain.input_ids, attention_mask=retain.attention_mask
-                                ).logits
-                    loss, parts = unlearning_loss(inputs, loss_config)
+                    inputs = loss_inputs(model, data, idx, partners[idx], ref, needs, device)
+                    loss, parts = unlearning_loss(inputs, config.loss)
                     if not torch.isfinite(loss):
                         kept = f"epoch {start_epoch} state in {checkpoint}" if start_epoch else "the starting model"
                         raise NonFiniteLoss(

@@ -7,6 +7,7 @@ where it stopped; ``results.json`` aggregates the parts with mean and standard d
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,94 +91,109 @@ def run_case_seed(
         return
     data_cfg = exp.data_config(case)
     data = sample_data(data_cfg, seed)
-    K, S = len(data), data_cfg.states
-    max_len = max(c.length for c in data_cfg.chains)
+    label = f"{case} seed {seed}"
+    pretrained, retrained = _pretrain_and_retrain(
+        data, data_cfg, model_cfg, train_cfg, exp, cache, progress, seed, label
+    )
     device = torch.device(exp.device)
+    tests = [split_tokens(data, "test", [k]).to(device) for k in range(len(data))]  # one per chain, at its length
+    scorer = _Scorer(data, tests, [forward_all(retrained, t) for t in tests])
+    pretrained_logits = [forward_all(pretrained, t) for t in tests]
+    write_json(parts / "reference.json", scorer.reference(pretrained_logits))
+    ref_logps = [sequence_logprobs(lg, t.labels)[0] for lg, t in zip(pretrained_logits, tests)]
+    forget, retain = split_tokens(data, "train", list(range(1, len(data)))), split_tokens(data, "train", [0])
+    for method in todo:
+        record = _new_record(scorer.names, exp.kl_to_retrained)
+        evaluate = functools.partial(
+            _record_point, record, scorer, ref_logps, unlearn_cfg.loss_config(method), exp.kl_to_retrained
+        )
+        advance = progress(f"{label}: {method}", unlearn_cfg.iterations)
+        unlearn(pretrained, forget, retain, unlearn_cfg, method, seed, evaluate, advance)
+        write_json(parts / f"{method}.json", record)
+
+
+def _pretrain_and_retrain(data, data_cfg, model_cfg, train_cfg, exp, cache, progress, seed, label):
+    """The pretrained model (on the chains marked for pretraining) and the retrained oracle (retain chain only),
+    each cached by a hash of everything that determines it."""
+    max_len = max(c.length for c in data_cfg.chains)
     common = {k: v for k, v in asdict(data_cfg).items() if k != "chains"}
-    make = lambda: new_model(model_cfg, S, max_len, seed).to(device)  # noqa: E731
+    make = lambda: new_model(model_cfg, data_cfg.states, max_len, seed).to(torch.device(exp.device))  # noqa: E731
+    models = []
+    for kind, ids in (("pretrain", [k for k in range(len(data)) if data[k].spec.pretrain]), ("retrain", [0])):
+        chains = {k: data[k].spec for k in ids}
+        key = cache_key(
+            kind=kind,
+            data=common,
+            K=len(data),
+            chains=chains,
+            model=model_cfg,
+            train=train_cfg,
+            seed=seed,
+            max_len=max_len,
+        )
+        train_data = split_tokens(data, "train", ids)
+        models.append(_train(progress, f"{label}: {kind}", cache, key, make, train_data, train_cfg, seed))
+    return tuple(models)
 
-    pre_ids = [k for k in range(K) if data[k].spec.pretrain]
-    pre_data = split_tokens(data, "train", pre_ids)
-    key = cache_key(
-        kind="pretrain",
-        data=common,
-        K=K,
-        chains={k: data[k].spec for k in pre_ids},
-        model=model_cfg,
-        train=train_cfg,
-        seed=seed,
-        max_len=max_len,
-    )
-    pretrained = _train(progress, f"{case} seed {seed}: pretrain", cache, key, make, pre_data, train_cfg, seed)
-    retain_data = split_tokens(data, "train", [0])
-    key = cache_key(
-        kind="retrain",
-        data=common,
-        K=K,
-        chains={0: data[0].spec},
-        model=model_cfg,
-        train=train_cfg,
-        seed=seed,
-        max_len=max_len,
-    )
-    retrained = _train(progress, f"{case} seed {seed}: retrain", cache, key, make, retain_data, train_cfg, seed)
 
-    names = [c.spec.name for c in data]
-    tests = [split_tokens(data, "test", [k]).to(device) for k in range(K)]  # one per chain, at its own length
-    retrained_logits = [forward_all(retrained, t) for t in tests]
+class _Scorer:
+    """Exact KL of a model's next-token distributions on every chain's test set, to the true chain or to the
+    retrained model."""
 
-    def kls(logits: list[torch.Tensor], against_retrained: bool = False) -> dict[str, float]:
+    def __init__(self, data, tests, retrained_logits):
+        self.data, self.tests, self.retrained_logits = data, tests, retrained_logits
+        self.names = [c.spec.name for c in data]
+
+    def kls(self, logits: list[torch.Tensor], against_retrained: bool = False) -> dict[str, float]:
         if against_retrained:
-            return {n: kl_to_model(lg, rl, t.labels) for n, lg, rl, t in zip(names, logits, retrained_logits, tests)}
+            pairs = zip(self.names, logits, self.retrained_logits, self.tests)
+            return {n: kl_to_model(lg, rl, t.labels) for n, lg, rl, t in pairs}
+        pairs = zip(self.names, logits, self.tests, self.data)
+        return {n: kl_to_chain(lg, t.input_ids, t.labels, c.chain.transition) for n, lg, t, c in pairs}
+
+    def reference(self, pretrained_logits) -> dict:
+        """The chains and the reference points: the pretrained and retrained models, and the retain-only bound."""
+        retain = self.data[0].chain.transition
         return {
-            n: kl_to_chain(lg, t.input_ids, t.labels, c.chain.transition)
-            for n, lg, t, c in zip(names, logits, tests, data)
+            "chains": [{**asdict(c.spec), "entropy_rate": c.chain.entropy_rate()} for c in self.data],
+            "pretrained": self.kls(pretrained_logits),
+            "retrained": self.kls(self.retrained_logits),
+            "retain_only_exact": {
+                n: exact_chain_kl(t.input_ids, t.labels, c.chain.transition, retain)
+                for n, t, c in zip(self.names, self.tests, self.data)
+            },
         }
 
-    pretrained_logits = [forward_all(pretrained, t) for t in tests]
-    ref_logps = [sequence_logprobs(lg, t.labels)[0] for lg, t in zip(pretrained_logits, tests)]
-    reference = {
-        "chains": [{**asdict(c.spec), "entropy_rate": c.chain.entropy_rate()} for c in data],
-        "pretrained": kls(pretrained_logits),
-        "retrained": kls(retrained_logits),
-        "retain_only_exact": {
-            n: exact_chain_kl(t.input_ids, t.labels, c.chain.transition, data[0].chain.transition)
-            for n, t, c in zip(names, tests, data)
-        },
-    }
-    write_json(parts / "reference.json", reference)
 
-    forget = split_tokens(data, "train", list(range(1, K)))
-    for method in todo:
-        loss_config = unlearn_cfg.loss_config(method)
-        record: dict = {"iterations": [], "kl": {n: [] for n in names}, "loss": [], "forget_loss": []}
-        if exp.kl_to_retrained:
-            record["kl_retrained"] = {n: [] for n in names}
-        record["weights"] = {w: {n: {"mean": [], "examples": []} for n in names[1:]} for w in ("npo", "simnpo")}
+def _new_record(names: list[str], kl_to_retrained: bool) -> dict:
+    record: dict = {"iterations": [], "kl": {n: [] for n in names}, "loss": [], "forget_loss": []}
+    if kl_to_retrained:
+        record["kl_retrained"] = {n: [] for n in names}
+    record["weights"] = {w: {n: {"mean": [], "examples": []} for n in names[1:]} for w in ("npo", "simnpo")}
+    return record
 
-        def evaluate(model, iteration: int, losses: dict, record: dict = record, loss_config=loss_config) -> None:
-            logits = [forward_all(model, t) for t in tests]
-            record["iterations"].append(iteration)
-            record["loss"].append(losses.get("loss"))
-            record["forget_loss"].append(losses.get("forget"))
-            for name, value in kls(logits).items():
-                record["kl"][name].append(value)
-            if exp.kl_to_retrained:
-                for name, value in kls(logits, against_retrained=True).items():
-                    record["kl_retrained"][name].append(value)
-            for k in range(1, K):
-                logps, lengths = sequence_logprobs(logits[k], tests[k].labels)
-                weights = {
-                    "npo": npo_weights(logps, ref_logps[k], loss_config.beta),
-                    "simnpo": simnpo_weights(logps, lengths, loss_config.beta, loss_config.margin),
-                }
-                for w, values in weights.items():
-                    record["weights"][w][names[k]]["mean"].append(values.mean().item())
-                    record["weights"][w][names[k]]["examples"].append(values[:TRACKED_EXAMPLES].tolist())
 
-        advance = progress(f"{case} seed {seed}: {method}", unlearn_cfg.iterations)
-        unlearn(pretrained, forget, retain_data, unlearn_cfg, method, seed, evaluate, advance)
-        write_json(parts / f"{method}.json", record)
+def _record_point(record, scorer: _Scorer, ref_logps, loss_config, kl_to_retrained: bool, model, iteration, losses):
+    """One evaluation point of an unlearning trajectory: losses, KLs and the NPO/SimNPO gradient weights of the
+    forget chains' test sequences (their mean and the first TRACKED_EXAMPLES)."""
+    logits = [forward_all(model, t) for t in scorer.tests]
+    record["iterations"].append(iteration)
+    record["loss"].append(losses.get("loss"))
+    record["forget_loss"].append(losses.get("forget"))
+    for name, value in scorer.kls(logits).items():
+        record["kl"][name].append(value)
+    if kl_to_retrained:
+        for name, value in scorer.kls(logits, against_retrained=True).items():
+            record["kl_retrained"][name].append(value)
+    for k in range(1, len(scorer.names)):
+        logps, lengths = sequence_logprobs(logits[k], scorer.tests[k].labels)
+        weights = {
+            "npo": npo_weights(logps, ref_logps[k], loss_config.beta),
+            "simnpo": simnpo_weights(logps, lengths, loss_config.beta, loss_config.margin),
+        }
+        for w, values in weights.items():
+            record["weights"][w][scorer.names[k]]["mean"].append(values.mean().item())
+            record["weights"][w][scorer.names[k]]["examples"].append(values[:TRACKED_EXAMPLES].tolist())
 
 
 def _train(progress: Progress, description: str, cache, key, make, data, config: TrainConfig, seed: int):

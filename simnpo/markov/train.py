@@ -35,12 +35,15 @@ class TrainConfig:
             raise ValueError("pretraining needs lr > 0, batch size >= 1 and epochs >= 1")
 
 
+PUBLISHED_BETA = 1.0  # the authors' Markov setting (docs/markov.md); LLM defaults are losses.DEFAULT_BETA
+
+
 @dataclass(frozen=True)
 class UnlearnConfig:
     """Unlearning (docs/markov.md): AdamW lr 5e-4, batch 4 from the forget train set, 50 iterations; one loss
     configuration per method (the published setting: NPO and SimNPO at β = 1, margin 0)."""
 
-    losses: tuple[LossConfig, ...] = (LossConfig("npo", beta=1.0), LossConfig("simnpo", beta=1.0))
+    losses: tuple[LossConfig, ...] = (LossConfig("npo", beta=PUBLISHED_BETA), LossConfig("simnpo", beta=PUBLISHED_BETA))
     iterations: int = 50
     lr: float = 5e-4
     batch_size: int = 4
@@ -63,9 +66,9 @@ class UnlearnConfig:
 
 
 def unlearn_config(methods: tuple[str, ...], loss: dict | None = None, **training) -> UnlearnConfig:
-    """An UnlearnConfig whose methods share the loss values ``loss`` (e.g. {"beta": 1.0}; the published β = 1 when
+    """An UnlearnConfig whose methods share the loss values ``loss`` (e.g. {"beta": 5.0}; the published β = 1 when
     not given)."""
-    loss = {"beta": 1.0, **(loss or {})}
+    loss = {"beta": PUBLISHED_BETA, **{k: v for k, v in (loss or {}).items() if v is not None}}
     return UnlearnConfig(losses=tuple(LossConfig(method, **loss) for method in methods), **training)
 
 

@@ -84,3 +84,17 @@ def test_an_old_run_folder_still_plots(tmp_path):
     selected = select([old], None)
     assert {"tofu_quality_utility", f"tofu_truth_ratio_{old.name}", "relearn"} <= set(selected)
     assert all(path.stat().st_size > 1000 for path in write_figures(selected, tmp_path))
+
+
+def test_a_corrupt_results_file_is_one_line_naming_it(tmp_path):
+    """Found while trying it: `simnpo plot` printed the JSON parser's message without the file's name."""
+    from typer.testing import CliRunner
+
+    from simnpo.cli import app
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text('{"kind": "markov", "cases": {')
+    result = CliRunner().invoke(app, ["plot", str(tmp_path / "run"), "--out", str(tmp_path / "plots")])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert f"{tmp_path / 'run' / 'results.json'} is not valid JSON" in result.output
+    assert not (tmp_path / "plots").exists()

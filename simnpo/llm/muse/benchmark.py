@@ -20,11 +20,12 @@ from simnpo.llm.muse.evaluate import MuseEvalConfig, evaluate_muse, muse_summary
 from simnpo.llm.muse.metrics import RETRAIN_AUC
 from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import METHODS, method_needs
+from simnpo.runs import EVAL_FILES, SUMMARY_FILES
 
 OPTIONS = ("corpus", "retrain_auc", "batch_size")
-EVAL_FILES = (("verbmem", "forget"), ("knowmem", "forget_qa"), ("knowmem", "forget_qa_icl"), ("knowmem", "retain_qa"))
-EVAL_FILES += (("knowmem", "retain_qa_icl"), ("privleak", "forget"), ("privleak", "holdout"))
-TRAIN_FILES = (("raw", "forget"), ("raw", "retain1"))
+EVAL_DATA = (("verbmem", "forget"), ("knowmem", "forget_qa"), ("knowmem", "forget_qa_icl"), ("knowmem", "retain_qa"))
+EVAL_DATA += (("knowmem", "retain_qa_icl"), ("privleak", "forget"), ("privleak", "holdout"))
+TRAIN_DATA = (("raw", "forget"), ("raw", "retain1"))
 
 
 def resolve(request: Request, settings: MuseEvalConfig) -> tuple[MuseEvalConfig, list[str]]:
@@ -53,7 +54,7 @@ def plan(request: Request, settings: MuseEvalConfig, train: bool = False) -> Pla
         build = replace(default, finetune=replace(default.finetune, epochs=epochs))
         assets = mini_muse(request.cache_dir or DEFAULT_CACHE, build=build)
     result = Plan(str(assets.data) if assets else request.data, settings, notes=notes)
-    for subset, split in EVAL_FILES + (TRAIN_FILES if train else ()):
+    for subset, split in EVAL_DATA + (TRAIN_DATA if train else ()):
         load_muse(result.data, subset, split)
     if request.model is not None:
         check_source(request.model, "model")
@@ -73,8 +74,7 @@ def plan(request: Request, settings: MuseEvalConfig, train: bool = False) -> Pla
 
 
 def evaluate(model, tokenizer, plan: Plan, reference, advance=None, accelerator=None) -> dict:
-    step = (lambda _: advance(1)) if advance else None
-    return evaluate_muse(model, tokenizer, plan.data, plan.settings, reference, step, accelerator)
+    return evaluate_muse(model, tokenizer, plan.data, plan.settings, reference, advance, accelerator)
 
 
 def reference_of(results: dict) -> float:
@@ -126,6 +126,8 @@ TABLE = Table(
 
 BENCHMARK = Benchmark(
     name="muse",
+    results_file=EVAL_FILES["muse"],
+    summary_file=SUMMARY_FILES["muse"],
     settings=MuseEvalConfig,
     options=OPTIONS,
     make_settings=lambda values: MuseEvalConfig(**values),

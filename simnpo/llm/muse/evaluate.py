@@ -1,5 +1,5 @@
 """The MUSE evaluation, batched, with the benchmark's metric names (``verbmem_f``, ``knowmem_f``, ``knowmem_r``,
-``privleak``) as ``{agg_value, value_by_index}`` entries. Definitions in ``muse_metrics`` (docs/conventions.md):
+``privleak``) as ``{agg_value, value_by_index}`` entries. Definitions in ``metrics`` (docs/conventions.md):
 
 - VerbMem on D_f: greedy continuation of ``verbmem_tokens`` (128) new tokens of each verbmem prompt, ROUGE-L F1
   against the reference cut to its first 128 tokens as MUSE cuts it (BOS counted), mean × 100.
@@ -105,22 +105,22 @@ def evaluate_muse(
     data: str,
     config: MuseEvalConfig,
     retrain_auc: float | None,
-    step: Callable[[str], None] | None = None,
+    advance: Callable[[int], None] | None = None,
     accelerator=None,
 ) -> dict:
     """Every MUSE metric of ``model`` on the files at ``data``; PrivLeak against ``retrain_auc`` (None: the AUC is
     reported, PrivLeak is not). With several processes the items are shared out; every process gets the result."""
     results: dict = {}
-    if step:
-        step("verbmem")
+    if advance:
+        advance(1)
     results["verbmem_f"] = verbmem(model, tokenizer, load_muse(data, "verbmem", "forget"), config, accelerator)
     for key, split in (("knowmem_f", "forget"), ("knowmem_r", "retain")):
-        if step:
-            step(key)
+        if advance:
+            advance(1)
         rows, icl = load_muse(data, "knowmem", f"{split}_qa"), load_muse(data, "knowmem", f"{split}_qa_icl")
         results[key] = knowmem(model, tokenizer, rows, icl, config, accelerator)
-    if step:
-        step("privleak")
+    if advance:
+        advance(1)
     forget, holdout = (
         min_k_scores(model, tokenizer, [r["text"] for r in load_muse(data, "privleak", split)], config, accelerator)
         for split in ("forget", "holdout")

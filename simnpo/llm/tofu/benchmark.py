@@ -25,7 +25,7 @@ from simnpo.llm.tofu.evaluate import ORIGINAL_MAX_ITEMS, TofuEvalConfig, evaluat
 from simnpo.llm.tofu.metrics import forget_quality
 from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import method_needs
-from simnpo.runs import TEMPLATE
+from simnpo.runs import EVAL_FILES, SUMMARY_FILES, TEMPLATE
 
 OPTIONS = ("split", "protocol", "template", "max_new_tokens", "retain_results", "batch_size")
 
@@ -90,8 +90,7 @@ def plan(request: Request, settings: TofuEvalConfig, train: bool = False) -> Pla
 
 
 def evaluate(model, tokenizer, plan: Plan, reference, advance=None, accelerator=None) -> dict:
-    step = (lambda _: advance(1)) if advance else None
-    return evaluate_tofu(model, tokenizer, plan.data, plan.settings, reference, step, accelerator)
+    return evaluate_tofu(model, tokenizer, plan.data, plan.settings, reference, advance, accelerator)
 
 
 def reference_of(results: dict) -> list[float]:
@@ -172,6 +171,8 @@ TABLE = Table(
 
 BENCHMARK = Benchmark(
     name="tofu",
+    results_file=EVAL_FILES["tofu"],
+    summary_file=SUMMARY_FILES["tofu"],
     settings=TofuEvalConfig,
     options=OPTIONS,
     make_settings=make_settings,

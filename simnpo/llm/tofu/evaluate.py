@@ -206,7 +206,7 @@ def evaluate_tofu(
     data: str,
     config: TofuEvalConfig,
     retain_ratios: list[float] | None = None,
-    step: Callable[[str], None] | None = None,
+    advance: Callable[[int], None] | None = None,
     accelerator=None,
 ) -> dict:
     """Every TOFU metric of ``model`` on ``config.split``, with forget quality against ``retain_ratios`` (the retain
@@ -220,8 +220,8 @@ def evaluate_tofu(
         rows = load_tofu(data, tofu_config or f"{config.split}_perturbed")
         if config.protocol == "original":
             rows = rows[:ORIGINAL_MAX_ITEMS]
-        if step:
-            step(name)
+        if advance:
+            advance(1)
         items = shard_map(functools.partial(item_scores, model, tokenizer, base=base, config=config), rows, accelerator)
         results.update(set_metrics(rows, items, key, base, forget_set=name == "forget"))
     ratios = [v["score"] for v in results["forget_truth_ratio"]["value_by_index"].values()]

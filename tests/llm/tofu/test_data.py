@@ -29,6 +29,28 @@ def test_missing_file_and_missing_field_are_named(tmp_path, tofu_folder):
         load_tofu(tmp_path / "nope", "forget10")
 
 
+def test_a_malformed_file_is_one_line_naming_file_and_line(tmp_path, tofu_folder, small_muse):
+    """Found while trying the CLI: `datasets` printed three lines, two of them its own logs, and never said the file
+    was not JSON."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from simnpo.cli import app
+
+    data = tmp_path / "data"
+    shutil.copytree(tofu_folder, data)
+    lines = (data / "forget10_perturbed.json").read_text().splitlines()
+    (data / "forget10_perturbed.json").write_text("\n".join([lines[0], lines[1][:-7], *lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match=r"forget10_perturbed.json line 2 is not valid JSON \("):
+        load_tofu(data, "forget10_perturbed")
+    model = small_muse[1]  # any tiny Llama with its tokenizer
+    args = ["eval", "--bench", "tofu", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "forget10_perturbed.json line 2 is not valid JSON" in result.output and not (tmp_path / "out").exists()
+
+
 def test_hub_failure_is_one_line(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ValueError, match="could not load TOFU config 'forget10' from 'nobody/no-such-tofu'"):
