@@ -42,7 +42,7 @@ def bench_options(ctx: typer.Context, bench, exclude: tuple[str, ...] = ()) -> d
     for name in values:
         if name not in bench.options:
             raise ValueError(f"--{name.replace('_', '-')} is not an option of --bench {bench.name}")
-    return values
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}  # paths saved as text
 
 
 def make_request(bench, model, data, pad_token, device, finetune_epochs, cache_dir):
@@ -86,8 +86,8 @@ def eval_command(
 
     with user_errors():
         chosen = benchmark(bench)
-        values = {"batch_size": batch_size, **bench_options(ctx, chosen)}
-        settings = chosen.make_settings({k: str(v) if isinstance(v, Path) else v for k, v in values.items()})
+        batch = {"batch_size": batch_size} if "batch_size" in chosen.options else {}  # eval's default batch: 64
+        settings = chosen.make_settings({**batch, **bench_options(ctx, chosen)})
         request = make_request(chosen, model, data, pad_token, device, finetune_epochs, cache_dir)
         if dry_run:
             settings, notes = chosen.resolve(request, settings)
@@ -159,7 +159,6 @@ def llm_command(
     with user_errors():
         chosen = benchmark(bench)
         options = bench_options(ctx, chosen, exclude=TRAINING_OPTIONS)
-        options = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
         preset = preset or chosen.default_preset(data, options)
         values = check_preset(chosen, preset, options)
         settings = chosen.make_settings({**values.get("settings", {}), **options})
@@ -284,7 +283,7 @@ def relearn_targets(ctx: typer.Context, run: Path | None, model: str | None, ben
     chosen = benchmark(bench)
     options = {"max_new_tokens": ctx.params["max_new_tokens"], "split": ctx.params["split"]}
     options = {k: v for k, v in options.items() if k in chosen.options}
-    options |= {k: str(v) for k, v in bench_options(ctx, chosen).items() if k == "retain_results"}
+    options |= {k: v for k, v in bench_options(ctx, chosen).items() if k == "retain_results"}
     request = make_request(chosen, model, data, None, "cpu", None, cache_dir)
     targets = R.plan_for_model(chosen, request, chosen.make_settings(options))
     return chosen, targets, targets.plan.settings

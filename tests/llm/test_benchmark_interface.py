@@ -42,10 +42,15 @@ def mean_nll(model, tokenizer, texts: list[str]) -> float:
     return nll_loss(*sequence_logprobs(logits, batch.labels)).item()
 
 
+def resolve(request: Request, settings: ToySettings) -> tuple[ToySettings, list[str]]:
+    return settings, ["toy benchmark: three forget and three retain sentences"]
+
+
 def plan(request: Request, settings: ToySettings, train: bool = False) -> Plan:
     if request.model is None:
         raise ValueError("the toy benchmark has no built-in model; give --model")
-    return Plan(request.data, settings, models=[("model", request.model)], reference=0.0)
+    settings, notes = resolve(request, settings)
+    return Plan(request.data, settings, models=[("model", request.model)], reference=0.0, notes=notes)
 
 
 def evaluate(model, tokenizer, plan: Plan, reference, advance=None, accelerator=None) -> dict:
@@ -76,7 +81,7 @@ TOY = Benchmark(
         }
     },
     default_preset=lambda data, given: "toy",
-    resolve=lambda request, settings: (settings, ["toy benchmark: three forget and three retain sentences"]),
+    resolve=resolve,
     plan=plan,
     evaluate=evaluate,
     against_itself=lambda results: (results, 0.0),

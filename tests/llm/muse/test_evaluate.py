@@ -18,13 +18,13 @@ def evaluated(small_muse):
     data, folder = small_muse
     model, tokenizer = load_model(folder), load_tokenizer(folder)
     steps = []
-    results = E.evaluate_muse(model, tokenizer, str(data), QUICK, retrain_auc=0.5, step=steps.append)
+    results = E.evaluate_muse(model, tokenizer, str(data), QUICK, retrain_auc=0.5, advance=steps.append)
     return data, model, tokenizer, results, steps
 
 
 def test_layout_and_aggregates(evaluated):
     data, _, _, results, steps = evaluated
-    assert steps == ["verbmem", "knowmem_f", "knowmem_r", "privleak"]
+    assert steps == [1, 1, 1, 1]  # one progress step per part: VerbMem, KnowMem D_f and D_r, PrivLeak
     assert set(results) == {"verbmem_f", "knowmem_f", "knowmem_r", "privleak", "_meta"}
     for key, n in (("verbmem_f", 4), ("knowmem_f", 4), ("knowmem_r", 4)):
         items = results[key]["value_by_index"]
