@@ -145,7 +145,9 @@ def sentencepiece_model(request, tmp_path_factory):
     import sys
     import zipfile
 
-    cached = request.config.cache.mkdir("sentencepiece") / "tokenizer.model.v1"
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider: download into this session
+    folder = cache.mkdir("sentencepiece") if cache is not None else tmp_path_factory.mktemp("sentencepiece")
+    cached = folder / "tokenizer.model.v1"
     if not cached.is_file():
         wheels = tmp_path_factory.mktemp("wheel")
         download = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), MISTRAL_COMMON]
