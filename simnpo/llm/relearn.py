@@ -115,7 +115,7 @@ def plan_from_run(bench: Benchmark, run: Path, overrides: dict) -> tuple[Relearn
     reference = plan.reference
     if plan.reference_model and (run / plan.reference_model / bench.results_file).is_file():
         reference = bench.reference_of(read_json(run / plan.reference_model / bench.results_file))
-    trainers = [TrainerConfig.for_method(t["loss"]["method"], {**t["loss"], **t}) for t in saved[RUN]["trainers"]]
+    trainers = [TrainerConfig.from_saved(entry) for entry in saved[RUN]["trainers"]]
     targets = [(t.method, run / t.method / "model", t) for t in trainers]
     targets = [target for target in targets if (target[1] / "config.json").is_file()]
     if not targets:

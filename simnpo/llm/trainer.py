@@ -84,6 +84,11 @@ class TrainerConfig:
             )
         return self.batch_size // (per_device * processes)
 
+    @classmethod
+    def from_saved(cls, entry: dict) -> TrainerConfig:
+        """A config as config.json holds it (``runs.read_config`` nests old runs' flat loss fields too)."""
+        return cls.for_method(entry["loss"]["method"], {**entry["loss"], **entry})
+
 
 # the option names each config takes: a new hyperparameter is one field (here or in LossConfig) plus one CLI option
 LOSS_OPTIONS = tuple(f.name for f in dataclasses.fields(LossConfig) if f.name != "method")

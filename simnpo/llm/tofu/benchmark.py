@@ -21,7 +21,14 @@ from simnpo.llm.templates import Template, resolve_template, template_named
 from simnpo.llm.tofu import presets
 from simnpo.llm.tofu.builtin import BUILTIN_TEMPLATE, DEFAULT_CACHE, ensure_model, mini_tofu
 from simnpo.llm.tofu.data import FORGET_SPLITS, PERTURBED_SETS, REFUSALS, encode_qa, load_tofu
-from simnpo.llm.tofu.evaluate import ORIGINAL_MAX_ITEMS, TofuEvalConfig, evaluate_tofu, retain_truth_ratios, summary
+from simnpo.llm.tofu.evaluate import (
+    ORIGINAL_MAX_ITEMS,
+    TofuEvalConfig,
+    evaluate_tofu,
+    forget_ratios,
+    retain_truth_ratios,
+    summary,
+)
 from simnpo.llm.tofu.metrics import forget_quality
 from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import method_needs
@@ -49,6 +56,7 @@ def resolve(request: Request, settings: TofuEvalConfig) -> tuple[TofuEvalConfig,
     else:
         check_source(request.model, "model")
         tokenizer = load_tokenizer(request.model, request.pad_token)
+        require_pad_token(tokenizer, request.model)
         template, reason = resolve_template(settings.template, tokenizer, model_type(request.model), request.model)
     return replace(settings, template=template.name), [template.describe(reason)]
 
@@ -69,8 +77,7 @@ def plan(request: Request, settings: TofuEvalConfig, train: bool = False) -> Pla
     forget_rows = load_tofu(result.data, f"{settings.split}_perturbed")
     for name in (*PERTURBED_SETS, *((settings.split, FORGET_SPLITS[settings.split]) if train else ())):
         load_tofu(result.data, name)
-    if request.model is not None:
-        require_pad_token(load_tokenizer(request.model, request.pad_token), request.model)
+    if request.model is not None:  # its tokenizer was checked by `resolve`
         result.models.append(("model", request.model))
     else:
         result.models.append(("target", assets.model("target")))
@@ -93,14 +100,10 @@ def evaluate(model, tokenizer, plan: Plan, reference, advance=None, accelerator=
     return evaluate_tofu(model, tokenizer, plan.data, plan.settings, reference, advance, accelerator)
 
 
-def reference_of(results: dict) -> list[float]:
-    """The per-item forget truth ratios of the retain model's results: every later model's reference."""
-    by_index = results["forget_truth_ratio"]["value_by_index"]
-    return [by_index[k]["score"] for k in sorted(by_index, key=int)]
-
-
 def against_itself(results: dict) -> tuple[dict, list[float]]:
-    ratios = reference_of(results)
+    """The retain model's forget quality against itself (1.0); its per-item forget truth ratios are every later
+    model's reference."""
+    ratios = forget_ratios(results)
     results["forget_quality"] = {"agg_value": forget_quality(ratios, ratios), "reference": "itself"}
     return results, ratios
 
@@ -135,9 +138,8 @@ def encode_unlearning_data(
 
 
 def row(s: dict) -> list[str]:
-    fq = "n/a" if s["forget_quality"] is None else f"{s['forget_quality']:.3g}"
     cells = ("model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE")
-    return [fq] + [f"{s[key]:.3f}" for key in (*cells, "forget_answer_loss_per_token")]
+    return [_quality(s["forget_quality"])] + [f"{s[key]:.3f}" for key in (*cells, "forget_answer_loss_per_token")]
 
 
 def _quality(value) -> str:
@@ -182,7 +184,7 @@ BENCHMARK = Benchmark(
     plan=plan,
     evaluate=evaluate,
     against_itself=against_itself,
-    reference_of=reference_of,
+    reference_of=forget_ratios,
     summary=summary,
     note=note,
     encode=encode,

@@ -12,7 +12,6 @@ from pathlib import Path
 from simnpo.llm.data import EncodedBatch, load_rows, pad_right
 from simnpo.llm.templates import Template, encode_pair, prompt_ids
 
-TOFU_HUB_ID = "locuslab/TOFU"
 FORGET_SPLITS = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
 PERTURBED_SETS = ("retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
 # IdkPO's preferred answers, as TOFU's idontknow.jsonl: one is drawn (seeded) for each forget question

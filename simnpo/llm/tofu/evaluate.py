@@ -224,7 +224,7 @@ def evaluate_tofu(
             advance(1)
         items = shard_map(functools.partial(item_scores, model, tokenizer, base=base, config=config), rows, accelerator)
         results.update(set_metrics(rows, items, key, base, forget_set=name == "forget"))
-    ratios = [v["score"] for v in results["forget_truth_ratio"]["value_by_index"].values()]
+    ratios = forget_ratios(results)
     if retain_ratios is None:
         results["forget_quality"] = {"agg_value": None, "reason": "no retain-model results given (--retain-results)"}
     else:
@@ -244,19 +244,25 @@ def evaluate_tofu(
     return results
 
 
+def forget_ratios(results: dict) -> list[float]:
+    """The per-item forget truth ratios of a TOFU_EVAL dict, in item order."""
+    by_index = results["forget_truth_ratio"]["value_by_index"]
+    return [by_index[k]["score"] for k in sorted(by_index, key=int)]
+
+
 def retain_truth_ratios(path, split: str) -> list[float]:
     """The retain model's per-item forget truth ratios from our TOFU_EVAL.json or open-unlearning's."""
     try:
-        results = read_json(path)
-        by_index = results["forget_truth_ratio"]["value_by_index"]
+        results = read_json(path)  # a file that is not JSON says so itself
     except FileNotFoundError:
         raise ValueError(f"retain results file {path} not found") from None
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path} has no forget_truth_ratio.value_by_index; give a TOFU_EVAL.json") from None
-    meta_split = results.get("_meta", {}).get("split")
+    meta_split = results.get("_meta", {}).get("split") if isinstance(results, dict) else None
     if meta_split is not None and meta_split != split:
         raise ValueError(f"{path} holds retain-model results for {meta_split}, not {split}")
-    return [by_index[k]["score"] for k in sorted(by_index, key=int)]
+    try:
+        return forget_ratios(results)
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path} has no forget_truth_ratio.value_by_index; give a TOFU_EVAL.json") from None
 
 
 def summary(results: dict) -> dict:
