@@ -5,8 +5,11 @@ Conventions (docs/conventions.md):
   positions carry the label -100 and count for nothing.
 - ``lengths`` is |y|: the number of label positions that are not -100 *after* the one-position shift between
   logits and labels, i.e. exactly the positions that were summed (no off-by-one, unlike open-unlearning).
-- Forget losses are minimised; each returns the batch loss (a scalar). Gradient ascent and the NLL retain term
-  are token means over the whole batch (as Hugging Face's loss); the preference losses are means over sequences.
+- Forget losses are minimised; each returns the batch loss (a scalar). Gradient ascent, the NLL retain term and
+  the KL term are token means over the whole batch (as Hugging Face's loss); the preference losses are means over
+  sequences. A token mean divides by ``token_count`` when given: a trainer that splits one global batch into k
+  equal micro-batches (accumulation steps × processes) passes N/k, N the global batch's token count, so the mean
+  of the k micro-batch losses is the global batch's token mean for any split.
 
 This module imports nothing of ours: the Markov simulator and the LLM trainer both call it.
 """
@@ -56,12 +59,13 @@ def sequence_logprobs(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 # --------------------------------------------------------------------------------------------------------------
 # Forget losses
 # --------------------------------------------------------------------------------------------------------------
-def ga_loss(logps: Tensor, lengths: Tensor) -> Tensor:
+def ga_loss(logps: Tensor, lengths: Tensor, token_count: float | Tensor | None = None) -> Tensor:
     """Gradient ascent: L = -NLL_f, the token-mean negative log-likelihood of the forget batch, negated.
 
-    Unbounded below: it diverges if run long.
+    Unbounded below: it diverges if run long. ``token_count``: what the token sum is divided by (default: this
+    batch's token count; see the module docstring).
     """
-    return logps.sum() / lengths.sum().clamp(min=1)
+    return logps.sum() / (lengths.sum().clamp(min=1) if token_count is None else token_count)
 
 
 def npo_loss(logps: Tensor, ref_logps: Tensor, beta: float) -> Tensor:
@@ -111,17 +115,20 @@ def dpo_loss(
 # --------------------------------------------------------------------------------------------------------------
 # Retain terms
 # --------------------------------------------------------------------------------------------------------------
-def nll_loss(logps: Tensor, lengths: Tensor) -> Tensor:
+def nll_loss(logps: Tensor, lengths: Tensor, token_count: float | Tensor | None = None) -> Tensor:
     """Token-mean negative log-likelihood of the retain batch (the GD/GDR retain term)."""
-    return -ga_loss(logps, lengths)
+    return -ga_loss(logps, lengths, token_count)
 
 
-def kl_to_reference(logits: Tensor, ref_logits: Tensor, labels: Tensor, positions: str = "response") -> Tensor:
+def kl_to_reference(
+    logits: Tensor, ref_logits: Tensor, labels: Tensor, positions: str = "response", token_count=None
+) -> Tensor:
     """KL(π_ref(·|context) ‖ π_θ(·|context)) of next-token distributions, averaged over positions (KLR term).
 
     logits, ref_logits: [batch, seq, vocab]; labels: [batch, seq] as in ``token_logprobs``.
     ``positions="response"`` averages over the shifted label positions only (our default); ``"all"`` averages over
-    every position of the padded batch, prompt and padding included, as the authors' released code does.
+    every position of the padded batch, prompt and padding included, as the authors' released code does (per
+    batch, so ``token_count``, the divisor of the response positions' sum, applies to ``"response"`` only).
     """
     if positions not in KL_POSITIONS:
         raise ValueError(f"unknown KL positions {positions!r}; use one of {', '.join(KL_POSITIONS)}")
@@ -131,7 +138,7 @@ def kl_to_reference(logits: Tensor, ref_logits: Tensor, labels: Tensor, position
     if positions == "all":
         return kl.mean()
     mask = labels[:, 1:] != IGNORE_INDEX
-    return (kl[:, :-1] * mask).sum() / mask.sum().clamp(min=1)
+    return (kl[:, :-1] * mask).sum() / (mask.sum().clamp(min=1) if token_count is None else token_count)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -202,6 +209,8 @@ class LossInputs:
     retain_logps, retain_lengths: on the retain batch (NLL retain term).
     retain_logits, ref_retain_logits, retain_labels: the retain batch's logits under θ and θ_ref (KL term).
     idk_logps, ref_idk_logps: the refusal answers' log-probabilities (IdkPO's y_w).
+    forget_token_count, retain_token_count: the divisors of the token-mean terms (GA on forget; NLL and KL on
+    retain); None: the batch's own token count.
     """
 
     forget_logps: Tensor
@@ -214,10 +223,12 @@ class LossInputs:
     retain_labels: Tensor | None = None
     idk_logps: Tensor | None = None
     ref_idk_logps: Tensor | None = None
+    forget_token_count: float | Tensor | None = None
+    retain_token_count: float | Tensor | None = None
 
 
 def _ga(x: LossInputs, c: LossConfig) -> Tensor:
-    return ga_loss(x.forget_logps, x.forget_lengths)
+    return ga_loss(x.forget_logps, x.forget_lengths, x.forget_token_count)
 
 
 def _npo(x: LossInputs, c: LossConfig) -> Tensor:
@@ -233,11 +244,11 @@ def _idkpo(x: LossInputs, c: LossConfig) -> Tensor:
 
 
 def _nll(x: LossInputs, c: LossConfig) -> Tensor:
-    return nll_loss(x.retain_logps, x.retain_lengths)
+    return nll_loss(x.retain_logps, x.retain_lengths, x.retain_token_count)
 
 
 def _kl(x: LossInputs, c: LossConfig) -> Tensor:
-    return kl_to_reference(x.retain_logits, x.ref_retain_logits, x.retain_labels, c.kl_positions)
+    return kl_to_reference(x.retain_logits, x.ref_retain_logits, x.retain_labels, c.kl_positions, x.retain_token_count)
 
 
 @dataclass(frozen=True)

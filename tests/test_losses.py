@@ -80,6 +80,18 @@ def test_ga_is_minus_token_mean_nll():
     assert L.nll_loss(logps, lengths).item() == pytest.approx(8.0 / 4)
 
 
+def test_token_means_over_micro_batches_equal_the_global_batch_token_mean():
+    # a global batch of 4 sequences (10 tokens) split into 2 micro-batches of 2: with token_count = N / 2 the mean
+    # of the two micro-batch losses is the global token mean 20/10, whatever the split's token counts (3 + 7)
+    logps, lengths = torch.tensor([-1.0, -2.0, -8.0, -9.0]), torch.tensor([1, 2, 3, 4])
+    halves = [L.nll_loss(logps[i : i + 2], lengths[i : i + 2], token_count=10 / 2) for i in (0, 2)]
+    assert sum(h.item() for h in halves) / 2 == pytest.approx(20.0 / 10)
+    assert L.nll_loss(logps, lengths).item() == pytest.approx(20.0 / 10)
+    # per-micro-batch means would weight the short micro-batch's tokens more: (3/3 + 17/7) / 2
+    assert sum(L.nll_loss(logps[i : i + 2], lengths[i : i + 2]).item() for i in (0, 2)) / 2 != pytest.approx(2.0)
+    assert L.ga_loss(logps[:2], lengths[:2], token_count=5.0).item() == pytest.approx(-3.0 / 5)
+
+
 def test_simnpo_closed_form():
     beta, margin = 2.5, 0.3
     logps, lengths = torch.tensor([-10.0, -1.0]), torch.tensor([5, 2])
@@ -165,6 +177,10 @@ def test_kl_to_reference_hand_computed_on_response_positions():
     assert L.kl_to_reference(logits, ref_logits, labels).item() == pytest.approx(kl1)
     assert L.kl_to_reference(logits, ref_logits, labels, positions="all").item() == pytest.approx((kl1 + kl2) / 3)
     assert L.kl_to_reference(ref_logits, ref_logits, labels).item() == pytest.approx(0.0, abs=1e-12)
+    # a given token count divides the response positions' sum (the global batch's share); "all" stays per batch
+    assert L.kl_to_reference(logits, ref_logits, labels, token_count=4.0).item() == pytest.approx(kl1 / 4)
+    all_positions = L.kl_to_reference(logits, ref_logits, labels, positions="all", token_count=4.0)
+    assert all_positions.item() == pytest.approx((kl1 + kl2) / 3)
 
 
 # ----------------------------------------------------------------------------------------- methods and config

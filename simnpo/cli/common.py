@@ -3,6 +3,7 @@ tables. Command modules register on ``app``; this module imports none of them.""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,12 +25,19 @@ T = TypeVar("T")
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn a ValueError (bad input) into one line on stderr and exit code 2, never a traceback."""
+    """Turn a ValueError (bad input) into one line on stderr and exit code 2, never a traceback; under a launcher of
+    several processes every process exits, the main one prints."""
     try:
         yield
     except ValueError as err:
-        typer.echo(f"error: {err}", err=True)
+        echo_error(err)
         raise typer.Exit(code=2) from None
+
+
+def echo_error(err: Exception) -> None:
+    """``error: …`` on stderr, once: from the main process only when a launcher started several (RANK set)."""
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"error: {err}", err=True)
 
 
 def parse_list(text: str, kind: Callable[[str], T], option: str) -> tuple[T, ...]:

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
+from simnpo.cli.common import app, echo_error, parse_list, print_table, progress_bar, user_errors
 
 TEMPLATE_HELP = "TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."
 DRY_RUN_HELP = "Print the fully resolved configuration as JSON and exit (loads no model, writes nothing)."
 BENCH_HELP = "Benchmark: tofu or muse."
+DTYPE_HELP = "dtype of the loaded weights: float32, bfloat16, float16 or auto (the checkpoint's)."
 
 
 def given(ctx: typer.Context, names) -> dict:
@@ -45,15 +46,17 @@ def bench_options(ctx: typer.Context, bench, exclude: tuple[str, ...] = ()) -> d
     return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}  # paths saved as text
 
 
-def make_request(bench, model, data, pad_token, device, finetune_epochs, cache_dir):
+def make_request(bench, model, data, pad_token, device, finetune_epochs, cache_dir, torch_dtype="float32"):
     from simnpo.llm.benchmark import Request
+    from simnpo.llm.models import check_dtype
 
+    check_dtype(torch_dtype)
     if model is None and data != "builtin":
         raise ValueError("--data needs --model: the built-in models only know the built-in data")
     if device.startswith("cuda") and not torch_cuda_available():
         raise ValueError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
     cache_dir = cache_dir or Path(f"runs/.cache/{bench.name}")
-    return Request(model, data, pad_token, device, finetune_epochs, cache_dir)
+    return Request(model, data, pad_token, device, torch_dtype, finetune_epochs, cache_dir)
 
 
 @app.command("eval")
@@ -74,34 +77,38 @@ def eval_command(
     batch_size: int = typer.Option(64, help="Sequences per scoring and generation batch."),
     pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
     device: str = typer.Option("cpu", help="Torch device."),
+    torch_dtype: str = typer.Option("float32", help=DTYPE_HELP),
     finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning (TOFU 30, MUSE 100)."),
     cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     out: Path | None = typer.Option(None, help="Output folder (default: a new runs/eval-BENCH-<time>)."),
 ) -> None:
     """Evaluate a model with the benchmark's exact metrics; with no --model, the built-in benchmark's starting
-    models (mini-TOFU: target and retain; mini-MUSE: target and retrain)."""
+    models (mini-TOFU: target and retain; mini-MUSE: target and retrain). Several processes
+    (accelerate launch) share the items out."""
+    from simnpo.llm.distributed import on_main
     from simnpo.llm.driver import evaluate_models
-    from simnpo.runs import EVALUATION, REQUEST, run_dir, save_config
+    from simnpo.runs import EVALUATION, REQUEST
 
     with user_errors():
         chosen = benchmark(bench)
         batch = {"batch_size": batch_size} if "batch_size" in chosen.options else {}  # eval's default batch: 64
         settings = chosen.make_settings({**batch, **bench_options(ctx, chosen)})
-        request = make_request(chosen, model, data, pad_token, device, finetune_epochs, cache_dir)
+        request = make_request(chosen, model, data, pad_token, device, finetune_epochs, cache_dir, torch_dtype)
         if dry_run:
             settings, notes = chosen.resolve(request, settings)
             configs = {REQUEST: request, EVALUATION: settings, **chosen.extra_configs(settings)}
             return print_dry_run({"command": "eval", "bench": bench, "notes": notes}, configs)
-        plan = chosen.plan(request, settings)
-        folder = run_dir(out, f"eval-{bench}")
-    configs = {REQUEST: request, EVALUATION: plan.settings, **chosen.extra_configs(plan.settings)}
-    save_config(folder, configs, command="eval", bench=bench)
-    for line in plan.notes:
-        typer.echo(line)
-    with progress_bar() as progress:
-        rows, notes, reference = evaluate_models(chosen, request, plan, folder, progress)
-    print_results(chosen, rows, notes, reference, chosen.table.title(plan.settings, False), folder)
+        accelerator = make_accelerator(device, bf16=False)
+        plan = on_main(accelerator, lambda: chosen.plan(request, settings), others_too=True)  # main builds caches
+        configs = {REQUEST: request, EVALUATION: plan.settings, **chosen.extra_configs(plan.settings)}
+        folder, _ = start_run(accelerator, out, f"eval-{bench}", configs, False, command="eval", bench=bench)
+    if accelerator.is_main_process:
+        typer.echo("\n".join([*plan.notes, precision_line(accelerator, request)]))
+    with progress_bar(enabled=accelerator.is_main_process) as progress:
+        rows, notes, reference = evaluate_models(chosen, request, plan, folder, progress, accelerator)
+    if accelerator.is_main_process:
+        print_results(chosen, rows, notes, reference, chosen.table.title(plan.settings, False), folder)
 
 
 @app.command("llm")
@@ -144,6 +151,7 @@ def llm_command(
     max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
     pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
     device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
+    torch_dtype: str = typer.Option("float32", help=DTYPE_HELP),
     finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning (TOFU 30, MUSE 100)."),
     cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
@@ -152,6 +160,7 @@ def llm_command(
     """Unlearn with each method (NPO and SimNPO by default) and evaluate with the benchmark's metrics; with no
     --model, on the built-in mini-TOFU or mini-MUSE from its target model.
     Multi-GPU: accelerate launch $(which simnpo) llm ..."""
+    from simnpo.llm.distributed import check_backend, on_main
     from simnpo.llm.driver import LLMRunConfig, describe_methods, method_configs
     from simnpo.llm.trainer import LOSS_OPTIONS, TRAINING_OPTIONS
     from simnpo.runs import EVALUATION, REQUEST, RUN
@@ -166,20 +175,24 @@ def llm_command(
         chosen.check_methods(method_names)
         trainers = method_configs(method_names, preset, values, given(ctx, LOSS_OPTIONS + TRAINING_OPTIONS))
         run = LLMRunConfig(methods=method_names, eval_every=eval_every, trainers=tuple(trainers.values()))
-        request = make_request(chosen, model, data, pad_token, device, finetune_epochs, cache_dir)
+        request = make_request(chosen, model, data, pad_token, device, finetune_epochs, cache_dir, torch_dtype)
         head = {"command": "llm", "bench": bench, "preset": preset, "methods": trainers}
         if dry_run:
             settings, notes = chosen.resolve(request, settings)
             configs = {REQUEST: request, RUN: run, EVALUATION: settings, **chosen.extra_configs(settings)}
             return print_dry_run({**head, "notes": notes}, configs)
-        plan = chosen.plan(request, settings, True)
+        accelerator = make_accelerator(request.device, bf16=any(t.bf16 for t in run.trainers))
+        for trainer in run.trainers:  # before any model is loaded
+            check_backend(accelerator, trainer.method, trainer.lora_rank)
+        plan = on_main(accelerator, lambda: chosen.plan(request, settings, True), others_too=True)
         configs = {REQUEST: request, RUN: run, EVALUATION: plan.settings, **chosen.extra_configs(plan.settings)}
-        accelerator, folder, resumed = start_llm_run(out, bench, run, configs, preset)
-    main = accelerator.is_main_process
-    if main:
-        typer.echo("\n".join([describe_methods(preset, trainers), *plan.notes]))
-    if main and resumed:
-        typer.echo(f"resuming the run in {folder}", err=True)
+        extra = {"seed": run.trainers[0].seed, "command": "llm", "preset": preset, "bench": bench}
+        folder, resumed = start_run(accelerator, out, f"llm-{bench}", configs, True, **extra)
+    if accelerator.is_main_process:
+        lines = [describe_methods(preset, trainers), *plan.notes, precision_line(accelerator, request)]
+        typer.echo("\n".join(lines))
+        if resumed:
+            typer.echo(f"resuming the run in {folder}", err=True)
     run_and_print(chosen, request, run, plan, folder, accelerator)
 
 
@@ -193,18 +206,38 @@ def check_preset(bench, name: str, options: dict) -> dict:
     return check(bench.presets, name, options, elsewhere)
 
 
-def start_llm_run(out: Path | None, bench: str, run, configs: dict, preset: str):
-    """The accelerator (bf16 when a method asks for it), the run folder, and whether the run resumes."""
+def make_accelerator(device: str, bf16: bool):
+    """The run's accelerator: on CPU when asked, bf16 autocast when a method asks for it, else the launcher's
+    mixed-precision setting (``accelerate launch --mixed_precision`` or its config file), never overridden."""
     from accelerate import Accelerator
 
-    from simnpo.runs import resume_or_save_config, run_dir
+    return Accelerator(cpu=device == "cpu", mixed_precision="bf16" if bf16 else None)
 
-    bf16 = any(config.bf16 for config in run.trainers)
-    accelerator = Accelerator(cpu=configs["request"].device == "cpu", mixed_precision="bf16" if bf16 else "no")
-    folder = run_dir(out, f"llm-{bench}")
-    seed = run.trainers[0].seed
-    resumed = resume_or_save_config(folder, configs, seed=seed, command="llm", preset=preset, bench=bench)
-    return accelerator, folder, resumed
+
+def precision_line(accelerator, request) -> str:
+    """The one precision rule of a table: weights' dtype and autocast, the same for every model evaluated."""
+    autocast = "no autocast" if accelerator.mixed_precision == "no" else f"{accelerator.mixed_precision} autocast"
+    processes = f", {accelerator.num_processes} processes" if accelerator.num_processes > 1 else ""
+    return f"precision: {request.torch_dtype} weights, {autocast} for every model of the table{processes}"
+
+
+def start_run(accelerator, out: Path | None, name: str, configs: dict, resume: bool, seed=None, **extra):
+    """The run folder, chosen and given its config.json by the main process alone and shared with every process
+    (one folder, whatever the number of processes), and whether an existing run resumes (``resume``: the same
+    configuration in ``out`` resumes, another is refused)."""
+    from simnpo.llm.distributed import on_main
+    from simnpo.runs import resume_or_save_config, run_dir, save_config
+
+    extra |= {"processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision}
+
+    def choose() -> tuple[Path, bool]:
+        folder = run_dir(out, name)
+        if resume:
+            return folder, resume_or_save_config(folder, configs, seed=seed, **extra)
+        save_config(folder, configs, seed=seed, **extra)
+        return folder, False
+
+    return on_main(accelerator, choose)
 
 
 def run_and_print(bench, request, run, plan, folder: Path, accelerator) -> None:
@@ -216,7 +249,8 @@ def run_and_print(bench, request, run, plan, folder: Path, accelerator) -> None:
         try:
             rows, notes, reference = run_llm(bench, request, run, plan, folder, accelerator, progress)
         except RuntimeError as err:  # NonFiniteLoss and friends: one line, exit 1, written results stay
-            typer.echo(f"error: {err}", err=True)
+            echo_error(err)
+            accelerator.end_training()  # every process got here (the NaN is agreed): leave the group cleanly
             raise typer.Exit(code=1) from None
     if main:
         print_results(bench, rows, notes, reference, bench.table.title(plan.settings, True), folder)

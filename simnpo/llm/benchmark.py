@@ -19,12 +19,13 @@ from typing import Any
 @dataclass(frozen=True)
 class Request:
     """What to evaluate or unlearn, whatever the benchmark: a model (None: the built-in ones), its data (``builtin``,
-    a local folder or a hub id), and how to load and cache."""
+    a local folder or a hub id), and how to load and cache (``torch_dtype``: the weights' dtype, ``models.DTYPES``)."""
 
     model: str | None = None
     data: str = "builtin"
     pad_token: str | None = None
     device: str = "cpu"
+    torch_dtype: str = "float32"
     finetune_epochs: int | None = None  # the built-in fine-tuning's epochs (None: the benchmark's own)
     cache_dir: Path | None = None  # the built-in data and models (None: runs/.cache/BENCH)
 

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from simnpo.llm.benchmark import Benchmark, Plan, Request
+from simnpo.llm.distributed import plain_loading, save_model
 from simnpo.llm.models import load_model, load_tokenizer
 from simnpo.llm.presets import method_values
-from simnpo.llm.trainer import TrainerConfig, merged, unlearn
+from simnpo.llm.trainer import TrainerConfig, unlearn
 from simnpo.runs import HISTORY_FILE, SUMMARY_FILE, read_json, write_json
 
 
@@ -64,14 +65,15 @@ def describe_methods(preset: str, configs: dict[str, TrainerConfig]) -> str:
 
 
 def evaluate_models(
-    bench: Benchmark, request: Request, plan: Plan, folder: Path, progress, accelerator=None, reuse: bool = False
+    bench: Benchmark, request: Request, plan: Plan, folder: Path, progress, accelerator, reuse: bool = False
 ) -> tuple[list[list[str]], list[str], Any]:
     """Evaluate the planned models in order (making built-in ones on first use); write each model's results and
     summary and ``summary.json``. The reference model, when planned, is scored against itself and its results give
-    every later model's reference. With an ``accelerator`` of several processes the items are shared out and only
-    the main process writes; ``reuse`` (a resumed run) keeps evaluations already written. Returns the table rows,
-    notes to print under it, and the reference."""
-    main = accelerator is None or accelerator.is_main_process
+    every later model's reference. The items are shared out across the accelerator's processes and only the main
+    process writes; every model runs under the accelerator's precision (``accelerator.autocast``), as the unlearned
+    ones do. ``reuse`` (a resumed run) keeps evaluations already written. Returns the table rows, notes to print
+    under it, and the reference."""
+    main = accelerator.is_main_process
     results_file, summary_file = bench.results_file, bench.summary_file
     summaries, rows, notes, reference = {}, [], [], plan.reference
     for label, source in plan.models:
@@ -84,12 +86,14 @@ def evaluate_models(
             if plan.build is not None and isinstance(source, Path):
                 if main:
                     plan.build(source.name, progress)
-                if accelerator is not None:
-                    accelerator.wait_for_everyone()
+                accelerator.wait_for_everyone()
             tokenizer = load_tokenizer(source, request.pad_token)
-            model = load_model(source, request.device if accelerator is None else accelerator.device)
+            with plain_loading(accelerator):  # evaluated on its own: whole weights, never ZeRO-3 placeholders
+                model = load_model(source, accelerator.device, request.torch_dtype)
             advance = progress(f"evaluate {label}", bench.eval_parts)
-            results = bench.evaluate(model, tokenizer, plan, None if own else reference, advance, accelerator)
+            with accelerator.autocast():
+                results = bench.evaluate(model, tokenizer, plan, None if own else reference, advance, accelerator)
+            del model  # one evaluated model in memory at a time
             if own:
                 results, reference = bench.against_itself(results)
             summaries[label] = {**bench.summary(results), "source": str(source)}
@@ -112,54 +116,52 @@ def run_llm(
     rows, notes, reference = evaluate_models(bench, request, plan, folder, progress, accelerator, reuse=True)
 
     def evaluate(model, tokenizer) -> tuple[dict, dict]:
-        results = bench.evaluate(model, tokenizer, plan, reference, None, accelerator)
+        with accelerator.autocast():
+            results = bench.evaluate(model, tokenizer, plan, reference, None, accelerator)
         return results, bench.summary(results)
 
-    start = plan.models[-1][1]  # the target (built-in) or the given model
     encode = lambda tokenizer, config: bench.encode(tokenizer, plan, config)  # noqa: E731
-    finals = unlearn_each(
-        run, start, request.pad_token, folder, accelerator, progress, encode, evaluate, bench.results_file
-    )
+    finals = unlearn_each(run, request, plan.models[-1][1], folder, accelerator, progress, encode, evaluate, bench)
     rows += [[method, *bench.table.row(final)] for method, final in zip(run.methods, finals)]
     return rows, notes, reference
 
 
 def unlearn_each(
     run: LLMRunConfig,
+    request: Request,
     start: str | Path,
-    pad_token: str | None,
     folder: Path,
     accelerator,
     progress,
     encode: Callable,
     evaluate: Callable[[object, object], tuple[dict, dict]],
-    results_file: str,
+    bench: Benchmark,
 ) -> list[dict]:
-    """Unlearn each method of ``run`` from the model at ``start``; ``encode(tokenizer, config)`` gives the data,
-    ``evaluate(model, tokenizer)`` the full results and their summary. Returns each method's last summary."""
+    """Unlearn each method of ``run`` from the model at ``start`` (the target or the given model);
+    ``encode(tokenizer, config)`` gives the data, ``evaluate(model, tokenizer)`` the full results and their summary.
+    A method is finished when its last evaluation and its final model are written; each method's models are freed
+    before the next starts. Returns each method's last summary."""
     finals = []
     for method, config in zip(run.methods, run.trainers):
         out = folder / method
         history = read_json(out / HISTORY_FILE) if (out / HISTORY_FILE).is_file() else []
-        if history and history[-1]["epoch"] == config.epochs:
+        if history and history[-1]["epoch"] == config.epochs and (out / "model" / "config.json").is_file():
             finals.append(history[-1])
             continue
-        tokenizer = load_tokenizer(start, pad_token)
-        model = load_model(start, "cpu")
+        tokenizer = load_tokenizer(start, request.pad_token)
+        model = load_model(start, "cpu", request.torch_dtype)  # under ZeRO-3 with zero3_init_flag: built sharded
 
         def evaluate_epoch(model, epoch: int, out=out, history=history, tokenizer=tokenizer) -> None:
             results, summary = evaluate(model, tokenizer)
             if accelerator.is_main_process:
-                write_json(out / "evals" / f"epoch{epoch}" / results_file, results)
+                write_json(out / "evals" / f"epoch{epoch}" / bench.results_file, results)
                 history.append({**summary, "epoch": epoch})
                 write_json(out / HISTORY_FILE, history)
 
-        final = unlearn(
-            model, encode(tokenizer, config), config, accelerator, out, evaluate_epoch, run.eval_every, progress
-        )
-        if accelerator.is_main_process:
-            merged(final).save_pretrained(str(out / "model"))
-            tokenizer.save_pretrained(str(out / "model"))
-        accelerator.wait_for_everyone()
+        data = encode(tokenizer, config)
+        final = unlearn(model, data, config, accelerator, out, evaluate_epoch, run.eval_every, progress)
+        save_model(final, accelerator, out / "model", tokenizer)
+        del model, final, data
+        accelerator.free_memory()  # the prepared model and optimizer: the next method starts with an empty device
         finals.append(read_json(out / HISTORY_FILE)[-1])
     return finals

@@ -53,7 +53,7 @@ def lr_schedule(kind: str, total: int, warmup: int) -> Callable[[int], float]:
 
 def batch_nll(model, batch: EncodedBatch) -> torch.Tensor:
     """Token-mean NLL of the answers of a batch (the same loss the unlearning trainer keeps on retain data)."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
     return nll_loss(*sequence_logprobs(logits, batch.labels))
 
 

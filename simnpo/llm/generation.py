@@ -8,20 +8,23 @@ from collections.abc import Callable, Sequence
 import torch
 
 from simnpo.llm.data import pad_right
+from simnpo.llm.distributed import synced_generation
 from simnpo.losses import token_logprobs
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: a model evaluated mid-training trains on
 def greedy_generate(
     model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int | Callable[[int], int], batch_size: int
 ) -> list[str]:
     """Greedy continuations of tokenised prompts, batched longest first with left padding, stopped and cut at the
     model's end-of-sequence ids (``stop_ids``) and decoded as the benchmarks' code decodes them: without special
     tokens, tokenisation spaces cleaned up. ``max_new_tokens`` may be a function of the batch's padded prompt width
-    (TOFU's original protocol caps prompt + answer)."""
+    (TOFU's original protocol caps prompt + answer). A sharded model generates with ``synced_gpus``: every process
+    keeps stepping until all have finished, since each forward gathers parameters from all of them."""
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     device = next(model.parameters()).device
     stops = stop_ids(model, tokenizer)
+    synced = synced_generation(model)
     out = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -39,6 +42,7 @@ def greedy_generate(
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=stops,
+            synced_gpus=synced,
         )[:, width:].cpu()
         for row, i in enumerate(idx):
             tokens = generated[row].tolist()
@@ -57,13 +61,13 @@ def stop_ids(model, tokenizer) -> list[int]:
     return [configured] if isinstance(configured, int) else list(configured)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: a model evaluated mid-training trains on
 def text_token_logprobs(
     model, tokenizer, texts: Sequence[str], batch_size: int, max_length: int | None = None
 ) -> list[list[float]]:
     """log p(token | prefix) of every token of each text after the first (the tokenizer's BOS included, as a model
     reads a document; MUSE's ``compute_ppl``), whole texts unless ``max_length`` cuts them, scored in right-padded
-    batches longest first."""
+    batches longest first, without a KV cache (32 × 2048 tokens of a 7B model's cache would be tens of GB)."""
     cut = {"truncation": True, "max_length": max_length} if max_length is not None else {}
     encoded = tokenizer(list(texts), **cut)["input_ids"]
     data = pad_right([(ids, ids) for ids in encoded], tokenizer.pad_token_id)
@@ -73,7 +77,7 @@ def text_token_logprobs(
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = data[idx].trimmed().to(device)
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
         logp, mask = token_logprobs(logits, batch.labels)
         for row, i in enumerate(idx.tolist()):
             out[i] = logp[row][mask[row]].float().cpu().tolist()

@@ -52,13 +52,24 @@ def load_tokenizer(name: str | Path, pad_token: str | None = None):
     return tokenizer
 
 
-def load_model(name: str | Path, device: str = "cpu", dtype: torch.dtype | None = None):
-    """A causal LM from a local folder or hub id, in eval mode on ``device``."""
+# --torch-dtype: the dtype weights are loaded in ("auto": the checkpoint's own)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+
+
+def check_dtype(name: str) -> str:
+    if name not in DTYPES:
+        raise ValueError(f"unknown --torch-dtype {name!r}; use one of {', '.join(DTYPES)}")
+    return name
+
+
+def load_model(name: str | Path, device: str = "cpu", dtype: str = "float32"):
+    """A causal LM from a local folder or hub id, its weights in ``dtype`` (a name of DTYPES), in eval mode on
+    ``device``."""
     from transformers import AutoModelForCausalLM
 
     check_source(name, "model")
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(name), dtype=dtype or torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(str(name), dtype=DTYPES[check_dtype(dtype)])
     except Exception as err:
         raise ValueError(f"could not load a causal LM from {name!r} ({_first_line(err)})") from None
     return model.to(device).eval()

@@ -4,7 +4,10 @@ The same loop runs on CPU, one GPU or several (``accelerate launch``, DDP, FSDP 
 here, not by a sampler: each epoch shuffles the forget items with a seeded generator, cuts them into global batches
 of ``batch_size`` (the last one topped up from the start of the order), and gives every process its slice of every
 accumulation micro-step, so 1 process × 4 accumulation steps and 2 processes × 2 see the same global batches. Each
-forget item is paired with a random retain item (seeded per epoch) and, for IdkPO, a random refusal.
+forget item is paired with a random retain item (seeded per epoch) and, for IdkPO, a random refusal. Token-mean
+terms (GA, NLL, KL) divide by the global batch's token count, so a global batch's gradient does not depend on how it
+is split across processes and micro-steps (the loss library's ``token_count``); sequence means are split-invariant
+as they are, the micro-batches being of equal size.
 
 Memory: SimNPO never needs a reference model. NPO's reference log-probabilities are the policy's own at step 0
 (θ = θ_ref), computed once before training; only KL variants keep a frozen reference model resident.
@@ -23,9 +26,10 @@ from pathlib import Path
 import torch
 
 from simnpo.llm.data import EncodedBatch
+from simnpo.llm.distributed import check_backend, configure_deepspeed, evaluation_view, nonfinite_loss
 from simnpo.llm.finetune import lr_schedule
 from simnpo.llm.generation import shard_map
-from simnpo.losses import LossConfig, LossInputs, method_needs, sequence_logprobs, unlearning_loss
+from simnpo.losses import IGNORE_INDEX, LossConfig, LossInputs, method_needs, sequence_logprobs, unlearning_loss
 from simnpo.runs import read_json, write_json
 
 SCHEDULES = ("linear", "constant")
@@ -37,7 +41,8 @@ class TrainerConfig:
     """One method's unlearning: its loss (``loss``, the loss library's config) and the optimisation. ``batch_size`` is
     the effective (global) batch; the gradient accumulation is batch_size / (per_device_batch_size × processes).
     Learning rate: linear warm-up over ``warmup_epochs`` then linear decay to 0 (``schedule="linear"``) or
-    constant."""
+    constant. ``max_grad_norm``: gradients clipped to this global norm on every backend (0: no clipping); 1.0 is the
+    Hugging Face Trainer's default, under which the paper's and the benchmarks' runs were made."""
 
     loss: LossConfig = LossConfig()
     lr: float = 1e-5
@@ -52,6 +57,7 @@ class TrainerConfig:
     gradient_checkpointing: bool = False
     lora_rank: int = 0
     max_length: int = 512
+    max_grad_norm: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -61,6 +67,8 @@ class TrainerConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+        if not (math.isfinite(self.max_grad_norm) and self.max_grad_norm >= 0):
+            raise ValueError(f"max_grad_norm must be >= 0 (0 = no clipping), got {self.max_grad_norm}")
         if self.lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0 = full fine-tuning), got {self.lora_rank}")
 
@@ -127,7 +135,7 @@ def reference_logprobs(model, data: EncodedBatch, batch_size: int, accelerator) 
         values = []
         for start in range(0, len(indices), batch_size):
             batch = data[torch.tensor(indices[start : start + batch_size])].trimmed().to(accelerator.device)
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
             values += sequence_logprobs(logits, batch.labels)[0].float().cpu().tolist()
         return values
 
@@ -161,15 +169,27 @@ def with_lora(model, rank: int):
     return get_peft_model(model, config)
 
 
-def merged(model):
-    """The model to save: LoRA adapters merged into the base weights, anything else as it is."""
-    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+def training_ready(model, config: TrainerConfig):
+    """The model as training needs it: non-reentrant activation checkpointing when asked (reentrant checkpointing,
+    transformers 4.x's default, breaks under DDP when a step runs several forwards per backward, as ours do), then
+    LoRA adapters when asked."""
+    if config.gradient_checkpointing:
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers 5 (non-reentrant by default)
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return with_lora(model, config.lora_rank) if config.lora_rank else model
 
 
 def _forward_logps(model, batch: EncodedBatch):
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
     logps, lengths = sequence_logprobs(logits, batch.labels)
     return logits, logps, lengths
+
+
+def answer_tokens(data: EncodedBatch) -> torch.Tensor:
+    """|y| of every item [n]: its label positions after the one-position shift (``sequence_logprobs``' lengths)."""
+    return (data.labels[:, 1:] != IGNORE_INDEX).sum(-1)
 
 
 @dataclass
@@ -182,26 +202,57 @@ class References:
     model: object | None = None
 
 
-def loss_inputs(model, data: UnlearningData, idx, retain_idx, ref: References, needs, device) -> LossInputs:
+@dataclass
+class MicroBatch:
+    """One process's share of one accumulation micro-step: forget rows, their retain partners, and the divisors of
+    the token-mean terms (the global batch's token counts over its number of micro-batches)."""
+
+    forget: torch.Tensor
+    retain: torch.Tensor
+    forget_token_count: float
+    retain_token_count: float
+
+
+def loss_inputs(model, data: UnlearningData, batch: MicroBatch, ref: References, needs, device) -> LossInputs:
     """The forward passes one micro-batch of a method needs (forget, refusals, paired retain items, the reference's
     retain logits), as the loss library's inputs."""
+    idx = batch.forget
     _, logps, lengths = _forward_logps(model, data.forget[idx].trimmed().to(device))
-    inputs = LossInputs(forget_logps=logps, forget_lengths=lengths)
+    inputs = LossInputs(forget_logps=logps, forget_lengths=lengths, forget_token_count=batch.forget_token_count)
     if ref.forget is not None:
         inputs.ref_forget_logps = ref.forget[idx].to(device)
     if data.idk is not None:
         inputs.idk_logps = _forward_logps(model, data.idk[idx].trimmed().to(device))[1]
         inputs.ref_idk_logps = ref.idk[idx].to(device)
     if "retain_logps" in needs or "retain_logits" in needs:
-        retain = data.retain[retain_idx].trimmed().to(device)
+        retain = data.retain[batch.retain].trimmed().to(device)
         logits, inputs.retain_logps, inputs.retain_lengths = _forward_logps(model, retain)
         inputs.retain_logits, inputs.retain_labels = logits, retain.labels
+        inputs.retain_token_count = batch.retain_token_count
         if ref.model is not None:
             with torch.no_grad():
                 inputs.ref_retain_logits = ref.model(
-                    input_ids=retain.input_ids, attention_mask=retain.attention_mask
+                    input_ids=retain.input_ids, attention_mask=retain.attention_mask, use_cache=False
                 ).logits
     return inputs
+
+
+def micro_batches(
+    batch_idx: torch.Tensor, partners: torch.Tensor, tokens: tuple[torch.Tensor, torch.Tensor], accelerator
+) -> list[MicroBatch]:
+    """This process's micro-batches of one global batch: micro-step m of process r takes the slice
+    (m · processes + r) of the batch; token counts are the global batch's, shared out over all micro-batches."""
+    world, rank = accelerator.num_processes, accelerator.process_index
+    accumulation = accelerator.gradient_accumulation_steps
+    shares = world * accumulation
+    per_device = len(batch_idx) // shares
+    forget_count = tokens[0][batch_idx].sum().item() / shares
+    retain_count = tokens[1][partners[batch_idx]].sum().item() / shares
+    out = []
+    for micro in range(accumulation):
+        idx = batch_idx[(micro * world + rank) * per_device :][:per_device]
+        out.append(MicroBatch(idx, partners[idx], forget_count, retain_count))
+    return out
 
 
 def unlearn(
@@ -216,18 +267,15 @@ def unlearn(
     save_checkpoints: bool = True,
 ):
     """Unlearn ``data.forget`` from ``model`` (already on its way to ``accelerator``); checkpoints after every epoch
-    to ``folder/checkpoint`` and resumes from it; calls ``evaluate(unwrapped_model, epoch)`` every ``eval_every``
-    epochs and after the last. Returns the unwrapped model."""
+    to ``folder/checkpoint`` and resumes from it; calls ``evaluate(model, epoch)`` (through ``evaluation_view``)
+    every ``eval_every`` epochs and after the last. Returns the prepared model: ``distributed.save_model`` writes
+    it, ``accelerator.unwrap_model`` gives the plain model on one process."""
+    check_backend(accelerator, config.method, config.lora_rank)
     needs = method_needs(config.method)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    accumulation = config.accumulation(world)
+    accumulation = config.accumulation(accelerator.num_processes)
     accelerator.gradient_accumulation_steps = accumulation
-    per_device = config.batch_size // (world * accumulation)
-    if config.gradient_checkpointing:  # renamed in transformers 5; the old name still works in 4.x
-        enable = getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)
-        enable()
-    if config.lora_rank:
-        model = with_lora(model, config.lora_rank)
+    per_device = config.batch_size // (accelerator.num_processes * accumulation)
+    model = training_ready(model, config)
     ref = References()
     if "ref_retain_logits" in needs:  # only KL variants keep a reference model resident
         ref.model = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
@@ -236,38 +284,28 @@ def unlearn(
     total, warmup = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(config.schedule, total, warmup))
     accelerator.free_memory()  # forget models prepared by an earlier method: save/load_state cover this run only
+    configure_deepspeed(accelerator, per_device, accumulation, config.max_grad_norm)
     model, optimizer = accelerator.prepare(model, optimizer)
     if "ref_forget_logps" in needs:  # θ = θ_ref at step 0: the policy's own log-probs, computed once
         ref.forget = reference_logprobs(model, data.forget, per_device * 4, accelerator)
         if data.idk is not None:
             ref.idk = reference_logprobs(model, data.idk, per_device * 4, accelerator)
     checkpoint = Path(folder) / "checkpoint"
-    start_epoch = 0
-    if (checkpoint / "state.json").is_file():
-        accelerator.load_state(str(checkpoint))
-        start_epoch = read_json(checkpoint / "state.json")["epoch"]
-        scheduler.load_state_dict(read_json(checkpoint / "state.json")["scheduler"])
+    start_epoch = _resume(accelerator, checkpoint, scheduler)
     advance = progress(f"{config.method}", (config.epochs - start_epoch) * steps_per_epoch) if progress else None
-    device = accelerator.device
+    tokens = answer_tokens(data.forget), answer_tokens(data.retain)
     for epoch in range(start_epoch, config.epochs):
         model.train()
         partners = retain_partners(len(data.forget), len(data.retain), config.seed, epoch)
         for step, batch_idx in enumerate(global_batches(len(data.forget), config.batch_size, config.seed, epoch)):
-            for micro in range(accumulation):
-                start = (micro * world + rank) * per_device
-                idx = batch_idx[start : start + per_device]
-                with accelerator.accumulate(model):
-                    inputs = loss_inputs(model, data, idx, partners[idx], ref, needs, device)
-                    loss, parts = unlearning_loss(inputs, config.loss)
-                    if not torch.isfinite(loss):
-                        kept = f"epoch {start_epoch} state in {checkpoint}" if start_epoch else "the starting model"
-                        raise NonFiniteLoss(
-                            f"{config.method}: the loss became {loss.item()} at epoch {epoch + 1} "
-                            f"step {step + 1}; stopped, keeping {kept}; lower --lr or --beta"
-                        )
-                    accelerator.backward(loss)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+            for batch in micro_batches(batch_idx, partners, tokens, accelerator):
+                with accelerator.accumulate(model):  # forward and backward in one: DDP's no_sync spans both
+                    inputs = loss_inputs(model, data, batch, ref, needs, accelerator.device)
+                    loss = unlearning_loss(inputs, config.loss)[0]
+                    if (bad := nonfinite_loss(loss, accelerator)) is not None:  # every process stops at once
+                        where = f"epoch {epoch + 1} step {step + 1}"
+                        raise NonFiniteLoss(_nonfinite_message(config.method, bad, where, start_epoch, checkpoint))
+                    _backward_step(model, optimizer, loss, config, accelerator)
             scheduler.step()
             if advance:
                 advance(1, f"loss {loss.item():.4f}")
@@ -275,14 +313,48 @@ def unlearn(
             _save_checkpoint(accelerator, checkpoint, epoch + 1, scheduler)
         start_epoch = epoch + 1
         if evaluate and (epoch + 1 == config.epochs or (eval_every and (epoch + 1) % eval_every == 0)):
-            evaluate(accelerator.unwrap_model(model).eval(), epoch + 1)
-    return accelerator.unwrap_model(model).eval()
+            with evaluation_view(model, accelerator) as view:
+                evaluate(view, epoch + 1)
+    model.eval()
+    return model
+
+
+def _backward_step(model, optimizer, loss, config: TrainerConfig, accelerator) -> None:
+    """Backward, and on the last micro-step of a global batch clip and step (accelerate skips the step otherwise;
+    under DeepSpeed the engine clips, ``configure_deepspeed`` having given it the same norm)."""
+    accelerator.backward(loss)
+    if accelerator.sync_gradients and config.max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _nonfinite_message(method: str, bad: tuple[float, int | None], where: str, start: int, checkpoint) -> str:
+    value, process = bad
+    kept = f"epoch {start} state in {checkpoint}" if start else "the starting model"
+    seen = f"{value}" if process is None else f"{value} on process {process}"
+    return f"{method}: the loss became {seen} at {where}; stopped, keeping {kept}; lower --lr or --beta"
+
+
+def _resume(accelerator, checkpoint: Path, scheduler) -> int:
+    """The epoch to start from: 0, or the saved epoch after loading the full training state from ``checkpoint``."""
+    if not (checkpoint / "state.json").is_file():
+        return 0
+    accelerator.load_state(str(checkpoint))
+    state = read_json(checkpoint / "state.json")
+    scheduler.load_state_dict(state["scheduler"])
+    return state["epoch"]
 
 
 def _save_checkpoint(accelerator, checkpoint: Path, epoch: int, scheduler) -> None:
-    """Save the full training state under a temporary name and swap it in, so a kill never leaves half a state."""
+    """Save the full training state under a temporary name and swap it in, so a kill never leaves half a state:
+    every process writes its part (RNG states, shards) before the main process renames the folder."""
     staging = checkpoint.with_name(checkpoint.name + ".tmp")
+    if accelerator.is_main_process and staging.exists():  # left by a run killed while saving
+        shutil.rmtree(staging)
+    accelerator.wait_for_everyone()
     accelerator.save_state(str(staging), safe_serialization=False)  # tied embeddings: no safetensors warnings
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         write_json(staging / "state.json", {"epoch": epoch, "scheduler": scheduler.state_dict()})
         if checkpoint.exists():

@@ -60,7 +60,7 @@ class TofuEvalConfig:
         return template_named(self.template)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: a model evaluated mid-training trains on
 def score_answers(
     model,
     tokenizer,
@@ -84,7 +84,7 @@ def score_answers(
     for start in range(0, len(flat), batch_size):
         idx = order[start : start + batch_size]
         batch = flat[idx].trimmed().to(device)
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
         logp, mask = token_logprobs(logits, batch.labels)
         labels = batch.labels[:, 1:]
         predictions = logits[:, :-1].argmax(-1)
