@@ -210,7 +210,11 @@ def make_accelerator(device: str, bf16: bool):
     """The run's accelerator: on CPU when asked, bf16 autocast when a method asks for it, else the launcher's
     mixed-precision setting (``accelerate launch --mixed_precision`` or its config file), never overridden."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
+    # a command earlier in this Python process (tests, a notebook) may have fixed another precision; the process
+    # group (PartialState) is kept
+    AcceleratorState._reset_state()
     return Accelerator(cpu=device == "cpu", mixed_precision="bf16" if bf16 else None)
 
 
