@@ -6,7 +6,10 @@
    run's last evaluation (the save gathered the whole model, not ZeRO-3 placeholders or FSDP shards);
 3. a new run folder holding only that run's epoch-2 checkpoint, run to 3 epochs: it must resume at epoch 2.
 
-    python benchmarks/gpu_smoke.py multi_gpu|fsdp|deepspeed_zero3 WORKDIR
+    python benchmarks/gpu_smoke.py multi_gpu|fsdp|deepspeed_zero3 WORKDIR [DEVICE]
+
+DEVICE (default cuda) = cpu checks this script itself without a GPU (the DDP config only: accelerate refuses FSDP
+and DeepSpeed on CPU).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 import simnpo.llm
 from simnpo.runs import read_json
 
-TINY = ["--bench", "tofu", "--finetune-epochs", "3", "--max-new-tokens", "16", "--device", "cuda"]
+TINY = ["--bench", "tofu", "--finetune-epochs", "3", "--max-new-tokens", "16"]
 
 
 def launch(config: Path, work: Path, log: str, *args: str) -> float:
@@ -32,8 +35,10 @@ def launch(config: Path, work: Path, log: str, *args: str) -> float:
     with open(work / f"{log}.log", "w") as out:
         code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
     if code != 0:
-        tail = (work / f"{log}.log").read_text().strip().splitlines()[-3:]
-        raise RuntimeError(f"{log} exited {code}: {' | '.join(tail)}")
+        lines = (work / f"{log}.log").read_text().strip().splitlines()
+        ours = [line for line in lines if line.startswith("error: ")]  # our one-line errors, else a Python one
+        reason = ours or [line for line in lines if "Error: " in line and "ChildFailedError" not in line] or lines[-1:]
+        raise RuntimeError(f"{log} exited {code}: {reason[0]}")
     return time.perf_counter() - start
 
 
@@ -43,11 +48,11 @@ def largest_difference(a: dict, b: dict) -> float:
     return max(abs(a[k] - b[k]) for k in keys)
 
 
-def smoke(name: str, work: Path) -> str:
+def smoke(name: str, work: Path, device: str) -> str:
     config = Path(simnpo.llm.__file__).parent / "accelerate_configs" / f"{name}.yaml"
     work.mkdir(parents=True, exist_ok=True)
-    cache, run = work / "cache", work / "run"
-    llm = ["llm", *TINY, "--methods", "simnpo_nll", "--eval-every", "1", "--cache-dir", str(cache)]
+    cache, run, tiny = work / "cache", work / "run", [*TINY, "--device", device]
+    llm = ["llm", *tiny, "--methods", "simnpo_nll", "--eval-every", "1", "--cache-dir", str(cache)]
     trained = launch(config, work, "unlearn", *llm, "--epochs", "2", "--out", str(run))
     last = read_json(run / "simnpo_nll" / "history.json")[-1]
     model = run / "simnpo_nll" / "model"
@@ -79,11 +84,12 @@ def smoke(name: str, work: Path) -> str:
 
 def main() -> int:
     name, work = sys.argv[1], Path(sys.argv[2])
+    device = sys.argv[3] if len(sys.argv) > 3 else "cuda"
     if name == "deepspeed_zero3" and importlib.util.find_spec("deepspeed") is None:
         print(f"{name}: skipped: deepspeed is not installed (pip install deepspeed)")
         return 0
     try:
-        line = smoke(name, work)
+        line = smoke(name, work, device)
     except (RuntimeError, AssertionError, OSError) as err:
         print(f"{name}: FAILED: {err}")
         return 1

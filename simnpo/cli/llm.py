@@ -207,15 +207,31 @@ def check_preset(bench, name: str, options: dict) -> dict:
 
 
 def make_accelerator(device: str, bf16: bool):
-    """The run's accelerator: on CPU when asked, bf16 autocast when a method asks for it, else the launcher's
-    mixed-precision setting (``accelerate launch --mixed_precision`` or its config file), never overridden."""
+    """The run's accelerator: on CPU when asked or when ``auto`` finds no GPU, bf16 autocast when a method asks for
+    it, else the launcher's mixed-precision setting (``accelerate launch --mixed_precision`` or its config file),
+    never overridden."""
+    import os
+
+    import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
     # a command earlier in this Python process (tests, a notebook) may have fixed another precision; the process
     # group (PartialState) is kept
     AcceleratorState._reset_state()
-    return Accelerator(cpu=device == "cpu", mixed_precision="bf16" if bf16 else None)
+    # accelerate joins the launcher's CPU processes only with cpu=True; without it each would run alone
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    try:
+        accelerator = Accelerator(cpu=cpu, mixed_precision="bf16" if bf16 else None)
+    except RuntimeError as err:  # e.g. an FSDP config on a machine without GPUs
+        raise ValueError(f"accelerate could not start this launch ({str(err).strip().splitlines()[0]})") from None
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != launched:
+        raise ValueError(
+            f"the launcher started {launched} processes but accelerate joined {accelerator.num_processes}; "
+            f"on a machine without GPUs give --device cpu or auto (not {device})"
+        )
+    return accelerator
 
 
 def precision_line(accelerator, request) -> str:

@@ -154,7 +154,8 @@ def one_process_run(tmp_path_factory):
 
 def test_llm_on_two_processes_writes_one_run_folder_with_the_one_process_table(one_process_run, tmp_path):
     cache = one_process_run / "cache"
-    proc = launch(2, HERE / "launch_cli.py", *TINY, "--device", "cpu", "--cache-dir", str(cache), cwd=tmp_path)
+    # as a new user would: no --out, no --device (auto: the CPU here)
+    proc = launch(2, HERE / "launch_cli.py", *TINY, "--cache-dir", str(cache), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     folders = list((tmp_path / "runs").iterdir())
     assert len(folders) == 1, folders  # no --out: the main process chose it and shared it

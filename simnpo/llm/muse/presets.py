@@ -40,7 +40,15 @@ PRESETS: dict[str, dict] = {
     "paper-muse-books": _paper_muse("books", 0.75),
     # the built-in mini-MUSE on 2 CPU cores, tuned here (README)
     "mini-muse": {
-        "shared": {**_PAPER_MUSE_SHARED, "lr": 2e-4, "bf16": False, "max_length": 128, "retain_weight": 0.1},
+        # tuned, like mini-tofu, without gradient clipping
+        "shared": {
+            **_PAPER_MUSE_SHARED,
+            "lr": 2e-4,
+            "bf16": False,
+            "max_length": 128,
+            "retain_weight": 0.1,
+            "max_grad_norm": 0.0,
+        },
         "methods": {"ga": {}, "npo": {"beta": 0.1}, "simnpo": {"beta": 0.7, "margin": 0.0}},
     },
 }
