@@ -1,6 +1,6 @@
-"""Run by tests/llm/test_distributed.py under `accelerate launch`: `simnpo ARGS…`, with, when the first argument is
-``--nan-on-process=R``, the loss made NaN on process R alone from its second micro-step on (as if its batch had
-blown up), the other processes' losses left finite."""
+"""Run by tests/llm/test_distributed.py under `accelerate launch` on two processes (asserted): `simnpo ARGS…`,
+with, when the first argument is ``--nan-on-process=R``, the loss made NaN on process R alone from its second
+micro-step on (as if its batch had blown up), the other processes' losses left finite."""
 
 import os
 import sys
@@ -26,6 +26,7 @@ def nan_on(process: int) -> None:
 
 
 if __name__ == "__main__":
+    assert os.environ.get("WORLD_SIZE") == "2", os.environ.get("WORLD_SIZE")  # the test's premise
     if sys.argv[1].startswith("--nan-on-process="):
         nan_on(int(sys.argv.pop(1).split("=")[1]))
     sys.argv[0] = "simnpo"
