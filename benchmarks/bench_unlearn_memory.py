@@ -1,8 +1,9 @@
-"""Peak memory and unlearning steps/s of NPO against SimNPO on the same model, measured in one run.
+"""Peak memory and unlearning steps/s of NPO and RMU against SimNPO on the same model, measured in one run.
 
 Each method runs in a fresh process (a ~25M-parameter Llama from a config, mini-TOFU forget10 with the retain NLL
 term, batch 8, 6 steps). Goal: NPO's peak at most 1.15 × SimNPO's: NPO takes its reference log-probabilities from
-the policy at step 0 and keeps no reference model; npo_kl, which must keep one, is shown for contrast. On CUDA the
+the policy at step 0 and keeps no reference model; npo_kl, which must keep one, is shown for contrast, as is RMU
+(layer 7 of 8, the WMDP repository's default, with its frozen copy; it trains three down-projections). On CUDA the
 peak is the allocator's; on CPU the growth of the peak resident set over the process before the model was built.
 
     python benchmarks/bench_unlearn_memory.py [--device cpu|cuda] [--hidden 512 --layers 8]
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-METHODS = ("simnpo_nll", "npo_nll", "npo_kl")
+METHODS = ("simnpo_nll", "npo_nll", "npo_kl", "rmu")
 
 
 def peak_bytes(device: str) -> int:
@@ -102,6 +103,9 @@ def main() -> None:
         )
     ratio = results["npo_nll"]["peak_bytes"] / base["peak_bytes"]
     print(f"  NPO / SimNPO peak memory: {ratio:.2f} (goal <= 1.15): {'OK' if ratio <= 1.15 else 'ABOVE GOAL'}")
+    rmu = results["rmu"]
+    speed = rmu["steps_per_s"] / base["steps_per_s"]
+    print(f"  RMU / SimNPO: peak memory {rmu['peak_bytes'] / base['peak_bytes']:.2f}, steps/s {speed:.2f}")
 
 
 if __name__ == "__main__":

@@ -142,6 +142,35 @@ def kl_to_reference(
 
 
 # --------------------------------------------------------------------------------------------------------------
+# RMU (Li et al. 2024, the WMDP paper): representations at one layer, not log-probabilities
+# --------------------------------------------------------------------------------------------------------------
+def rmu_control(hidden_size: int, steering: float, seed: int) -> Tensor:
+    """RMU's control vector c·u: u with entries drawn uniformly from [0, 1) (seeded), normalised to unit length,
+    times the steering coefficient c [hidden_size]."""
+    u = torch.rand(hidden_size, generator=torch.Generator().manual_seed(seed))
+    return steering * u / u.norm()
+
+
+def _token_mean_sq(diff: Tensor, mask: Tensor, token_count) -> Tensor:
+    per_token = diff.float().pow(2).mean(-1)  # squared error averaged over the hidden dimension [batch, seq]
+    count = mask.sum().clamp(min=1) if token_count is None else token_count
+    return (per_token * mask).sum() / count
+
+
+def rmu_forget_loss(hidden: Tensor, mask: Tensor, control: Tensor, token_count=None) -> Tensor:
+    """RMU's forget term: ‖h_ℓ(x_f) − c·u‖² averaged over the hidden dimension, then over the masked tokens.
+
+    hidden: [batch, seq, d] activations at layer ℓ; mask: [batch, seq] (True where a token counts); control: [d].
+    """
+    return _token_mean_sq(hidden - control.to(hidden.dtype), mask, token_count)
+
+
+def rmu_retain_loss(hidden: Tensor, ref_hidden: Tensor, mask: Tensor, token_count=None) -> Tensor:
+    """RMU's retain term: ‖h_ℓ(x_r) − h_ℓ^frozen(x_r)‖² averaged over the hidden dimension, then over tokens."""
+    return _token_mean_sq(hidden - ref_hidden.to(hidden.dtype), mask, token_count)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Gradient weights: ∇L = mean over D_f of w · ∇ log π_θ(y|x)
 # --------------------------------------------------------------------------------------------------------------
 def npo_weights(logps: Tensor, ref_logps: Tensor, beta: float) -> Tensor:
@@ -174,6 +203,7 @@ class LossConfig:
     - NPO, open-unlearning default: beta 0.1, forget_weight 1, retain_weight 1.
     - SimNPO MUSE-News: beta 0.7, forget_weight 1, retain_weight 0.1. WMDP: beta 5.5, forget_weight 5.0.
     - The authors' code's margin γ' is ``margin_convention="authors_code"``; γ_paper = β·γ'.
+    - RMU (WMDP repository): ``steering`` c = 6.5, ``retain_weight`` α = 1200 (open-unlearning: c = 2, α = 1).
     """
 
     method: str = "simnpo"
@@ -183,6 +213,7 @@ class LossConfig:
     forget_weight: float = 1.0
     retain_weight: float = 1.0
     kl_positions: str = "response"
+    steering: float = 6.5  # RMU's c
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -191,7 +222,7 @@ class LossConfig:
             object.__setattr__(self, "beta", DEFAULT_BETA[method_family(self.method)])
         if not (math.isfinite(self.beta) and self.beta > 0):
             raise ValueError(f"beta must be a finite number > 0, got {self.beta}")
-        for name in ("margin", "forget_weight", "retain_weight"):
+        for name in ("margin", "forget_weight", "retain_weight", "steering"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
@@ -209,8 +240,10 @@ class LossInputs:
     retain_logps, retain_lengths: on the retain batch (NLL retain term).
     retain_logits, ref_retain_logits, retain_labels: the retain batch's logits under θ and θ_ref (KL term).
     idk_logps, ref_idk_logps: the refusal answers' log-probabilities (IdkPO's y_w).
-    forget_token_count, retain_token_count: the divisors of the token-mean terms (GA on forget; NLL and KL on
-    retain); None: the batch's own token count.
+    forget_hidden, forget_mask, control: RMU's forget activations at its layer, the tokens that count, and c·u.
+    retain_hidden, ref_retain_hidden, retain_mask: RMU's retain activations under θ and the frozen θ_ref.
+    forget_token_count, retain_token_count: the divisors of the token-mean terms (GA and RMU on forget; NLL, KL and
+    RMU on retain); None: the batch's own token count.
     """
 
     forget_logps: Tensor
@@ -223,6 +256,12 @@ class LossInputs:
     retain_labels: Tensor | None = None
     idk_logps: Tensor | None = None
     ref_idk_logps: Tensor | None = None
+    forget_hidden: Tensor | None = None
+    forget_mask: Tensor | None = None
+    control: Tensor | None = None
+    retain_hidden: Tensor | None = None
+    ref_retain_hidden: Tensor | None = None
+    retain_mask: Tensor | None = None
     forget_token_count: float | Tensor | None = None
     retain_token_count: float | Tensor | None = None
 
@@ -251,6 +290,14 @@ def _kl(x: LossInputs, c: LossConfig) -> Tensor:
     return kl_to_reference(x.retain_logits, x.ref_retain_logits, x.retain_labels, c.kl_positions, x.retain_token_count)
 
 
+def _rmu(x: LossInputs, c: LossConfig) -> Tensor:
+    return rmu_forget_loss(x.forget_hidden, x.forget_mask, x.control, x.forget_token_count)
+
+
+def _rmu_retain(x: LossInputs, c: LossConfig) -> Tensor:
+    return rmu_retain_loss(x.retain_hidden, x.ref_retain_hidden, x.retain_mask, x.retain_token_count)
+
+
 @dataclass(frozen=True)
 class Term:
     """One term of an objective: a function of (LossInputs, LossConfig) and the LossInputs fields it reads."""
@@ -264,10 +311,12 @@ FORGET_TERMS: dict[str, Term] = {
     "npo": Term(_npo, ("forget_logps", "ref_forget_logps")),
     "simnpo": Term(_simnpo, ("forget_logps", "forget_lengths")),
     "idkpo": Term(_idkpo, ("forget_logps", "ref_forget_logps", "idk_logps", "ref_idk_logps")),
+    "rmu": Term(_rmu, ("forget_hidden", "forget_mask", "control")),
 }
 RETAIN_TERMS: dict[str, Term] = {
     "nll": Term(_nll, ("retain_logps", "retain_lengths")),
     "kl": Term(_kl, ("retain_logits", "ref_retain_logits", "retain_labels")),
+    "activations": Term(_rmu_retain, ("retain_hidden", "ref_retain_hidden", "retain_mask")),
 }
 
 # Method name -> (forget term, retain term or None). idkpo follows open-unlearning's IdkDPO: DPO toward a
@@ -282,12 +331,13 @@ METHODS: dict[str, tuple[str, str | None]] = {
     "simnpo_nll": ("simnpo", "nll"),
     "simnpo_kl": ("simnpo", "kl"),
     "idkpo": ("idkpo", "nll"),
+    "rmu": ("rmu", "activations"),
 }
 
 
 # β when none is given, per method family: NPO's and DPO's common 0.1 (NPO paper; open-unlearning), SimNPO's TOFU
-# forget10 value 4.5 (SimNPO paper). Gradient ascent has no β.
-DEFAULT_BETA = {"ga": 1.0, "npo": 0.1, "simnpo": 4.5, "idkpo": 0.1}
+# forget10 value 4.5 (SimNPO paper). Gradient ascent and RMU have no β.
+DEFAULT_BETA = {"ga": 1.0, "npo": 0.1, "simnpo": 4.5, "idkpo": 0.1, "rmu": 1.0}
 
 
 def method_family(method: str) -> str:

@@ -220,7 +220,8 @@ def test_methods_combine_forget_and_retain_terms_with_weights():
     assert loss.item() == pytest.approx(-16.0 / 6 + 9.0 / 6)
 
 
-@pytest.mark.parametrize("method", list(L.METHODS))
+# RMU acts on activations, not log-probabilities: its own tests below
+@pytest.mark.parametrize("method", [m for m in L.METHODS if m != "rmu"])
 def test_every_method_gives_a_finite_loss_whose_gradient_lowers_forget_likelihood(method):
     x = make_inputs()
     loss, parts = L.unlearning_loss(x, L.LossConfig(method=method, beta=1.0))
@@ -270,3 +271,48 @@ def test_half_precision_logits_are_scored_in_float32():
     assert logps.dtype == torch.float32
     exact, _ = L.sequence_logprobs(logits.double(), labels)
     assert torch.allclose(logps.double(), exact, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------- RMU
+def test_rmu_control_is_a_seeded_nonnegative_direction_of_length_c():
+    control = L.rmu_control(16, steering=6.5, seed=3)
+    assert control.norm().item() == pytest.approx(6.5) and (control >= 0).all()
+    assert torch.equal(control, L.rmu_control(16, 6.5, 3)) and not torch.equal(control, L.rmu_control(16, 6.5, 4))
+
+
+def test_rmu_terms_are_token_means_of_the_squared_error_over_the_hidden_dimension():
+    hidden = torch.tensor([[[1.0, 3.0], [0.0, 0.0], [5.0, 5.0]]])  # [batch 1, seq 3, d 2]
+    mask = torch.tensor([[True, True, False]])  # the third position does not count
+    control = torch.tensor([1.0, 1.0])
+    # position 0: ((0)² + (2)²)/2 = 2; position 1: (1 + 1)/2 = 1; mean over the 2 counted tokens = 1.5
+    assert L.rmu_forget_loss(hidden, mask, control).item() == pytest.approx(1.5)
+    assert L.rmu_forget_loss(hidden, mask, control, token_count=6.0).item() == pytest.approx(3.0 / 6)
+    frozen = hidden.clone()
+    frozen[0, 0, 1] = 1.0  # only position 0 differs: (0 + 2²)/2 = 2, over 2 tokens = 1
+    assert L.rmu_retain_loss(hidden, frozen, mask).item() == pytest.approx(1.0)
+    assert L.rmu_retain_loss(hidden, hidden, mask).item() == 0.0
+
+
+def test_rmu_method_weights_its_two_terms():
+    hidden, mask = torch.ones(2, 3, 4), torch.ones(2, 3, dtype=torch.bool)
+    inputs = L.LossInputs(
+        forget_logps=torch.zeros(2),
+        forget_lengths=torch.ones(2),
+        forget_hidden=hidden,
+        forget_mask=mask,
+        control=torch.zeros(4),
+        retain_hidden=hidden,
+        ref_retain_hidden=hidden * 3,
+        retain_mask=mask,
+    )
+    loss, parts = L.unlearning_loss(inputs, L.LossConfig("rmu", forget_weight=2.0, retain_weight=100.0))
+    assert parts["forget"].item() == pytest.approx(1.0) and parts["retain"].item() == pytest.approx(4.0)
+    assert loss.item() == pytest.approx(2.0 * 1.0 + 100.0 * 4.0)
+    assert L.method_needs("rmu") == (
+        "forget_hidden",
+        "forget_mask",
+        "control",
+        "retain_hidden",
+        "ref_retain_hidden",
+        "retain_mask",
+    )

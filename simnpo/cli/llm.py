@@ -135,6 +135,13 @@ def llm_command(
     forget_weight: float | None = typer.Option(None, help="Weight of the forget loss (the published 'λ')."),
     retain_weight: float | None = typer.Option(None, help="Weight of the retain term."),
     kl_positions: str | None = typer.Option(None, help="KL term over response (default) or all positions."),
+    steering: float | None = typer.Option(None, help="RMU's steering coefficient c (default 6.5)."),
+    rmu_layer: int | None = typer.Option(None, help="RMU: the decoder layer whose activations it moves (default 7)."),
+    rmu_params: str | None = typer.Option(
+        None,
+        help="RMU: regex of the parameter names it trains (default: that layer's and the two lower layers' "
+        "mlp.down_proj.weight).",
+    ),
     lr: float | None = typer.Option(None, help="Peak learning rate."),
     epochs: int | None = typer.Option(None, help="Epochs over the forget set."),
     batch_size: int | None = typer.Option(None, help="Effective batch size (all processes and accumulation)."),

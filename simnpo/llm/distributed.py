@@ -56,15 +56,17 @@ def sharded_backend(accelerator) -> str | None:
 
 
 def check_backend(accelerator, method: str, lora_rank: int) -> None:
-    """Refuse, with one line, what a sharded backend cannot run: a KL variant's frozen reference copy (it would be
-    a whole unsharded model on every GPU) and LoRA (its merge needs the whole base weights)."""
+    """Refuse, with one line, what a sharded backend cannot run: a frozen reference copy (KL variants, RMU; it
+    would be a whole unsharded model on every GPU) and LoRA (its merge needs the whole base weights)."""
+    from simnpo.losses import method_needs
+
     backend = sharded_backend(accelerator)
     if backend is None:
         return
-    if method.endswith("_kl"):
+    if any(name.startswith("ref_retain") for name in method_needs(method)):
         raise ValueError(
             f"{method} keeps a frozen reference model, which {backend} cannot shard here (it would be a whole copy "
-            "on every GPU); use the NLL variant, or DDP (multi_gpu.yaml) for a model that fits twice on one GPU"
+            "on every GPU); use an NLL variant, or DDP (multi_gpu.yaml) for a model that fits twice on one GPU"
         )
     if lora_rank:
         raise ValueError(f"--lora-rank is not supported under {backend}; LoRA runs under DDP (multi_gpu.yaml)")

@@ -18,8 +18,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,15 @@ from simnpo.llm.data import EncodedBatch
 from simnpo.llm.distributed import check_backend, configure_deepspeed, evaluation_view, nonfinite_loss
 from simnpo.llm.finetune import lr_schedule
 from simnpo.llm.generation import shard_map
-from simnpo.losses import IGNORE_INDEX, LossConfig, LossInputs, method_needs, sequence_logprobs, unlearning_loss
+from simnpo.losses import (
+    IGNORE_INDEX,
+    LossConfig,
+    LossInputs,
+    method_needs,
+    rmu_control,
+    sequence_logprobs,
+    unlearning_loss,
+)
 from simnpo.runs import read_json, write_json
 
 SCHEDULES = ("linear", "constant")
@@ -42,7 +52,9 @@ class TrainerConfig:
     the effective (global) batch; the gradient accumulation is batch_size / (per_device_batch_size × processes).
     Learning rate: linear warm-up over ``warmup_epochs`` then linear decay to 0 (``schedule="linear"``) or
     constant. ``max_grad_norm``: gradients clipped to this global norm on every backend (0: no clipping); 1.0 is the
-    Hugging Face Trainer's default, under which the paper's and the benchmarks' runs were made."""
+    Hugging Face Trainer's default, under which the paper's and the benchmarks' runs were made. RMU reads the
+    activations of decoder layer ``rmu_layer`` and trains only the parameters whose names match ``rmu_params``
+    (default: the MLP down-projections of that layer and the two below, the WMDP repository's choice)."""
 
     loss: LossConfig = LossConfig()
     lr: float = 1e-5
@@ -58,6 +70,8 @@ class TrainerConfig:
     lora_rank: int = 0
     max_length: int = 512
     max_grad_norm: float = 1.0
+    rmu_layer: int = 7
+    rmu_params: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -71,6 +85,8 @@ class TrainerConfig:
             raise ValueError(f"max_grad_norm must be >= 0 (0 = no clipping), got {self.max_grad_norm}")
         if self.lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0 (0 = full fine-tuning), got {self.lora_rank}")
+        if self.method == "rmu" and self.lora_rank:
+            raise ValueError("rmu trains its own chosen parameters (--rmu-params); drop --lora-rank")
 
     @property
     def method(self) -> str:
@@ -181,15 +197,9 @@ def training_ready(model, config: TrainerConfig):
     return with_lora(model, config.lora_rank) if config.lora_rank else model
 
 
-def _forward_logps(model, batch: EncodedBatch):
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
-    logps, lengths = sequence_logprobs(logits, batch.labels)
-    return logits, logps, lengths
-
-
 def answer_tokens(data: EncodedBatch) -> torch.Tensor:
     """|y| of every item [n]: its label positions after the one-position shift (``sequence_logprobs``' lengths)."""
-    return (data.labels[:, 1:] != IGNORE_INDEX).sum(-1)
+    return _predicting(data).sum(-1)
 
 
 @dataclass
@@ -200,6 +210,48 @@ class References:
     forget: torch.Tensor | None = None
     idk: torch.Tensor | None = None
     model: object | None = None
+    rmu: RmuLayers | None = None
+
+
+@dataclass
+class RmuLayers:
+    """RMU's layer in the trained model and in the frozen copy, and its control vector c·u."""
+
+    layer: torch.nn.Module
+    frozen_layer: torch.nn.Module
+    control: torch.Tensor
+
+
+def rmu_layers(model, frozen, config: TrainerConfig, device) -> RmuLayers:
+    """Find RMU's layer (exactly one module named ``…layers.N``) and freeze every parameter but those matching
+    ``rmu_params``; a layer or a parameter pattern that matches nothing is a one-line error."""
+    index = config.rmu_layer
+    pattern = rf"(^|\.)layers\.{index}$"
+    names = [name for name, _ in model.named_modules() if re.search(pattern, name)]
+    if len(names) != 1:
+        raise ValueError(
+            f"--rmu-layer {index} matches {len(names) or 'no'} module(s) of the model ({', '.join(names)}); "
+            "give the index of one decoder layer"
+        )
+    params = config.rmu_params or rf"layers\.({index - 2}|{index - 1}|{index})\.mlp\.down_proj\.weight"
+    trained = [name for name, _ in model.named_parameters() if re.search(rf"(^|\.){params}$", name)]
+    if not trained:
+        raise ValueError(f"--rmu-params {params!r} matches no parameter of the model; give a regex of names")
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name in trained)
+    control = rmu_control(model.config.hidden_size, config.loss.steering, config.seed).to(device)
+    return RmuLayers(dict(model.named_modules())[names[0]], dict(frozen.named_modules())[names[0]], control)
+
+
+@contextmanager
+def layer_output(module: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
+    """The hidden states ``module`` outputs during the forward passes run inside the block [batch, seq, d]."""
+    seen: list[torch.Tensor] = []
+    hook = module.register_forward_hook(lambda m, args, out: seen.append(out[0] if isinstance(out, tuple) else out))
+    try:
+        yield seen
+    finally:
+        hook.remove()
 
 
 @dataclass
@@ -215,26 +267,45 @@ class MicroBatch:
 
 def loss_inputs(model, data: UnlearningData, batch: MicroBatch, ref: References, needs, device) -> LossInputs:
     """The forward passes one micro-batch of a method needs (forget, refusals, paired retain items, the reference's
-    retain logits), as the loss library's inputs."""
-    idx = batch.forget
-    _, logps, lengths = _forward_logps(model, data.forget[idx].trimmed().to(device))
+    retain logits or RMU's frozen activations), as the loss library's inputs."""
+    idx, rmu = batch.forget, ref.rmu
+    forget = data.forget[idx].trimmed().to(device)
+    _, logps, lengths, hidden = _forward(model, forget, rmu.layer if rmu else None)
     inputs = LossInputs(forget_logps=logps, forget_lengths=lengths, forget_token_count=batch.forget_token_count)
+    if rmu is not None:
+        inputs.forget_hidden, inputs.forget_mask, inputs.control = hidden, _predicting(forget), rmu.control
     if ref.forget is not None:
         inputs.ref_forget_logps = ref.forget[idx].to(device)
     if data.idk is not None:
-        inputs.idk_logps = _forward_logps(model, data.idk[idx].trimmed().to(device))[1]
+        inputs.idk_logps = _forward(model, data.idk[idx].trimmed().to(device))[1]
         inputs.ref_idk_logps = ref.idk[idx].to(device)
-    if "retain_logps" in needs or "retain_logits" in needs:
+    if any(name.startswith("retain") for name in needs):
         retain = data.retain[batch.retain].trimmed().to(device)
-        logits, inputs.retain_logps, inputs.retain_lengths = _forward_logps(model, retain)
+        logits, inputs.retain_logps, inputs.retain_lengths, hidden = _forward(model, retain, rmu.layer if rmu else None)
         inputs.retain_logits, inputs.retain_labels = logits, retain.labels
         inputs.retain_token_count = batch.retain_token_count
         if ref.model is not None:
             with torch.no_grad():
-                inputs.ref_retain_logits = ref.model(
-                    input_ids=retain.input_ids, attention_mask=retain.attention_mask, use_cache=False
-                ).logits
+                ref_logits, _, _, ref_hidden = _forward(ref.model, retain, rmu.frozen_layer if rmu else None)
+            inputs.ref_retain_logits = ref_logits
+            if rmu is not None:
+                inputs.retain_hidden, inputs.ref_retain_hidden = hidden, ref_hidden
+                inputs.retain_mask = _predicting(retain)
     return inputs
+
+
+def _forward(model, batch: EncodedBatch, layer: torch.nn.Module | None = None):
+    """Logits, log π(y|x), |y|, and (given ``layer``) its hidden states at the positions that predict a token
+    [batch, seq - 1, d], aligned with the shifted labels as the token-mean terms count them."""
+    with layer_output(layer) if layer is not None else nullcontext([]) as hidden:
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+    logps, lengths = sequence_logprobs(logits, batch.labels)
+    return logits, logps, lengths, hidden[0][:, :-1] if hidden else None
+
+
+def _predicting(batch: EncodedBatch) -> torch.Tensor:
+    """Positions whose next token is labelled [batch, seq - 1] (the ones ``sequence_logprobs`` sums)."""
+    return batch.labels[:, 1:] != IGNORE_INDEX
 
 
 def micro_batches(
@@ -277,8 +348,10 @@ def unlearn(
     per_device = config.batch_size // (accelerator.num_processes * accumulation)
     model = training_ready(model, config)
     ref = References()
-    if "ref_retain_logits" in needs:  # only KL variants keep a reference model resident
+    if any(name.startswith("ref_retain") for name in needs):  # only KL variants and RMU keep a frozen model
         ref.model = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
+    if "forget_hidden" in needs:
+        ref.rmu = rmu_layers(model, ref.model, config, accelerator.device)
     optimizer = make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(data.forget) / config.batch_size)
     total, warmup = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)

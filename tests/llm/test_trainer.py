@@ -49,7 +49,8 @@ def test_each_method_runs_and_lowers_the_forget_likelihood(
 ):
     data = encode_unlearning_data(tokenizer, LLAMA2, *rows, method, 128, seed=0)
     before = reference_logprobs(trained_model, data.forget, 8, accelerator)
-    model = unlearn(fresh(trained_model), data, quick(method, lr=2e-3), accelerator, tmp_path)
+    extra = {"rmu_layer": 1, "retain_weight": 10.0} if method == "rmu" else {}  # the tiny model's last layer
+    model = unlearn(fresh(trained_model), data, quick(method, lr=2e-3, **extra), accelerator, tmp_path)
     after = reference_logprobs(model, data.forget, 8, accelerator)
     assert torch.isfinite(after).all()
     assert after.mean() < before.mean() - 0.1
@@ -189,3 +190,40 @@ def test_gradient_checkpointing_gives_the_same_model(trained_model, tokenizer, r
     assert functions and all(f.keywords["use_reentrant"] is False for f in functions)
     for a, b in zip(plain.state_dict().values(), checkpointed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_rmu_trains_only_the_chosen_projections_and_moves_forget_activations_toward_the_control(
+    trained_model, tokenizer, rows, accelerator, tmp_path
+):
+    from simnpo.llm.trainer import layer_output, rmu_layers
+    from simnpo.losses import rmu_forget_loss
+
+    data = encode_unlearning_data(tokenizer, LLAMA2, *rows, "rmu", 128, seed=0)
+    config = quick("rmu", rmu_layer=1, steering=4.0, retain_weight=1.0, lr=1e-2, epochs=8)
+    control = rmu_layers(fresh(trained_model), fresh(trained_model), config, "cpu").control
+
+    def forget_term(model) -> float:
+        batch = data.forget.trimmed()
+        with torch.no_grad(), layer_output(model.model.layers[1]) as hidden:
+            model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        return rmu_forget_loss(hidden[0][:, :-1], batch.labels[:, 1:] != -100, control).item()
+
+    model = unlearn(fresh(trained_model), data, config, accelerator, tmp_path)
+    before, after = trained_model.state_dict(), model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    # the default parameters: layer 1's and the layers below's down-projections (this model has layers 0 and 1)
+    assert changed == {"model.layers.0.mlp.down_proj.weight", "model.layers.1.mlp.down_proj.weight"}
+    assert forget_term(model) < 0.5 * forget_term(trained_model)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"rmu_layer": 5}, "--rmu-layer 5 matches no module"),
+        ({"rmu_layer": 1, "rmu_params": r"lm_head\.bias"}, "matches no parameter"),
+    ],
+)
+def test_rmu_layer_and_parameters_must_exist(values, message, tiny_model, tokenizer, rows, accelerator, tmp_path):
+    data = encode_unlearning_data(tokenizer, LLAMA2, *rows, "rmu", 128, seed=0)
+    with pytest.raises(ValueError, match=message):
+        unlearn(fresh(tiny_model), data, quick("rmu", **values), accelerator, tmp_path)
