@@ -169,6 +169,7 @@ def llm_command(
     Multi-GPU: accelerate launch $(which simnpo) llm ..."""
     from simnpo.llm.distributed import check_backend, on_main
     from simnpo.llm.driver import LLMRunConfig, describe_methods, method_configs
+    from simnpo.llm.rmu import check_layer
     from simnpo.llm.trainer import LOSS_OPTIONS, TRAINING_OPTIONS
     from simnpo.runs import EVALUATION, REQUEST, RUN
 
@@ -192,6 +193,9 @@ def llm_command(
         for trainer in run.trainers:  # before any model is loaded
             check_backend(accelerator, trainer.method, trainer.lora_rank)
         plan = on_main(accelerator, lambda: chosen.plan(request, settings, True), others_too=True)
+        for trainer in run.trainers:
+            if trainer.method == "rmu":
+                check_layer(trainer.rmu_layer, plan.models[-1][1])
         configs = {REQUEST: request, RUN: run, EVALUATION: plan.settings, **chosen.extra_configs(plan.settings)}
         extra = {"seed": run.trainers[0].seed, "command": "llm", "preset": preset, "bench": bench}
         folder, resumed = start_run(accelerator, out, f"llm-{bench}", configs, True, **extra)
@@ -279,6 +283,9 @@ def run_and_print(bench, request, run, plan, folder: Path, accelerator) -> None:
             echo_error(err)
             accelerator.end_training()  # every process got here (the NaN is agreed): leave the group cleanly
             raise typer.Exit(code=1) from None
+        except ValueError as err:  # bad input found once a model is loaded (e.g. --rmu-layer): one line, exit 2
+            echo_error(err)
+            raise typer.Exit(code=2) from None
     if main:
         print_results(bench, rows, notes, reference, bench.table.title(plan.settings, True), folder)
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import re
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +30,12 @@ from simnpo.llm.data import EncodedBatch
 from simnpo.llm.distributed import check_backend, configure_deepspeed, evaluation_view, nonfinite_loss
 from simnpo.llm.finetune import lr_schedule
 from simnpo.llm.generation import shard_map
+from simnpo.llm.rmu import RmuLayers, layer_output, rmu_layers
 from simnpo.losses import (
     IGNORE_INDEX,
     LossConfig,
     LossInputs,
     method_needs,
-    rmu_control,
     sequence_logprobs,
     unlearning_loss,
 )
@@ -214,47 +213,6 @@ class References:
 
 
 @dataclass
-class RmuLayers:
-    """RMU's layer in the trained model and in the frozen copy, and its control vector c·u."""
-
-    layer: torch.nn.Module
-    frozen_layer: torch.nn.Module
-    control: torch.Tensor
-
-
-def rmu_layers(model, frozen, config: TrainerConfig, device) -> RmuLayers:
-    """Find RMU's layer (exactly one module named ``…layers.N``) and freeze every parameter but those matching
-    ``rmu_params``; a layer or a parameter pattern that matches nothing is a one-line error."""
-    index = config.rmu_layer
-    pattern = rf"(^|\.)layers\.{index}$"
-    names = [name for name, _ in model.named_modules() if re.search(pattern, name)]
-    if len(names) != 1:
-        raise ValueError(
-            f"--rmu-layer {index} matches {len(names) or 'no'} module(s) of the model ({', '.join(names)}); "
-            "give the index of one decoder layer"
-        )
-    params = config.rmu_params or rf"layers\.({index - 2}|{index - 1}|{index})\.mlp\.down_proj\.weight"
-    trained = [name for name, _ in model.named_parameters() if re.search(rf"(^|\.){params}$", name)]
-    if not trained:
-        raise ValueError(f"--rmu-params {params!r} matches no parameter of the model; give a regex of names")
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name in trained)
-    control = rmu_control(model.config.hidden_size, config.loss.steering, config.seed).to(device)
-    return RmuLayers(dict(model.named_modules())[names[0]], dict(frozen.named_modules())[names[0]], control)
-
-
-@contextmanager
-def layer_output(module: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
-    """The hidden states ``module`` outputs during the forward passes run inside the block [batch, seq, d]."""
-    seen: list[torch.Tensor] = []
-    hook = module.register_forward_hook(lambda m, args, out: seen.append(out[0] if isinstance(out, tuple) else out))
-    try:
-        yield seen
-    finally:
-        hook.remove()
-
-
-@dataclass
 class MicroBatch:
     """One process's share of one accumulation micro-step: forget rows, their retain partners, and the divisors of
     the token-mean terms (the global batch's token counts over its number of micro-batches)."""
@@ -351,7 +309,8 @@ def unlearn(
     if any(name.startswith("ref_retain") for name in needs):  # only KL variants and RMU keep a frozen model
         ref.model = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
     if "forget_hidden" in needs:
-        ref.rmu = rmu_layers(model, ref.model, config, accelerator.device)
+        ref.rmu = rmu_layers(model, ref.model, config.rmu_layer, config.rmu_params, config.loss.steering, config.seed)
+        ref.rmu.control = ref.rmu.control.to(accelerator.device)
     optimizer = make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(data.forget) / config.batch_size)
     total, warmup = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)

@@ -143,3 +143,17 @@ def test_real_tofu_data_defaults_to_the_papers_preset_for_the_split(tofu_folder,
     result = runner.invoke(app, ["llm", "--model", str(chat), "--data", str(tofu_folder), "--template", "llama2"])
     assert result.exit_code == 2 and "template llama2 contradicts the chat template" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_an_rmu_layer_the_model_lacks_is_one_line_before_anything_is_written(
+    trained_model, tokenizer, tofu_folder, tmp_path
+):
+    model = tmp_path / "model"
+    trained_model.save_pretrained(str(model))
+    tokenizer.save_pretrained(str(model))
+    out = tmp_path / "never"
+    args = ["llm", "--model", str(model), "--data", str(tofu_folder), "--preset", "mini-tofu", "--template", "llama2"]
+    result = runner.invoke(app, [*args, "--methods", "rmu", "--rmu-layer", "9", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == "error: --rmu-layer 9 matches no module: the model has decoder layers 0 to 1"
+    assert not out.exists()

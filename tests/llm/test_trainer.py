@@ -195,12 +195,12 @@ def test_gradient_checkpointing_gives_the_same_model(trained_model, tokenizer, r
 def test_rmu_trains_only_the_chosen_projections_and_moves_forget_activations_toward_the_control(
     trained_model, tokenizer, rows, accelerator, tmp_path
 ):
-    from simnpo.llm.trainer import layer_output, rmu_layers
+    from simnpo.llm.rmu import layer_output, rmu_layers
     from simnpo.losses import rmu_forget_loss
 
     data = encode_unlearning_data(tokenizer, LLAMA2, *rows, "rmu", 128, seed=0)
     config = quick("rmu", rmu_layer=1, steering=4.0, retain_weight=1.0, lr=1e-2, epochs=8)
-    control = rmu_layers(fresh(trained_model), fresh(trained_model), config, "cpu").control
+    control = rmu_layers(fresh(trained_model), fresh(trained_model), 1, None, 4.0, config.seed).control
 
     def forget_term(model) -> float:
         batch = data.forget.trimmed()
