@@ -56,6 +56,12 @@ def sequence_logprobs(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     return logp.sum(-1), mask.sum(-1)
 
 
+def token_mean(total: Tensor, count: Tensor, token_count: float | Tensor | None = None) -> Tensor:
+    """A sum over tokens divided by ``token_count`` when given (a global batch's share, module docstring), else by
+    this batch's own token ``count`` (at least 1)."""
+    return total / (count.clamp(min=1) if token_count is None else token_count)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Forget losses
 # --------------------------------------------------------------------------------------------------------------
@@ -65,7 +71,7 @@ def ga_loss(logps: Tensor, lengths: Tensor, token_count: float | Tensor | None =
     Unbounded below: it diverges if run long. ``token_count``: what the token sum is divided by (default: this
     batch's token count; see the module docstring).
     """
-    return logps.sum() / (lengths.sum().clamp(min=1) if token_count is None else token_count)
+    return token_mean(logps.sum(), lengths.sum(), token_count)
 
 
 def npo_loss(logps: Tensor, ref_logps: Tensor, beta: float) -> Tensor:
@@ -138,7 +144,7 @@ def kl_to_reference(
     if positions == "all":
         return kl.mean()
     mask = labels[:, 1:] != IGNORE_INDEX
-    return (kl[:, :-1] * mask).sum() / (mask.sum().clamp(min=1) if token_count is None else token_count)
+    return token_mean((kl[:, :-1] * mask).sum(), mask.sum(), token_count)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -153,8 +159,7 @@ def rmu_control(hidden_size: int, steering: float, seed: int) -> Tensor:
 
 def _token_mean_sq(diff: Tensor, mask: Tensor, token_count) -> Tensor:
     per_token = diff.float().pow(2).mean(-1)  # squared error averaged over the hidden dimension [batch, seq]
-    count = mask.sum().clamp(min=1) if token_count is None else token_count
-    return (per_token * mask).sum() / count
+    return token_mean((per_token * mask).sum(), mask.sum(), token_count)
 
 
 def rmu_forget_loss(hidden: Tensor, mask: Tensor, control: Tensor, token_count=None) -> Tensor:

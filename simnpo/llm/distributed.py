@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from simnpo.losses import method_needs
+
 
 def on_main(accelerator, step: Callable[[], object], others_too: bool = False) -> object:
     """``step()`` run by the main process, its result shared with every process; or, ``others_too``, run by every
@@ -58,8 +60,6 @@ def sharded_backend(accelerator) -> str | None:
 def check_backend(accelerator, method: str, lora_rank: int) -> None:
     """Refuse, with one line, what a sharded backend cannot run: a frozen reference copy (KL variants, RMU; it
     would be a whole unsharded model on every GPU) and LoRA (its merge needs the whole base weights)."""
-    from simnpo.losses import method_needs
-
     backend = sharded_backend(accelerator)
     if backend is None:
         return
@@ -109,7 +109,7 @@ def evaluation_view(model, accelerator) -> Iterator[object]:
 def plain_loading(accelerator):
     """A context for loading a model that is evaluated on its own (never prepared): outside DeepSpeed's
     ``zero.Init``, which would otherwise build it from empty ZeRO-3 placeholders."""
-    plugin = getattr(accelerator.state, "deepspeed_plugin", None) if accelerator is not None else None
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     return plugin.zero3_init_context_manager(enable=False) if plugin is not None else nullcontext()
 
 
@@ -144,11 +144,12 @@ def save_model(model, accelerator, folder: Path, tokenizer) -> None:
     renamed into place, so a kill never leaves half a model. LoRA adapters are merged into the base weights."""
     folder = Path(folder)
     staging = folder.with_name(folder.name + ".tmp")
-    state = accelerator.get_state_dict(model)
+    unwrapped = accelerator.unwrap_model(model)
+    lora = hasattr(unwrapped, "merge_and_unload")  # never sharded (check_backend): merged on the main process
+    state = None if lora else accelerator.get_state_dict(model)  # every process takes part in the gathering
     if accelerator.is_main_process:
         shutil.rmtree(staging, ignore_errors=True)
-        unwrapped = accelerator.unwrap_model(model)
-        if hasattr(unwrapped, "merge_and_unload"):  # LoRA (never sharded: check_backend)
+        if lora:
             unwrapped.merge_and_unload().save_pretrained(str(staging))
         else:
             unwrapped.save_pretrained(str(staging), state_dict=state)

@@ -37,8 +37,8 @@ def rmu_layers(model, frozen, index: int, params: str | None, steering: float, s
     """Find RMU's layer (exactly one module named ``…layers.{index}``) in ``model`` and its ``frozen`` copy, and
     freeze every parameter of ``model`` but those whose names match ``params`` (default: the down-projections of the
     layer and the two below); a layer or a parameter pattern that matches nothing is a one-line error."""
-    pattern = rf"(^|\.)layers\.{index}$"
-    names = [name for name, _ in model.named_modules() if re.search(pattern, name)]
+    modules = dict(model.named_modules())
+    names = [name for name in modules if re.search(rf"(^|\.)layers\.{index}$", name)]
     if len(names) != 1:
         raise ValueError(
             f"--rmu-layer {index} matches {len(names) or 'no'} module(s) of the model ({', '.join(names)}); "
@@ -51,7 +51,7 @@ def rmu_layers(model, frozen, index: int, params: str | None, steering: float, s
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(name in trained)
     control = rmu_control(model.config.hidden_size, steering, seed)
-    return RmuLayers(dict(model.named_modules())[names[0]], dict(frozen.named_modules())[names[0]], control)
+    return RmuLayers(modules[names[0]], frozen.get_submodule(names[0]), control)
 
 
 @contextmanager

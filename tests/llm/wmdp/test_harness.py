@@ -8,6 +8,7 @@ import torch
 
 pytest.importorskip("lm_eval", reason="the [wmdp] extra (lm-eval) is not installed")
 
+from simnpo.llm.wmdp import harness  # noqa: E402
 from simnpo.llm.wmdp.harness import harness_accuracy, local_task  # noqa: E402
 
 QUESTIONS = [
@@ -59,6 +60,10 @@ def test_harness_loglikelihoods_are_the_choice_letters_after_the_prompt(model_an
     description = "The following are multiple choice questions (with answers) about biology.\n\n"
     for q, loglikelihoods, correct in zip(QUESTIONS, result["loglikelihoods"], result["correct"]):
         prompt = description + q["question"].strip() + "".join(f"\n{l}. {c}" for l, c in zip("ABCD", q["choices"]))
+        # the form mini-WMDP writes its question documents in is this hand-built prompt
+        assert (
+            harness.description("biology") + harness.question_text(q["question"], q["choices"]) == prompt + "\nAnswer:"
+        )
         expected = [by_hand(tiny_model, tokenizer, prompt + "\nAnswer:", f" {letter}") for letter in "ABCD"]
         assert loglikelihoods == pytest.approx(expected, abs=1e-4)
         assert correct == (max(range(4), key=lambda i: expected[i]) == q["answer"])
