@@ -30,8 +30,12 @@ SUMMARY_FILE = "summary.json"  # the summary of every evaluated model of an `eva
 HISTORY_FILE = "history.json"  # one summary per evaluation point of an unlearned method
 MARKOV_RESULTS_FILE = "results.json"
 RELEARN_FILE = "relearn.json"  # relearning curves
-EVAL_FILES = {"tofu": "TOFU_EVAL.json", "muse": "MUSE_EVAL.json"}  # the benchmarks' own result layouts
-SUMMARY_FILES = {"tofu": "TOFU_SUMMARY.json", "muse": "MUSE_SUMMARY.json"}
+EVAL_FILES = {
+    "tofu": "TOFU_EVAL.json",
+    "muse": "MUSE_EVAL.json",
+    "wmdp": "WMDP_EVAL.json",
+}  # the benchmarks' own result layouts
+SUMMARY_FILES = {"tofu": "TOFU_SUMMARY.json", "muse": "MUSE_SUMMARY.json", "wmdp": "WMDP_SUMMARY.json"}
 
 # The sections of config.json, named independently of the classes they hold. Runs written before these names
 # keyed their sections by class name; ``read_config`` maps those (OLD_SECTIONS).

@@ -26,8 +26,8 @@ quiet_hugging_face()
 
 @pytest.fixture(scope="session")
 def small_runs(tmp_path_factory):
-    """A tiny Markov run, a tiny `simnpo llm` run with evaluation every epoch, its relearning, and a tiny
-    `simnpo llm --bench muse` run."""
+    """A tiny Markov run, a tiny `simnpo llm` run with evaluation every epoch, its relearning, a tiny
+    `simnpo llm --bench muse` run, and a tiny `simnpo llm --bench wmdp` run with its relearning."""
     from simnpo.cli import app
 
     root = tmp_path_factory.mktemp("runs")
@@ -64,6 +64,9 @@ def small_runs(tmp_path_factory):
         ["relearn", str(root / "llm"), "--steps", "2", "--eval-at", "0,2", "--max-new-tokens", "4"],
         ["llm", "--bench", "muse", "--finetune-epochs", "2", "--epochs", "1", "--cache-dir", str(root / "muse-cache")]
         + ["--out", str(root / "muse")],
+        ["llm", "--bench", "wmdp", "--finetune-epochs", "1", "--epochs", "1", "--methods", "simnpo_nll,rmu"]
+        + ["--cache-dir", str(root / "wmdp-cache"), "--out", str(root / "wmdp")],
+        ["relearn", str(root / "wmdp"), "--steps", "2", "--eval-at", "0,2"],
     ]
     for args in calls:
         result = CliRunner().invoke(app, args)
@@ -129,6 +132,22 @@ def small_muse(tmp_path_factory):
     texts = [t for rows in generate_muse(config).values() for r in rows for t in r.values()]
     tokenizer = train_tokenizer(texts, root / "model", vocab_size=512, space_ends_word=True)
     model = tiny_llama(TinyLlamaConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2), tokenizer, seed=0)
+    model.save_pretrained(str(root / "model"))
+    return data, root / "model"
+
+
+@pytest.fixture(scope="session")
+def small_wmdp(tmp_path_factory):
+    """A small mini-WMDP folder (3 pathogens, 3 towns: 12 questions per task) and an untrained tiny Llama with its
+    tokenizer saved as a model folder: (data folder, model folder)."""
+    from simnpo.llm.wmdp.mini import MiniWmdpConfig, generate, write_mini_wmdp
+
+    root = tmp_path_factory.mktemp("wmdp")
+    config = MiniWmdpConfig(hazards=3, towns=3)
+    data = write_mini_wmdp(config, root / "data")
+    texts = [row["text"] for name in ("bio-forget-corpus", "bio-retain-corpus") for row in generate(config)[name]]
+    tokenizer = train_tokenizer(texts, root / "model", vocab_size=512)
+    model = tiny_llama(TinyLlamaConfig(hidden_size=32, intermediate_size=64, layers=3, heads=2), tokenizer, seed=0)
     model.save_pretrained(str(root / "model"))
     return data, root / "model"
 

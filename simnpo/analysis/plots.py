@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from simnpo.analysis import markov as mk
-from simnpo.analysis import muse, tofu
+from simnpo.analysis import muse, tofu, wmdp
 from simnpo.analysis.style import save_figure
 from simnpo.runs import MARKOV_RESULTS_FILE
 
@@ -20,13 +20,16 @@ KINDS = (
     "relearn",
     "muse-privleak-utility",
     "muse-table",
+    "wmdp-forget-utility",
+    "wmdp-relearn",
 )
 
 
 def load_run(folder: Path) -> dict:
     """Everything plottable in one run folder of any simnpo command, as tidy records: ``markov`` (the results of a
     Markov run, or None), ``models`` / ``history`` (TOFU evaluations and unlearning histories), ``relearn``
-    (relearning curves), ``muse`` (MUSE evaluations), and ``trainers`` (each method's settings)."""
+    (relearning curves), ``muse`` (MUSE evaluations), ``wmdp`` (WMDP evaluations and relearning curves), and
+    ``trainers`` (each method's settings)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder; give run folders made by simnpo")
@@ -35,6 +38,7 @@ def load_run(folder: Path) -> dict:
         "markov": markov,
         **tofu.tofu_records(folder),
         "muse": muse.muse_records(folder),
+        "wmdp": wmdp.wmdp_records(folder),
         "trainers": _trainers(folder),
     }
 
@@ -43,10 +47,13 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
     """Figure name -> a function drawing it, for every figure the folders have data for."""
     out: dict[str, Callable] = {}
     records: dict[str, list] = {"models": [], "history": [], "relearn": [], "muse": []}
+    wmdp_runs: dict[str, list] = {"models": [], "relearn": []}
     for folder in map(Path, folders):
         run = load_run(folder)
         for key in records:
             records[key] += run[key]
+        for key in wmdp_runs:
+            wmdp_runs[key] += run["wmdp"][key]
         if run["markov"] is not None:
             for case in run["markov"]["cases"]:
                 out[f"markov_{case}"] = lambda r=run["markov"], c=case: mk.plot_trajectories(r, c)
@@ -70,6 +77,10 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
         out["muse_privleak_utility"] = lambda: muse.plot_privleak_utility(records["muse"])
     if records["relearn"]:
         out["relearn"] = lambda: tofu.plot_relearning(records["relearn"])
+    if any(r.get(task) is not None for r in wmdp_runs["models"] for task in wmdp.HAZARDS):
+        out["wmdp_forget_utility"] = lambda: wmdp.plot_forget_utility(wmdp_runs["models"])
+    if wmdp_runs["relearn"]:
+        out["wmdp_relearn"] = lambda: wmdp.plot_relearning(wmdp_runs["relearn"])
     return out
 
 
@@ -95,6 +106,8 @@ def kind_of(name: str) -> str:
         "tofu_quality_utility": "tofu-quality-utility",
         "tofu_epochs": "tofu-epochs",
         "muse_privleak_utility": "muse-privleak-utility",
+        "wmdp_forget_utility": "wmdp-forget-utility",
+        "wmdp_relearn": "wmdp-relearn",
     }.get(name, name)
 
 

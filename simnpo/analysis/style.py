@@ -24,6 +24,7 @@ METHOD_COLORS = {
     "ga": "#7f7f7f",
     "graddiff": "#404040",
     "idkpo": "#9467bd",
+    "rmu": "#e6a800",
     "target": "#2ca02c",
     "retain": "#ff7f0e",
 }
@@ -46,6 +47,7 @@ def method_label(method: str) -> str:
         "ga": "GA",
         "graddiff": "GradDiff",
         "idkpo": "IdkPO",
+        "rmu": "RMU",
         "nll": "NLL",
         "kl": "KL",
         "target": "target",

@@ -1,4 +1,5 @@
-"""``simnpo eval``, ``simnpo llm`` and ``simnpo relearn`` on any benchmark of ``simnpo.llm.benchmarks.BENCHMARKS``.
+"""``simnpo eval`` and ``simnpo llm`` (``relearn.py``: ``simnpo relearn``) on any benchmark of
+``simnpo.llm.benchmarks.BENCHMARKS``.
 
 Options map onto the config dataclasses by name: the trainer's and the loss library's fields (``TRAINING_OPTIONS``,
 ``LOSS_OPTIONS``) and each benchmark's own (``Benchmark.options``). An option counts as given when it was on the
@@ -15,7 +16,9 @@ from simnpo.cli.common import app, echo_error, parse_list, print_table, progress
 
 TEMPLATE_HELP = "TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."
 DRY_RUN_HELP = "Print the fully resolved configuration as JSON and exit (loads no model, writes nothing)."
-BENCH_HELP = "Benchmark: tofu or muse."
+BENCH_HELP = "Benchmark: tofu, muse or wmdp."
+TASKS_HELP = "WMDP tasks, comma-separated: wmdp_bio, wmdp_cyber, wmdp_chem, mmlu (default: Bio, Cyber and MMLU)."
+LIMIT_HELP = "WMDP: score only the first N questions of each task (a quick look, printed as such)."
 DTYPE_HELP = "dtype of the loaded weights: float32, bfloat16, float16 or auto (the checkpoint's)."
 
 
@@ -74,6 +77,8 @@ def eval_command(
     protocol: str = typer.Option("open-unlearning", help="open-unlearning (all items, 200 new tokens) or original."),
     max_new_tokens: int = typer.Option(200, help="Generation length (open-unlearning protocol)."),
     template: str | None = typer.Option(None, help=TEMPLATE_HELP),
+    tasks: str | None = typer.Option(None, help=TASKS_HELP),
+    limit: int | None = typer.Option(None, help=LIMIT_HELP),
     batch_size: int = typer.Option(64, help="Sequences per scoring and generation batch."),
     pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
     device: str = typer.Option("cpu", help="Torch device."),
@@ -84,7 +89,7 @@ def eval_command(
     out: Path | None = typer.Option(None, help="Output folder (default: a new runs/eval-BENCH-<time>)."),
 ) -> None:
     """Evaluate a model with the benchmark's exact metrics; with no --model, the built-in benchmark's starting
-    models (mini-TOFU: target and retain; mini-MUSE: target and retrain). Several processes
+    models (mini-TOFU: target and retain; mini-MUSE: target and retrain; mini-WMDP: target). Several processes
     (accelerate launch) share the items out."""
     from simnpo.llm.distributed import on_main
     from simnpo.llm.driver import evaluate_models
@@ -105,10 +110,10 @@ def eval_command(
         folder, _ = start_run(accelerator, out, f"eval-{bench}", configs, False, command="eval", bench=bench)
     if accelerator.is_main_process:
         typer.echo("\n".join([*plan.notes, precision_line(accelerator, request)]))
-    with progress_bar(enabled=accelerator.is_main_process) as progress:
+    with user_errors(), progress_bar(enabled=accelerator.is_main_process) as progress:  # e.g. the harness's data
         rows, notes, reference = evaluate_models(chosen, request, plan, folder, progress, accelerator)
     if accelerator.is_main_process:
-        print_results(chosen, rows, notes, reference, chosen.table.title(plan.settings, False), folder)
+        print_results(chosen, rows, notes, reference, plan.settings, False, folder)
 
 
 @app.command("llm")
@@ -120,7 +125,15 @@ def llm_command(
     split: str | None = typer.Option(None, help="TOFU forget split: forget01, forget05 or forget10 (forget10)."),
     corpus: str | None = typer.Option(None, help="MUSE corpus: news or books (default: news)."),
     retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
-    methods: str = typer.Option("npo_nll,simnpo_nll", help="Unlearning methods, comma-separated (see README)."),
+    tasks: str | None = typer.Option(None, help=TASKS_HELP),
+    limit: int | None = typer.Option(None, help=LIMIT_HELP),
+    forget_corpora: str | None = typer.Option(None, help="WMDP forget corpora, comma-separated: bio, cyber."),
+    retain_corpus: str | None = typer.Option(None, help="WMDP retain text: wikitext (default), bio or cyber."),
+    bio_corpus: Path | None = typer.Option(None, help="WMDP: the gated bio forget corpus (bio_remove_dataset.jsonl)."),
+    max_forget_chunks: int | None = typer.Option(None, help="WMDP: unlearn on the first N forget chunks only."),
+    methods: str | None = typer.Option(
+        None, help="Unlearning methods, comma-separated (default: npo_nll,simnpo_nll; WMDP also rmu; see README)."
+    ),
     preset: str | None = typer.Option(
         None,
         help="Named settings per method, e.g. paper-forget10 (default: mini-BENCH on built-in data, the paper's "
@@ -164,12 +177,12 @@ def llm_command(
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     out: Path | None = typer.Option(None, help="Output folder; an existing run with the same options resumes."),
 ) -> None:
-    """Unlearn with each method (NPO and SimNPO by default) and evaluate with the benchmark's metrics; with no
-    --model, on the built-in mini-TOFU or mini-MUSE from its target model.
+    """Unlearn with each method (NPO and SimNPO by default, and RMU on WMDP) and evaluate with the benchmark's
+    metrics; with no --model, on the built-in mini-TOFU, mini-MUSE or mini-WMDP from its target model.
     Multi-GPU: accelerate launch $(which simnpo) llm ..."""
     from simnpo.llm.distributed import check_backend, on_main
     from simnpo.llm.driver import LLMRunConfig, describe_methods, method_configs
-    from simnpo.llm.rmu import check_layer
+    from simnpo.llm.rmu import check_rmu
     from simnpo.llm.trainer import LOSS_OPTIONS, TRAINING_OPTIONS
     from simnpo.runs import EVALUATION, REQUEST, RUN
 
@@ -178,8 +191,8 @@ def llm_command(
         options = bench_options(ctx, chosen, exclude=TRAINING_OPTIONS)
         preset = preset or chosen.default_preset(data, options)
         values = check_preset(chosen, preset, options)
-        settings = chosen.make_settings({**values.get("settings", {}), **options})
-        method_names = parse_list(methods, str, "--methods")
+        settings = chosen.make_settings({**values.get("defaults", {}), **values.get("settings", {}), **options})
+        method_names = parse_list(methods, str, "--methods") if methods is not None else chosen.default_methods
         chosen.check_methods(method_names)
         trainers = method_configs(method_names, preset, values, given(ctx, LOSS_OPTIONS + TRAINING_OPTIONS))
         run = LLMRunConfig(methods=method_names, eval_every=eval_every, trainers=tuple(trainers.values()))
@@ -195,7 +208,7 @@ def llm_command(
         plan = on_main(accelerator, lambda: chosen.plan(request, settings, True), others_too=True)
         for trainer in run.trainers:
             if trainer.method == "rmu":
-                check_layer(trainer.rmu_layer, plan.models[-1][1])
+                check_rmu(trainer.rmu_layer, trainer.rmu_params, plan.models[-1][1])
         configs = {REQUEST: request, RUN: run, EVALUATION: plan.settings, **chosen.extra_configs(plan.settings)}
         extra = {"seed": run.trainers[0].seed, "command": "llm", "preset": preset, "bench": bench}
         folder, resumed = start_run(accelerator, out, f"llm-{bench}", configs, True, **extra)
@@ -287,89 +300,7 @@ def run_and_print(bench, request, run, plan, folder: Path, accelerator) -> None:
             echo_error(err)
             raise typer.Exit(code=2) from None
     if main:
-        print_results(bench, rows, notes, reference, bench.table.title(plan.settings, True), folder)
-
-
-@app.command()
-def relearn(
-    ctx: typer.Context,
-    run: Path | None = typer.Argument(None, help="A `simnpo llm` run folder: relearn each of its unlearned models."),
-    model: str | None = typer.Option(None, help="Or one unlearned model folder (with --data)."),
-    bench: str = typer.Option("tofu", help="With --model: " + BENCH_HELP),
-    data: str = typer.Option(
-        "builtin", help="With --model: builtin, a local folder of the benchmark's files, or a hub id."
-    ),
-    split: str = typer.Option("forget10", help="With --model: the TOFU forget split."),
-    retain_results: Path | None = typer.Option(None, help="With --model: the retain model's TOFU_EVAL.json."),
-    fraction: float = typer.Option(0.5, help="Fraction of the forget set to relearn on."),
-    steps: int = typer.Option(50, help="Relearning steps."),
-    lr: float = typer.Option(1e-4, help="Learning rate (AdamW, constant)."),
-    batch_size: int = typer.Option(4, help="Batch size."),
-    eval_at: str = typer.Option("0,5,10,25,50", help="Steps at which to evaluate, comma-separated."),
-    max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
-    seed: int = typer.Option(0, help="Seed of the relearned subset and batch order."),
-    device: str = typer.Option("cpu", help="Torch device."),
-    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
-    out: Path | None = typer.Option(None, help="Output folder (default: RUN/relearn or runs/relearn-<time>)."),
-) -> None:
-    """Relearning attack: fine-tune unlearned models on part of the forget set and report how the forget metrics
-    recover over the steps."""
-    from simnpo.llm.relearn import RelearnConfig
-    from simnpo.runs import EVALUATION, RELEARN, run_dir, save_config
-
-    with user_errors():
-        if (run is None) == (model is None):
-            raise ValueError("give either a `simnpo llm` run folder or --model")
-        steps_at = parse_list(eval_at, int, "--eval-at")
-        config = RelearnConfig(
-            fraction=fraction, steps=steps, lr=lr, batch_size=batch_size, seed=seed, eval_at=steps_at
-        )
-        chosen, targets, settings = relearn_targets(ctx, run, model, bench, data, cache_dir)
-        folder = run_dir(out if out or run is None else run / "relearn", "relearn")
-    save_config(folder, {RELEARN: config, EVALUATION: settings}, seed=seed, command="relearn", bench=chosen.name)
-    rows = relearn_each(chosen, targets, config, folder, device)
-    columns = chosen.table.relearn_columns
-    header = ["model"] + [h for _, label, _ in columns for h in (f"{label} before", "after")]
-    title = f"Relearning on {fraction:.0%} of {chosen.forget_set(settings)}, {steps} steps (lower after = more robust)"
-    print_table(header, rows, title)
-    typer.echo(f"wrote {folder}")
-
-
-def relearn_targets(ctx: typer.Context, run: Path | None, model: str | None, bench: str, data: str, cache_dir):
-    """The benchmark, what to relearn and the evaluation settings: every unlearned model of a run folder with
-    that run's settings (this command's generation length), or one given model."""
-    from simnpo.llm import relearn as R
-    from simnpo.runs import CONFIG_FILE, read_config
-
-    if run is not None:
-        if not (Path(run) / CONFIG_FILE).is_file():
-            raise ValueError(f"{run} is not a `simnpo llm` run folder (no config.json)")
-        chosen = benchmark(read_config(run).get("bench") or "tofu")
-        overrides = {"max_new_tokens": ctx.params["max_new_tokens"]} if "max_new_tokens" in chosen.options else {}
-        targets, settings = R.plan_from_run(chosen, Path(run), overrides)
-        return chosen, targets, settings
-    chosen = benchmark(bench)
-    options = {"max_new_tokens": ctx.params["max_new_tokens"], "split": ctx.params["split"]}
-    options = {k: v for k, v in options.items() if k in chosen.options}
-    options |= {k: v for k, v in bench_options(ctx, chosen).items() if k == "retain_results"}
-    request = make_request(chosen, model, data, None, "cpu", None, cache_dir)
-    targets = R.plan_for_model(chosen, request, chosen.make_settings(options))
-    return chosen, targets, targets.plan.settings
-
-
-def relearn_each(bench, targets, config, folder: Path, device: str) -> list[list[str]]:
-    """Relearn every target, one row each: the relearning columns before and after."""
-    from simnpo.llm.relearn import relearn as relearn_model
-
-    rows = []
-    with progress_bar() as progress:
-        for target in targets.targets:
-            curves = relearn_model(
-                bench, target, targets.plan, targets.reference, config, folder / target[0], device, progress
-            )
-            cells = [fmt(v) for key, _, fmt in bench.table.relearn_columns for v in (curves[key][0], curves[key][-1])]
-            rows.append([target[0], *cells])
-    return rows
+        print_results(bench, rows, notes, reference, plan.settings, True, folder)
 
 
 def print_dry_run(head: dict, configs: dict) -> None:
@@ -382,9 +313,9 @@ def print_dry_run(head: dict, configs: dict) -> None:
     typer.echo(json.dumps({**head, "configs": configs}, indent=2, default=_jsonable))
 
 
-def print_results(bench, rows: list[list[str]], notes: list[str], reference, title: str, folder: Path) -> None:
-    """The benchmark's table, the notes under it, its footer, and where it was written."""
-    print_table(["model", *bench.table.columns], rows, title)
+def print_results(bench, rows: list[list[str]], notes: list[str], reference, settings, after: bool, folder: Path):
+    """The benchmark's table (``after``: unlearning), the notes under it, its footer, and where it was written."""
+    print_table(["model", *bench.table.header(settings)], rows, bench.table.title(settings, after))
     for line in [*notes, *bench.table.footer(reference)]:
         typer.echo(line)
     typer.echo(f"wrote {folder}")

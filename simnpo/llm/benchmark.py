@@ -1,6 +1,6 @@
 """The benchmark interface: what a benchmark supplies so that one driver (``driver.py``) can evaluate models,
 unlearn with every method and relearn on it. ``benchmarks.BENCHMARKS`` maps names to implementations; each lives in
-its own folder (``tofu/``, ``muse/``), and docs/architecture.md says how to add one.
+its own folder (``tofu/``, ``muse/``, ``wmdp/``), and docs/architecture.md says how to add one.
 
 Vocabulary: a **request** is what the user asked for whatever the benchmark (a model, data, where to cache); the
 benchmark's **settings** are its own options as a frozen dataclass (TOFU: split, template, …); a **plan** is what
@@ -47,13 +47,17 @@ class Plan:
 class Table:
     """How a benchmark's summaries are printed."""
 
-    columns: tuple[str, ...]  # after the model label
+    columns: tuple[str, ...] | Callable[[Any], tuple[str, ...]]  # after the model label (or: settings -> them)
     row: Callable[[dict], list[str]]  # a summary -> its cells
     title: Callable[[Any, bool], str]  # (settings, after unlearning) -> the title
     footer: Callable[[Any], list[str]] = lambda reference: []  # lines under the table
     # (summary key, label, format) shown before and after relearning, and the curve keys relearning records
     relearn_columns: tuple[tuple[str, str, Callable[[Any], str]], ...] = ()
     curve_keys: tuple[str, ...] = ()
+
+    def header(self, settings) -> tuple[str, ...]:
+        """The column names after the model label, for the run's settings (WMDP's depend on the tasks scored)."""
+        return self.columns(settings) if callable(self.columns) else self.columns
 
 
 @dataclass(frozen=True)
@@ -80,4 +84,5 @@ class Benchmark:
     forget_set: Callable[[Any], str]  # settings -> the forget set's name (e.g. "forget10")
     check_methods: Callable[[tuple[str, ...]], None] = lambda methods: None  # ValueError for one it cannot run
     extra_configs: Callable[[Any], dict] = lambda settings: {}  # more of its settings to save in config.json
+    default_methods: tuple[str, ...] = ("npo_nll", "simnpo_nll")  # what `simnpo llm` runs without --methods
     eval_parts: int = 4

@@ -1,5 +1,5 @@
-"""What every benchmark's data shares: rows of a data file from a local folder or the hub, and encoded sequences
-right-padded into one batch."""
+"""What every benchmark's data shares: rows of a data file from a local folder or the hub, encoded sequences
+right-padded into one batch, and raw text cut into chunks."""
 
 from __future__ import annotations
 
@@ -124,3 +124,22 @@ def pad_right(rows: list[tuple[list[int], list[int]]], pad_id: int) -> EncodedBa
         labels[i, : len(lab)] = torch.tensor(lab)
         mask[i, : len(ids)] = 1
     return EncodedBatch(input_ids, mask, labels)
+
+
+def chunk_texts(tokenizer, texts: list[str], max_tokens: int = 2048) -> EncodedBatch:
+    """Join the texts into one token stream (EOS after each document) and cut it into chunks of ``max_tokens``,
+    every token a label, as MUSE's trainer does (WMDP's corpora are cut the same way): each chunk starts with the
+    tokenizer's BOS token (when it has one) followed by ``max_tokens - 1`` stream tokens, and a short last chunk is
+    topped up from the start of the stream, so every chunk is full. A stream shorter than one chunk gives a single
+    shorter chunk."""
+    if max_tokens < 2:
+        raise ValueError(f"chunks need at least 2 tokens, got {max_tokens}")
+    stream: list[int] = []
+    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+        stream += ids + [tokenizer.eos_token_id]
+    bos = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
+    width = max_tokens - len(bos)
+    chunks = [stream[i : i + width] for i in range(0, len(stream), width)]
+    if len(chunks) > 1:
+        chunks[-1] = (chunks[-1] + stream)[:width]
+    return pad_right([(bos + c, bos + c) for c in chunks], tokenizer.pad_token_id)

@@ -85,16 +85,6 @@ def model_type(name: str | Path) -> str | None:
         return None
 
 
-def decoder_layers(name: str | Path) -> int | None:
-    """The number of decoder layers in a model's config, or None when the config cannot be read (yet)."""
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(str(name)).num_hidden_layers
-    except Exception:  # not built yet, or unreadable: the loaded model is checked later
-        return None
-
-
 def check_source(name: str | Path, what: str) -> None:
     """A local folder must exist; a hub id needs the hub, or the local cache when the hub cannot be reached."""
     path = Path(name)

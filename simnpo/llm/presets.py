@@ -1,8 +1,10 @@
-"""Presets: named hyperparameters per method, held by each benchmark (``tofu/presets.py``, ``muse/presets.py``).
+"""Presets: named hyperparameters per method, held by each benchmark (``tofu/presets.py``, ``muse/presets.py``,
+``wmdp/presets.py``).
 
-A preset holds ``settings`` for the benchmark (the split or corpus it is for), ``shared`` values every method runs
-with, and ``methods``: values per method family (``ga``, ``npo``, ``simnpo``, ``idkpo``; a full method name such as
-``npo_kl`` may override its family). Precedence: shared < per method < command-line options (which apply to every
+A preset holds ``settings`` for the benchmark (the split or corpus it is for: a different one given is refused),
+``defaults`` of the benchmark's settings that a given option replaces, ``shared`` values every method runs with,
+and ``methods``: values per method family (``ga``, ``npo``, ``simnpo``, ``idkpo``, ``rmu``; a full method name such
+as ``npo_kl`` may override its family). Precedence: shared < per method < command-line options (which apply to every
 method). A requested method the preset has no values for is refused.
 """
 

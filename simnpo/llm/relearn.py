@@ -3,8 +3,10 @@ an unlearned model with plain NLL on part of its forget set and measure how much
 returns, as a curve over relearning steps, on any benchmark.
 
 Protocol (ours, stated because the paper's could not be read): a seeded ``fraction`` of the forget set as the
-benchmark encodes it for unlearning, AdamW at ``lr`` without warm-up or decay, batches of ``batch_size`` drawn in
-seeded shuffled passes, the benchmark's evaluation at each step of ``eval_at``.
+benchmark encodes it for unlearning (or ``samples`` of it), AdamW at ``lr``, constant after ``warmup_steps`` of
+linear warm-up, batches of ``batch_size`` drawn in seeded shuffled passes, the benchmark's evaluation at each step of
+``eval_at``. The authors' WMDP relearning (400 forget samples, lr 1e-5, 100 steps, 10 warm-up steps) is
+``samples=400, lr=1e-5, steps=100, warmup_steps=10``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import torch
 
 from simnpo.llm.benchmark import Benchmark, Plan, Request
-from simnpo.llm.finetune import train_nll
+from simnpo.llm.finetune import lr_schedule, train_nll
 from simnpo.llm.models import load_model, load_tokenizer
 from simnpo.llm.trainer import TrainerConfig
 from simnpo.runs import EVALUATION, RELEARN_FILE, REQUEST, RUN, read_config, read_json, write_json
@@ -31,12 +33,16 @@ class RelearnConfig:
     batch_size: int = 4
     eval_at: tuple[int, ...] = (0, 5, 10, 25, 50)
     seed: int = 0
+    samples: int | None = None  # relearn on this many forget rows instead of ``fraction`` of them
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction <= 1:
             raise ValueError(f"--fraction must lie in (0, 1], got {self.fraction}")
         if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError("relearning needs steps >= 1, batch size >= 1 and lr > 0")
+        if (self.samples is not None and self.samples < 1) or self.warmup_steps < 0:
+            raise ValueError("relearning needs --samples >= 1 and --warmup-steps >= 0")
         if not self.eval_at or any(s < 0 or s > self.steps for s in self.eval_at):
             raise ValueError(f"--eval-at steps must lie in [0, {self.steps}], got {list(self.eval_at)}")
 
@@ -78,7 +84,8 @@ def relearn(
     tokenizer, model = load_tokenizer(model_dir), load_model(model_dir, device)
     forget = bench.encode(tokenizer, plan, trainer_config).forget
     generator = torch.Generator().manual_seed(config.seed)
-    chosen = torch.randperm(len(forget), generator=generator)[: max(1, round(config.fraction * len(forget)))]
+    count = config.samples if config.samples is not None else max(1, round(config.fraction * len(forget)))
+    chosen = torch.randperm(len(forget), generator=generator)[:count]
     curves: dict = {"steps": [], **{k: [] for k in bench.table.curve_keys}, "relearn_items": len(chosen)}
 
     def evaluate(step: int) -> None:
@@ -93,9 +100,10 @@ def relearn(
         write_json(folder / RELEARN_FILE, curves)
 
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_schedule("constant", config.steps, config.warmup_steps))
     batches = refilled_batches(len(chosen), config.batch_size, config.steps, generator)
     advance = progress("relearn", config.steps) if progress else None
-    train_nll(model, forget[chosen], batches, optimiser, before_step=evaluate, advance=advance)
+    train_nll(model, forget[chosen], batches, optimiser, warmup, before_step=evaluate, advance=advance)
     evaluate(config.steps)
     return curves
 

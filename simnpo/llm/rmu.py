@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 
-from simnpo.llm.models import decoder_layers
 from simnpo.losses import rmu_control
 
 
@@ -25,33 +24,45 @@ class RmuLayers:
     control: torch.Tensor
 
 
-def check_layer(index: int, source) -> None:
-    """``--rmu-layer`` against the starting model's config before anything is written, when the config can be read
-    (a built-in model not built yet is checked by ``rmu_layers`` once loaded)."""
-    layers = decoder_layers(source)
-    if layers is not None and not 0 <= index < layers:
+def check_rmu(index: int, params: str | None, source) -> None:
+    """``--rmu-layer`` and ``--rmu-params`` against the starting model before anything is written: its parameter
+    names from its config on the meta device (no weights read), when the config can be read (a built-in model not
+    built yet is checked by ``rmu_layers`` once loaded)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(str(source))
+    except Exception:  # not built yet, or unreadable: the loaded model is checked later
+        return
+    with torch.device("meta"):
+        _rmu_names(AutoModelForCausalLM.from_config(config), index, params)
+
+
+def _rmu_names(model, index: int, params: str | None) -> tuple[str, list[str]]:
+    """RMU's layer (exactly one module named ``…layers.{index}``) and the names of the parameters it trains (default:
+    the down-projections of the layer and the two below); a layer or a parameter pattern that matches nothing is a
+    one-line error."""
+    names = [name for name, _ in model.named_modules() if re.search(rf"(^|\.)layers\.{index}$", name)]
+    if not names:
+        layers = getattr(model.config, "num_hidden_layers", 0)
         raise ValueError(f"--rmu-layer {index} matches no module: the model has decoder layers 0 to {layers - 1}")
-
-
-def rmu_layers(model, frozen, index: int, params: str | None, steering: float, seed: int) -> RmuLayers:
-    """Find RMU's layer (exactly one module named ``…layers.{index}``) in ``model`` and its ``frozen`` copy, and
-    freeze every parameter of ``model`` but those whose names match ``params`` (default: the down-projections of the
-    layer and the two below); a layer or a parameter pattern that matches nothing is a one-line error."""
-    modules = dict(model.named_modules())
-    names = [name for name in modules if re.search(rf"(^|\.)layers\.{index}$", name)]
-    if len(names) != 1:
-        raise ValueError(
-            f"--rmu-layer {index} matches {len(names) or 'no'} module(s) of the model ({', '.join(names)}); "
-            "give the index of one decoder layer"
-        )
+    if len(names) > 1:
+        raise ValueError(f"--rmu-layer {index} matches {len(names)} modules ({', '.join(names)}); give one layer")
     params = params or rf"layers\.({index - 2}|{index - 1}|{index})\.mlp\.down_proj\.weight"
     trained = [name for name, _ in model.named_parameters() if re.search(rf"(^|\.){params}$", name)]
     if not trained:
         raise ValueError(f"--rmu-params {params!r} matches no parameter of the model; give a regex of names")
+    return names[0], trained
+
+
+def rmu_layers(model, frozen, index: int, params: str | None, steering: float, seed: int) -> RmuLayers:
+    """Find RMU's layer in ``model`` and its ``frozen`` copy and freeze every parameter of ``model`` but those RMU
+    trains (``_rmu_names``)."""
+    layer, trained = _rmu_names(model, index, params)
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(name in trained)
     control = rmu_control(model.config.hidden_size, steering, seed)
-    return RmuLayers(modules[names[0]], frozen.get_submodule(names[0]), control)
+    return RmuLayers(model.get_submodule(layer), frozen.get_submodule(layer), control)
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 from simnpo.analysis.muse import muse_records
 from simnpo.analysis.plots import KINDS, figures, kind_of, load_run
 from simnpo.analysis.tofu import tofu_records
+from simnpo.analysis.wmdp import wmdp_records
 from simnpo.cli import app
 
 runner = CliRunner()
@@ -24,6 +25,15 @@ def test_records_of_a_muse_run(small_runs):
     assert tofu_records(small_runs / "muse") == {"models": [], "history": [], "relearn": []}
 
 
+def test_records_of_a_wmdp_run(small_runs):
+    records = wmdp_records(small_runs / "wmdp")
+    assert [r["model"] for r in records["models"]] == ["target", "rmu", "simnpo_nll"]
+    assert all(r["tasks"] == ["wmdp_bio", "mmlu"] and r["wmdp_cyber"] is None for r in records["models"])
+    assert {c["model"] for c in records["relearn"]} == {"rmu", "simnpo_nll"}
+    assert records["relearn"][0]["steps"] == [0, 2] and len(records["relearn"][0]["wmdp_bio"]) == 2
+    assert muse_records(small_runs / "wmdp") == [] and tofu_records(small_runs / "wmdp")["models"] == []
+
+
 def test_one_loader_reads_every_kind_of_run(small_runs):
     markov, llm, muse_run = (load_run(small_runs / name) for name in ("markov", "llm", "muse"))
     assert markov["markov"]["cases"] and not markov["models"] and not markov["muse"]
@@ -35,7 +45,7 @@ def test_one_loader_reads_every_kind_of_run(small_runs):
 
 def test_every_figure_kind_renders_from_real_runs(small_runs, tmp_path):
     out = tmp_path / "figs"
-    folders = [str(small_runs / name) for name in ("markov", "llm", "muse")]
+    folders = [str(small_runs / name) for name in ("markov", "llm", "muse", "wmdp")]
     result = runner.invoke(app, ["plot", *folders, "--out", str(out)])
     assert result.exit_code == 0, result.output
     names = {p.stem for p in out.iterdir()}

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from simnpo.llm.benchmark import Benchmark, Plan, Request, Table
-from simnpo.llm.data import require_pad_token
+from simnpo.llm.data import chunk_texts, require_pad_token
 from simnpo.llm.models import check_source, load_tokenizer, quiet_hugging_face
 from simnpo.llm.muse import presets
 from simnpo.llm.muse.builtin import DEFAULT_CACHE, BuiltinMuseConfig, ensure_model, mini_muse
-from simnpo.llm.muse.data import HUB_IDS, chunk_texts, load_muse
+from simnpo.llm.muse.data import HUB_IDS, load_muse
 from simnpo.llm.muse.evaluate import MuseEvalConfig, evaluate_muse, muse_summary
 from simnpo.llm.muse.metrics import RETRAIN_AUC
 from simnpo.llm.trainer import UnlearningData

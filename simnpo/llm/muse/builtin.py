@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from simnpo.llm.data import chunk_texts
 from simnpo.llm.finetune import BuiltinAssets, FinetuneConfig, build_tiny_model, builtin_assets
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, train_tokenizer
-from simnpo.llm.muse.data import chunk_texts, load_muse
+from simnpo.llm.muse.data import load_muse
 from simnpo.llm.muse.mini import MiniMuseConfig, generate, write_mini_muse
 from simnpo.runs import read_json
 

@@ -12,7 +12,11 @@ evaluator.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import json
+import logging
 from pathlib import Path
 
 # lm_eval/tasks/wmdp/_default_template_yaml, verbatim
@@ -67,27 +71,32 @@ def harness_accuracy(
 ) -> dict:
     """Zero-shot accuracy of ``model`` on each of ``tasks`` (the harness's, or those written by ``local_task`` in
     ``task_folder``), ``limit`` questions per task when given. Returns per task: ``acc``, ``acc_stderr``, ``n``,
-    and per question (in the data's order) ``correct`` and the four choices' ``loglikelihoods``."""
+    and per question (in the data's order, a group's subtasks one after another) ``correct`` and the four choices'
+    ``loglikelihoods``. The harness leaves the global random state alone (no seeds: zero-shot scoring draws
+    nothing)."""
     require_lm_eval()
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     device = str(next(model.parameters()).device)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
-    manager = TaskManager(include_path=str(task_folder) if task_folder else None)
-    out = simple_evaluate(
-        model=lm,
-        tasks=list(tasks),
-        num_fewshot=0,
-        limit=limit,
-        log_samples=True,
-        task_manager=manager,
-        verbosity="ERROR",
-    )
+    with _quiet_harness():
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
+        out = simple_evaluate(
+            model=lm,
+            tasks=list(tasks),
+            num_fewshot=0,
+            limit=limit,
+            log_samples=True,
+            task_manager=task_manager(str(task_folder) if task_folder else None),
+            verbosity="ERROR",
+            random_seed=None,
+            numpy_random_seed=None,
+            torch_random_seed=None,
+            fewshot_random_seed=None,
+        )
     results = {}
     for task in tasks:
-        samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
+        samples = [s for leaf in _leaves(task, out.get("group_subtasks", {})) for s in _in_order(out["samples"][leaf])]
         results[task] = {
             "acc": out["results"][task]["acc,none"],
             "acc_stderr": out["results"][task]["acc_stderr,none"],
@@ -96,3 +105,45 @@ def harness_accuracy(
             "loglikelihoods": [[float(r[0][0]) for r in s["resps"]] for s in samples],
         }
     return results
+
+
+@contextlib.contextmanager
+def _quiet_harness():
+    """Without the harness's warnings (an in-memory model is expected here) and its progress bars, which would break
+    up ours: its log records below ERROR dropped, its stderr discarded (an error still raises)."""
+    logger = logging.getLogger("lm_eval")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def task_manager(task_folder: str | None):
+    """The harness's task index: only the local tasks of ``task_folder``, or the harness's own tasks (indexing them
+    takes seconds, so that index is kept)."""
+    from lm_eval.tasks import TaskManager
+
+    if task_folder is not None:
+        return TaskManager(include_path=task_folder, include_defaults=False)
+    return _harness_tasks()
+
+
+@functools.cache
+def _harness_tasks():
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
+def _leaves(task: str, group_subtasks: dict) -> list[str]:
+    """The tasks holding the questions of ``task``: itself, or a group's subtasks, recursively (MMLU is a group
+    of groups)."""
+    children = group_subtasks.get(task) or []
+    return [leaf for child in children for leaf in _leaves(child, group_subtasks)] if children else [task]
+
+
+def _in_order(samples: list[dict]) -> list[dict]:
+    return sorted(samples, key=lambda s: s["doc_id"])

@@ -132,7 +132,9 @@ def generate(config: MiniWmdpConfig) -> dict[str, list[dict]]:
         for name in names:
             documents, asked = _item(rng, name, attributes, SUBJECTS[questions])
             out[corpus] += documents
-            out[questions] += asked
+            # MMLU's rows name their subject, which its description line shows with spaces for underscores
+            subject = {"subject": SUBJECTS[questions].replace(" ", "_")} if questions == "mmlu" else {}
+            out[questions] += [{**question, **subject} for question in asked]
     return out
 
 

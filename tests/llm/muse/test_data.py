@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from simnpo.llm.muse.data import chunk_texts, load_muse
+from simnpo.llm.data import chunk_texts
+from simnpo.llm.muse.data import load_muse
 
 
 @pytest.fixture

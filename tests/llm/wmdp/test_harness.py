@@ -9,6 +9,7 @@ import torch
 pytest.importorskip("lm_eval", reason="the [wmdp] extra (lm-eval) is not installed")
 
 from simnpo.llm.wmdp import harness  # noqa: E402
+from simnpo.llm.wmdp.data import MMLU_SUBJECT  # noqa: E402
 from simnpo.llm.wmdp.harness import harness_accuracy, local_task  # noqa: E402
 
 QUESTIONS = [
@@ -67,4 +68,25 @@ def test_harness_loglikelihoods_are_the_choice_letters_after_the_prompt(model_an
         expected = [by_hand(tiny_model, tokenizer, prompt + "\nAnswer:", f" {letter}") for letter in "ABCD"]
         assert loglikelihoods == pytest.approx(expected, abs=1e-4)
         assert correct == (max(range(4), key=lambda i: expected[i]) == q["answer"])
+    assert result["acc"] == pytest.approx(sum(result["correct"]) / 5)
+
+
+def test_a_group_pools_its_subtasks_and_mmlu_questions_name_their_subject(tiny_model, tokenizer, tmp_path):
+    """As the harness's ``mmlu`` (a group of subject tasks, each question's description naming its subject with
+    spaces): per-question results come back in the subtasks' order and the accuracy pools them by size."""
+    subjects = ["abstract_algebra", "anatomy", "anatomy", "college_biology", "virology"]
+    rows = [{**q, "subject": s} for q, s in zip(QUESTIONS, subjects)]
+    tasks = tmp_path / "tasks"
+    for name, part in (("part_a", rows[:2]), ("part_b", rows[2:])):
+        (tmp_path / f"{name}.json").write_text("".join(json.dumps(r) + "\n" for r in part))
+        local_task(tasks, name, tmp_path / f"{name}.json", MMLU_SUBJECT)
+    group = {"group": "both", "task": ["part_a", "part_b"], "aggregate_metric_list": [{"metric": "acc"}]}
+    (tasks / "both.yaml").write_text(json.dumps({**group, "metadata": {"version": 1}}))
+    result = harness_accuracy(tiny_model, tokenizer, ["both"], tasks, batch_size=2)["both"]
+    assert result["n"] == 5
+    for row, loglikelihoods in zip(rows, result["loglikelihoods"]):
+        subject = row["subject"].replace("_", " ")
+        prompt = harness.description(subject) + harness.question_text(row["question"], row["choices"])
+        expected = [by_hand(tiny_model, tokenizer, prompt, f" {letter}") for letter in "ABCD"]
+        assert loglikelihoods == pytest.approx(expected, abs=1e-4)
     assert result["acc"] == pytest.approx(sum(result["correct"]) / 5)

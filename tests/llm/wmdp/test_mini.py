@@ -18,7 +18,8 @@ def test_mini_wmdp_is_seeded_and_in_wmdps_layout(tmp_path):
         "mmlu": 20,
     }
     for q in rows["wmdp-bio"] + rows["mmlu"]:
-        assert set(q) == {"question", "choices", "answer"} and len(set(q["choices"])) == 4 and 0 <= q["answer"] < 4
+        assert {"question", "choices", "answer"} <= set(q) and len(set(q["choices"])) == 4 and 0 <= q["answer"] < 4
+    assert {q["subject"] for q in rows["mmlu"]} == {"general_knowledge"}  # as MMLU's rows name theirs
     assert {q["answer"] for q in rows["wmdp-bio"]} == {0, 1, 2, 3}  # the right letter is not always the same
     folder = write_mini_wmdp(config, tmp_path)
     lines = (folder / "wmdp-bio.json").read_text().splitlines()

@@ -1,0 +1,94 @@
+"""``simnpo relearn``: the relearning attack on the unlearned models of a ``simnpo llm`` run, or on one given model,
+for any benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
+from simnpo.cli.llm import BENCH_HELP, bench_options, benchmark, make_request
+
+
+@app.command()
+def relearn(
+    ctx: typer.Context,
+    run: Path | None = typer.Argument(None, help="A `simnpo llm` run folder: relearn each of its unlearned models."),
+    model: str | None = typer.Option(None, help="Or one unlearned model folder (with --data)."),
+    bench: str = typer.Option("tofu", help="With --model: " + BENCH_HELP),
+    data: str = typer.Option(
+        "builtin", help="With --model: builtin, a local folder of the benchmark's files, or a hub id."
+    ),
+    split: str = typer.Option("forget10", help="With --model: the TOFU forget split."),
+    retain_results: Path | None = typer.Option(None, help="With --model: the retain model's TOFU_EVAL.json."),
+    fraction: float = typer.Option(0.5, help="Fraction of the forget set to relearn on."),
+    samples: int | None = typer.Option(None, help="Or this many forget rows (the authors' WMDP relearning: 400)."),
+    warmup_steps: int = typer.Option(0, help="Linear warm-up steps, then a constant lr."),
+    steps: int = typer.Option(50, help="Relearning steps."),
+    lr: float = typer.Option(1e-4, help="Learning rate (AdamW, constant)."),
+    batch_size: int = typer.Option(4, help="Batch size."),
+    eval_at: str = typer.Option("0,5,10,25,50", help="Steps at which to evaluate, comma-separated."),
+    max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
+    seed: int = typer.Option(0, help="Seed of the relearned subset and batch order."),
+    device: str = typer.Option("cpu", help="Torch device."),
+    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
+    out: Path | None = typer.Option(None, help="Output folder (default: RUN/relearn or runs/relearn-<time>)."),
+) -> None:
+    """Relearning attack: fine-tune unlearned models on part of the forget set and report how the forget metrics
+    recover over the steps."""
+    from simnpo.llm.relearn import RelearnConfig
+    from simnpo.runs import EVALUATION, RELEARN, run_dir, save_config
+
+    with user_errors():
+        if (run is None) == (model is None):
+            raise ValueError("give either a `simnpo llm` run folder or --model")
+        steps_at = parse_list(eval_at, int, "--eval-at")
+        config = RelearnConfig(fraction, steps, lr, batch_size, steps_at, seed, samples, warmup_steps)
+        chosen, targets, settings = relearn_targets(ctx, run, model, bench, data, cache_dir)
+        folder = run_dir(out if out or run is None else run / "relearn", "relearn")
+    save_config(folder, {RELEARN: config, EVALUATION: settings}, seed=seed, command="relearn", bench=chosen.name)
+    rows = relearn_each(chosen, targets, config, folder, device)
+    columns = chosen.table.relearn_columns
+    header = ["model"] + [h for _, label, _ in columns for h in (f"{label} before", "after")]
+    part = f"{samples} rows" if samples is not None else f"{fraction:.0%}"
+    title = f"Relearning on {part} of {chosen.forget_set(settings)}, {steps} steps (lower after = more robust)"
+    print_table(header, rows, title)
+    typer.echo(f"wrote {folder}")
+
+
+def relearn_targets(ctx: typer.Context, run: Path | None, model: str | None, bench: str, data: str, cache_dir):
+    """The benchmark, what to relearn and the evaluation settings: every unlearned model of a run folder with
+    that run's settings (this command's generation length), or one given model."""
+    from simnpo.llm import relearn as R
+    from simnpo.runs import CONFIG_FILE, read_config
+
+    if run is not None:
+        if not (Path(run) / CONFIG_FILE).is_file():
+            raise ValueError(f"{run} is not a `simnpo llm` run folder (no config.json)")
+        chosen = benchmark(read_config(run).get("bench") or "tofu")
+        overrides = {"max_new_tokens": ctx.params["max_new_tokens"]} if "max_new_tokens" in chosen.options else {}
+        targets, settings = R.plan_from_run(chosen, Path(run), overrides)
+        return chosen, targets, settings
+    chosen = benchmark(bench)
+    options = {"max_new_tokens": ctx.params["max_new_tokens"], "split": ctx.params["split"]}
+    options = {k: v for k, v in options.items() if k in chosen.options}
+    options |= {k: v for k, v in bench_options(ctx, chosen).items() if k == "retain_results"}
+    request = make_request(chosen, model, data, None, "cpu", None, cache_dir)
+    targets = R.plan_for_model(chosen, request, chosen.make_settings(options))
+    return chosen, targets, targets.plan.settings
+
+
+def relearn_each(bench, targets, config, folder: Path, device: str) -> list[list[str]]:
+    """Relearn every target, one row each: the relearning columns before and after."""
+    from simnpo.llm.relearn import relearn as relearn_model
+
+    rows = []
+    with progress_bar() as progress:
+        for target in targets.targets:
+            curves = relearn_model(
+                bench, target, targets.plan, targets.reference, config, folder / target[0], device, progress
+            )
+            cells = [fmt(v) for key, _, fmt in bench.table.relearn_columns for v in (curves[key][0], curves[key][-1])]
+            rows.append([target[0], *cells])
+    return rows
