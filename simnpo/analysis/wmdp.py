@@ -37,7 +37,12 @@ def wmdp_records(folder: Path) -> dict[str, list[dict]]:
 
 
 def _hazards(records: list[dict]) -> list[str]:
-    return [task for task in HAZARDS if any(r.get(task) is not None for r in records)]
+    """The hazardous tasks some record scored (a summary's accuracy, or a curve with a value)."""
+
+    def scored(value) -> bool:
+        return any(v is not None for v in value) if isinstance(value, list) else value is not None
+
+    return [task for task in HAZARDS if any(scored(r.get(task)) for r in records)]
 
 
 def plot_forget_utility(models: list[dict]):

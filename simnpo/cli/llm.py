@@ -17,7 +17,9 @@ from simnpo.cli.common import app, echo_error, parse_list, print_table, progress
 TEMPLATE_HELP = "TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."
 DRY_RUN_HELP = "Print the fully resolved configuration as JSON and exit (loads no model, writes nothing)."
 BENCH_HELP = "Benchmark: tofu, muse or wmdp."
-TASKS_HELP = "WMDP tasks, comma-separated: wmdp_bio, wmdp_cyber, wmdp_chem, mmlu (default: Bio, Cyber and MMLU)."
+TASKS_HELP = (
+    "WMDP tasks, comma-separated: wmdp_bio, wmdp_cyber, wmdp_chem, mmlu (default: all but Chem; built-in: Bio, MMLU)."
+)
 LIMIT_HELP = "WMDP: score only the first N questions of each task (a quick look, printed as such)."
 DTYPE_HELP = "dtype of the loaded weights: float32, bfloat16, float16 or auto (the checkpoint's)."
 
@@ -33,7 +35,7 @@ def benchmark(name: str):
     from simnpo.llm.benchmarks import BENCHMARKS
 
     if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}; use {' or '.join(BENCHMARKS)}")
+        raise ValueError(f"unknown benchmark {name!r}; use one of {', '.join(BENCHMARKS)}")
     return BENCHMARKS[name]
 
 
@@ -127,8 +129,12 @@ def llm_command(
     retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
     tasks: str | None = typer.Option(None, help=TASKS_HELP),
     limit: int | None = typer.Option(None, help=LIMIT_HELP),
-    forget_corpora: str | None = typer.Option(None, help="WMDP forget corpora, comma-separated: bio, cyber."),
-    retain_corpus: str | None = typer.Option(None, help="WMDP retain text: wikitext (default), bio or cyber."),
+    forget_corpora: str | None = typer.Option(
+        None, help="WMDP forget corpora, comma-separated: bio, cyber (default: both; built-in: bio)."
+    ),
+    retain_corpus: str | None = typer.Option(
+        None, help="WMDP retain text: wikitext (default; built-in: bio), bio or cyber."
+    ),
     bio_corpus: Path | None = typer.Option(None, help="WMDP: the gated bio forget corpus (bio_remove_dataset.jsonl)."),
     max_forget_chunks: int | None = typer.Option(None, help="WMDP: unlearn on the first N forget chunks only."),
     methods: str | None = typer.Option(

@@ -48,9 +48,7 @@ def relearn(
         chosen, targets, settings = relearn_targets(ctx, run, model, bench, data, cache_dir)
         folder = run_dir(out if out or run is None else run / "relearn", "relearn")
     save_config(folder, {RELEARN: config, EVALUATION: settings}, seed=seed, command="relearn", bench=chosen.name)
-    rows = relearn_each(chosen, targets, config, folder, device)
-    columns = chosen.table.relearn_columns
-    header = ["model"] + [h for _, label, _ in columns for h in (f"{label} before", "after")]
+    header, rows = relearn_each(chosen, targets, config, folder, device)
     part = f"{samples} rows" if samples is not None else f"{fraction:.0%}"
     title = f"Relearning on {part} of {chosen.forget_set(settings)}, {steps} steps (lower after = more robust)"
     print_table(header, rows, title)
@@ -79,16 +77,19 @@ def relearn_targets(ctx: typer.Context, run: Path | None, model: str | None, ben
     return chosen, targets, targets.plan.settings
 
 
-def relearn_each(bench, targets, config, folder: Path, device: str) -> list[list[str]]:
-    """Relearn every target, one row each: the relearning columns before and after."""
+def relearn_each(bench, targets, config, folder: Path, device: str) -> tuple[list[str], list[list[str]]]:
+    """Relearn every target; the table's header and one row per target: the relearning columns before and after
+    (a column no model has a value for, e.g. a WMDP task not scored, left out)."""
     from simnpo.llm.relearn import relearn as relearn_model
 
-    rows = []
     with progress_bar() as progress:
-        for target in targets.targets:
-            curves = relearn_model(
+        curves = {
+            target[0]: relearn_model(
                 bench, target, targets.plan, targets.reference, config, folder / target[0], device, progress
             )
-            cells = [fmt(v) for key, _, fmt in bench.table.relearn_columns for v in (curves[key][0], curves[key][-1])]
-            rows.append([target[0], *cells])
-    return rows
+            for target in targets.targets
+        }
+    columns = [c for c in bench.table.relearn_columns if any(v[c[0]][0] is not None for v in curves.values())]
+    header = ["model"] + [h for _, label, _ in columns for h in (f"{label} before", "after")]
+    rows = [[name, *(fmt(v[key][i]) for key, _, fmt in columns for i in (0, -1))] for name, v in curves.items()]
+    return header, rows

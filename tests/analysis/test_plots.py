@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 from simnpo.analysis.muse import muse_records
 from simnpo.analysis.plots import KINDS, figures, kind_of, load_run
 from simnpo.analysis.tofu import tofu_records
-from simnpo.analysis.wmdp import wmdp_records
+from simnpo.analysis.wmdp import plot_forget_utility, plot_relearning, wmdp_records
 from simnpo.cli import app
 
 runner = CliRunner()
@@ -32,6 +32,8 @@ def test_records_of_a_wmdp_run(small_runs):
     assert {c["model"] for c in records["relearn"]} == {"rmu", "simnpo_nll"}
     assert records["relearn"][0]["steps"] == [0, 2] and len(records["relearn"][0]["wmdp_bio"]) == 2
     assert muse_records(small_runs / "wmdp") == [] and tofu_records(small_runs / "wmdp")["models"] == []
+    # one panel per task scored (Bio and MMLU), not per task WMDP has
+    assert len(plot_relearning(records["relearn"]).axes) == 2 and len(plot_forget_utility(records["models"]).axes) == 1
 
 
 def test_one_loader_reads_every_kind_of_run(small_runs):

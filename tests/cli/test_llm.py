@@ -55,7 +55,7 @@ def test_llm_runs_every_step_and_resumes(cache, tmp_path):
         (["--preset", "paper-forget05", "--split", "forget10"], "preset paper-forget05 is for forget05, not forget10"),
         (["--preset", "paper-forget11"], "unknown preset 'paper-forget11'"),
         (["--beta", "0"], "beta must be a finite number > 0"),
-        (["--bench", "wmdp"], "unknown benchmark 'wmdp'"),
+        (["--bench", "harmbench"], "unknown benchmark 'harmbench'; use one of tofu, muse, wmdp"),
         (["--schedule", "cosine"], "unknown schedule 'cosine'"),
         (["--template", "vicuna"], "unknown template 'vicuna'"),
         (["--template", "llama3"], "the built-in mini-TOFU's tokenizer has no chat template"),

@@ -65,7 +65,7 @@ def test_llm_unlearns_the_corpora_with_simnpo_and_rmu_and_relearn_reads_the_run(
     assert relearned.exit_code == 0, relearned.output
     curves = json.loads((out / "relearn" / "rmu" / "relearn.json").read_text())
     assert curves["steps"] == [0, 2] and len(curves["wmdp_bio"]) == 2 and curves["wmdp_cyber"] == [None, None]
-    assert "Bio acc before" in relearned.output
+    assert "Bio acc before" in relearned.output and "Cyber" not in relearned.output  # tasks not scored: no column
 
 
 def bad_corpus(small_wmdp, tmp_path):
