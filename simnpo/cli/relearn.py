@@ -48,7 +48,8 @@ def relearn(
         chosen, targets, settings = relearn_targets(ctx, run, model, bench, data, cache_dir)
         folder = run_dir(out if out or run is None else run / "relearn", "relearn")
     save_config(folder, {RELEARN: config, EVALUATION: settings}, seed=seed, command="relearn", bench=chosen.name)
-    header, rows = relearn_each(chosen, targets, config, folder, device)
+    with user_errors():  # e.g. more --samples than forget rows
+        header, rows = relearn_each(chosen, targets, config, folder, device)
     part = f"{samples} rows" if samples is not None else f"{fraction:.0%}"
     title = f"Relearning on {part} of {chosen.forget_set(settings)}, {steps} steps (lower after = more robust)"
     print_table(header, rows, title)

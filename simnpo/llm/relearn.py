@@ -84,6 +84,8 @@ def relearn(
     tokenizer, model = load_tokenizer(model_dir), load_model(model_dir, device)
     forget = bench.encode(tokenizer, plan, trainer_config).forget
     generator = torch.Generator().manual_seed(config.seed)
+    if config.samples is not None and config.samples > len(forget):
+        raise ValueError(f"--samples {config.samples} exceeds the {len(forget)} forget rows; give fewer")
     count = config.samples if config.samples is not None else max(1, round(config.fraction * len(forget)))
     chosen = torch.randperm(len(forget), generator=generator)[:count]
     curves: dict = {"steps": [], **{k: [] for k in bench.table.curve_keys}, "relearn_items": len(chosen)}

@@ -66,6 +66,11 @@ def test_llm_unlearns_the_corpora_with_simnpo_and_rmu_and_relearn_reads_the_run(
     curves = json.loads((out / "relearn" / "rmu" / "relearn.json").read_text())
     assert curves["steps"] == [0, 2] and len(curves["wmdp_bio"]) == 2 and curves["wmdp_cyber"] == [None, None]
     assert "Bio acc before" in relearned.output and "Cyber" not in relearned.output  # tasks not scored: no column
+    authors = ["relearn", str(out), "--samples", "3", "--warmup-steps", "2", "--steps", "2", "--eval-at", "0,2"]
+    assert runner.invoke(app, [*authors, "--out", str(tmp_path / "few")]).exit_code == 0
+    assert json.loads((tmp_path / "few" / "rmu" / "relearn.json").read_text())["relearn_items"] == 3
+    too_many = runner.invoke(app, ["relearn", str(out), "--samples", "10000", "--out", str(tmp_path / "again")])
+    assert too_many.exit_code == 2 and "--samples 10000 exceeds the" in too_many.output
 
 
 def bad_corpus(small_wmdp, tmp_path):

@@ -227,3 +227,15 @@ def test_rmu_layer_and_parameters_must_exist(values, message, tiny_model, tokeni
     data = encode_unlearning_data(tokenizer, LLAMA2, *rows, "rmu", 128, seed=0)
     with pytest.raises(ValueError, match=message):
         unlearn(fresh(tiny_model), data, quick("rmu", **values), accelerator, tmp_path)
+
+
+def test_an_rmu_layer_index_matching_several_modules_is_one_line():
+    """A model with two towers of layers (a vision and a text stack): ``layers.0`` names two modules."""
+    from simnpo.llm.rmu import rmu_layers
+
+    def towers():
+        stack = lambda: torch.nn.ModuleDict({"layers": torch.nn.ModuleList([torch.nn.Linear(2, 2)])})  # noqa: E731
+        return torch.nn.ModuleDict({"vision": stack(), "text": stack()})
+
+    with pytest.raises(ValueError, match=r"--rmu-layer 0 matches 2 modules \(vision.layers.0, text.layers.0\)"):
+        rmu_layers(towers(), towers(), 0, None, 6.5, seed=0)
