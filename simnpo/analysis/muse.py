@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simnpo.analysis.style import method_color, method_label, new_figure
+from simnpo.analysis.style import draw_paths, method_color, method_label, new_figure
 from simnpo.runs import HISTORY_FILE, SUMMARY_FILES, read_json
 
 METRICS = (
@@ -33,11 +33,24 @@ def muse_records(folder: Path) -> list[dict]:
     return out
 
 
-def plot_privleak_utility(models: list[dict]):
-    """PrivLeak against KnowMem on D_r (utility), one point per model and run (paper's MUSE figure); the grey band
-    |PrivLeak| ≤ 5 only guides the eye to the retrain model's 0."""
+def muse_history(folder: Path) -> list[dict]:
+    """Every evaluation point of each method of one MUSE run folder (``run``, ``model``, ``epoch``, the metrics)."""
+    folder = Path(folder)
+    out = []
+    for path in sorted(folder.glob(f"*/{HISTORY_FILE}")):
+        history = read_json(path)
+        if history and "verbmem_f" in history[-1]:
+            out += [{"run": folder.name, "model": path.parent.name, **entry} for entry in history]
+    return out
+
+
+def plot_privleak_utility(models: list[dict], history: list[dict] = ()):
+    """PrivLeak against KnowMem on D_r (utility), one point per model and run (paper's MUSE figure), and each
+    method's path from the target through its evaluations (runs with ``--eval-every``); the retrain model is the
+    star, and the grey band |PrivLeak| ≤ 5 only guides the eye to its 0."""
     fig, axes = new_figure(width=5.2, height=4.0)
     ax = axes[0, 0]
+    draw_paths(ax, [r for r in models if r["model"] in ("target", "model")], history, "knowmem_r", "privleak")
     ax.axhspan(-5, 5, color="#dddddd", alpha=0.6, zorder=0, label="|PrivLeak| ≤ 5")
     ax.axhline(0, color="black", linewidth=0.6)
     labelled = set()

@@ -28,7 +28,8 @@ KINDS = (
 def load_run(folder: Path) -> dict:
     """Everything plottable in one run folder of any simnpo command, as tidy records: ``markov`` (the results of a
     Markov run, or None), ``models`` / ``history`` (TOFU evaluations and unlearning histories), ``relearn``
-    (relearning curves), ``muse`` (MUSE evaluations), ``wmdp`` (WMDP evaluations and relearning curves), and
+    (relearning curves), ``muse`` / ``muse_history`` (MUSE evaluations, every evaluation point), ``wmdp`` (WMDP
+    evaluations and relearning curves), and
     ``trainers`` (each method's settings)."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -38,6 +39,7 @@ def load_run(folder: Path) -> dict:
         "markov": markov,
         **tofu.tofu_records(folder),
         "muse": muse.muse_records(folder),
+        "muse_history": muse.muse_history(folder),
         "wmdp": wmdp.wmdp_records(folder),
         "trainers": _trainers(folder),
     }
@@ -46,7 +48,7 @@ def load_run(folder: Path) -> dict:
 def figures(folders: list[Path]) -> dict[str, Callable]:
     """Figure name -> a function drawing it, for every figure the folders have data for."""
     out: dict[str, Callable] = {}
-    records: dict[str, list] = {"models": [], "history": [], "relearn": [], "muse": []}
+    records: dict[str, list] = {"models": [], "history": [], "relearn": [], "muse": [], "muse_history": []}
     wmdp_runs: dict[str, list] = {"models": [], "relearn": []}
     for folder in map(Path, folders):
         run = load_run(folder)
@@ -70,11 +72,11 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
                 tofu.plot_weights_over_training(m, h, t)
             )
     if any(r.get("forget_quality") is not None for r in records["models"]):
-        out["tofu_quality_utility"] = lambda: tofu.plot_quality_utility(records["models"])
+        out["tofu_quality_utility"] = lambda: tofu.plot_quality_utility(records["models"], records["history"])
     if len({h["epoch"] for h in records["history"]}) > 1:
         out["tofu_epochs"] = lambda: tofu.plot_over_epochs(records["history"])
     if any(r.get("privleak") is not None for r in records["muse"]):
-        out["muse_privleak_utility"] = lambda: muse.plot_privleak_utility(records["muse"])
+        out["muse_privleak_utility"] = lambda: muse.plot_privleak_utility(records["muse"], records["muse_history"])
     if records["relearn"]:
         out["relearn"] = lambda: tofu.plot_relearning(records["relearn"])
     if any(r.get(task) is not None for r in wmdp_runs["models"] for task in wmdp.HAZARDS):

@@ -80,3 +80,21 @@ def save_figure(fig: Figure, folder: Path | str, stem: str) -> list[Path]:
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def draw_paths(ax, start: list[dict], history: list[dict], x: str, y, floor: float | None = None) -> None:
+    """Each method's path through its evaluations (``history``: records with ``run``, ``model``, ``epoch``), from
+    its run's starting model (the record of ``start`` with the same ``run``), as a thin line with small markers in
+    the method's colour; ``y`` a key or a function of a record (None: the point is skipped); values below ``floor``
+    drawn at it (log axes)."""
+    value = y if callable(y) else (lambda record: record.get(y))
+    origins = {r["run"]: r for r in start}
+    for run, name in dict.fromkeys((h["run"], h["model"]) for h in history):
+        points = sorted((h for h in history if (h["run"], h["model"]) == (run, name)), key=lambda h: h["epoch"])
+        points = [origins[run], *points] if run in origins else points
+        xy = [(p[x], value(p)) for p in points if p.get(x) is not None and value(p) is not None]
+        if len(xy) > 1:
+            xs, ys = zip(*xy)
+            ys = [max(v, floor) for v in ys] if floor is not None else ys
+            style = {"linewidth": 1, "markersize": 4, "alpha": 0.7, "zorder": 2, "gid": f"path {run} {name}"}
+            ax.plot(xs, ys, ".-", color=method_color(name), **style)

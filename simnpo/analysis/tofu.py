@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ks_2samp
 
-from simnpo.analysis.style import method_color, method_label, new_figure
+from simnpo.analysis.style import draw_paths, method_color, method_label, new_figure
 from simnpo.runs import EVAL_FILES, HISTORY_FILE, RELEARN_FILE, SUMMARY_FILES, read_json
 
 EVAL, SUMMARY = EVAL_FILES["tofu"], SUMMARY_FILES["tofu"]
@@ -48,10 +48,14 @@ def tofu_records(folder: Path) -> dict[str, list[dict]]:
     return out
 
 
-def plot_quality_utility(models: list[dict]):
-    """Forget quality (log scale) against model utility, one point per evaluated model and run."""
+def plot_quality_utility(models: list[dict], history: list[dict] = ()):
+    """Forget quality (log scale) against model utility, one point per evaluated model and run, and each method's
+    path from the target through its evaluations (runs with ``--eval-every``)."""
     fig, axes = new_figure(width=5.2, height=4.0)
     ax = axes[0, 0]
+    draw_paths(
+        ax, [r for r in models if r["model"] in ("target", "model")], history, "model_utility", "forget_quality", 1e-30
+    )
     labelled = set()
     for record in models:
         fq = record.get("forget_quality")

@@ -85,7 +85,10 @@ def print_table(header: list[str], rows: list[list[str]], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*header, title=title)
+    table = Table(title=title)
+    table.add_column(header[0], no_wrap=True)  # the row's name (e.g. "simnpo_nll best, epoch 3") stays whole
+    for name in header[1:]:
+        table.add_column(name)
     for row in rows:
         table.add_row(*row)
     Console(width=None if sys.stdout.isatty() else 130).print(table)  # logs and pipes get the whole table

@@ -146,7 +146,11 @@ def llm_command(
         "for the split or corpus on real data).",
     ),
     template: str | None = typer.Option(None, help=TEMPLATE_HELP),
-    eval_every: int = typer.Option(0, help="Also evaluate every N epochs (0: only after the last)."),
+    eval_every: int | None = typer.Option(
+        None,
+        help="Also evaluate every N epochs (0: only after the last; default 1 on built-in TOFU and MUSE data, "
+        "the trade-off curves, else 0).",
+    ),
     retain_results: Path | None = typer.Option(None, help="The retain model's TOFU_EVAL.json for forget quality."),
     beta: float | None = typer.Option(None, help="β for every method (default: the preset's per method)."),
     margin: float | None = typer.Option(None, help="SimNPO's margin γ."),
@@ -201,6 +205,8 @@ def llm_command(
         method_names = parse_list(methods, str, "--methods") if methods is not None else chosen.default_methods
         chosen.check_methods(method_names)
         trainers = method_configs(method_names, preset, values, given(ctx, LOSS_OPTIONS + TRAINING_OPTIONS))
+        if eval_every is None:  # the built-ins draw each method's path; real runs evaluate at the end
+            eval_every = 1 if data == "builtin" and chosen.best is not None else 0
         run = LLMRunConfig(methods=method_names, eval_every=eval_every, trainers=tuple(trainers.values()))
         request = make_request(chosen, model, data, pad_token, device, finetune_epochs, cache_dir, torch_dtype)
         head = {"command": "llm", "bench": bench, "preset": preset, "methods": trainers}

@@ -85,4 +85,8 @@ class Benchmark:
     check_methods: Callable[[tuple[str, ...]], None] = lambda methods: None  # ValueError for one it cannot run
     extra_configs: Callable[[Any], dict] = lambda settings: {}  # more of its settings to save in config.json
     default_methods: tuple[str, ...] = ("npo_nll", "simnpo_nll")  # what `simnpo llm` runs without --methods
+    # the rule picking a method's best evaluation point: (its statement, (history, starting model's summary,
+    # reference model's summary or None) -> the best history entry, None when no entry meets it); with a rule,
+    # built-in runs evaluate every epoch by default (trade-off curves)
+    best: tuple[str, Callable[[list[dict], dict, dict | None], dict | None]] | None = None
     eval_parts: int = 4

@@ -121,9 +121,36 @@ def run_llm(
         return results, bench.summary(results)
 
     encode = lambda tokenizer, config: bench.encode(tokenizer, plan, config)  # noqa: E731
-    finals = unlearn_each(run, request, plan.models[-1][1], folder, accelerator, progress, encode, evaluate, bench)
-    rows += [[method, *bench.table.row(final)] for method, final in zip(run.methods, finals)]
+    unlearn_each(run, request, plan.models[-1][1], folder, accelerator, progress, encode, evaluate, bench)
+    if accelerator.is_main_process:  # the one process that prints, and has written every history
+        method_rows, best_notes = best_and_last(bench, run.methods, plan, folder)
+        rows, notes = rows + method_rows, notes + best_notes
     return rows, notes, reference
+
+
+def best_and_last(bench: Benchmark, methods: tuple[str, ...], plan: Plan, folder: Path):
+    """Per method its last evaluation (``METHOD``) and, where the benchmark has a best-point rule and the method was
+    evaluated more than once, its best one by that rule (``METHOD best, epoch N`` and ``METHOD last, epoch M``, or
+    ``METHOD best = last, epoch M``); rows and lines to print under the table."""
+    summaries = read_json(folder / SUMMARY_FILE)
+    start = summaries[plan.models[-1][0]]
+    reference = summaries.get(plan.reference_model) if plan.reference_model else None
+    rows, notes, ruled = [], [], False
+    for method in methods:
+        history = read_json(folder / method / HISTORY_FILE)
+        last = history[-1]
+        if bench.best is None or len(history) < 2:
+            rows.append([method, *bench.table.row(last)])
+            continue
+        ruled = True
+        best = bench.best[1](history, start, reference)
+        if best is None:
+            notes.append(f"{method}: no evaluation meets the best-point rule")
+        elif best["epoch"] != last["epoch"]:
+            rows.append([f"{method} best, epoch {best['epoch']}", *bench.table.row(best)])
+        label = "best = last" if best is not None and best["epoch"] == last["epoch"] else "last"
+        rows.append([f"{method} {label}, epoch {last['epoch']}", *bench.table.row(last)])
+    return rows, ([f"best: {bench.best[0]}"] if ruled else []) + notes
 
 
 def unlearn_each(
@@ -136,17 +163,15 @@ def unlearn_each(
     encode: Callable,
     evaluate: Callable[[object, object], tuple[dict, dict]],
     bench: Benchmark,
-) -> list[dict]:
+) -> None:
     """Unlearn each method of ``run`` from the model at ``start`` (the target or the given model);
     ``encode(tokenizer, config)`` gives the data, ``evaluate(model, tokenizer)`` the full results and their summary.
     A method is finished when its last evaluation and its final model are written; each method's models are freed
-    before the next starts. Returns each method's last summary."""
-    finals = []
+    before the next starts."""
     for method, config in zip(run.methods, run.trainers):
         out = folder / method
         history = read_json(out / HISTORY_FILE) if (out / HISTORY_FILE).is_file() else []
         if history and history[-1]["epoch"] == config.epochs and (out / "model" / "config.json").is_file():
-            finals.append(history[-1])
             continue
         tokenizer = load_tokenizer(start, request.pad_token)
         model = load_model(start, "cpu", request.torch_dtype)  # under ZeRO-3 with zero3_init_flag: built sharded
@@ -163,5 +188,3 @@ def unlearn_each(
         save_model(final, accelerator, out / "model", tokenizer)
         del model, final, data
         accelerator.free_memory()  # the prepared model and optimizer: the next method starts with an empty device
-        finals.append(read_json(out / HISTORY_FILE)[-1])
-    return finals

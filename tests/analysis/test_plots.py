@@ -2,9 +2,9 @@
 
 from typer.testing import CliRunner
 
-from simnpo.analysis.muse import muse_records
+from simnpo.analysis.muse import muse_records, plot_privleak_utility
 from simnpo.analysis.plots import KINDS, figures, kind_of, load_run
-from simnpo.analysis.tofu import tofu_records
+from simnpo.analysis.tofu import plot_quality_utility, tofu_records
 from simnpo.analysis.wmdp import plot_forget_utility, plot_relearning, wmdp_records
 from simnpo.cli import app
 
@@ -34,6 +34,22 @@ def test_records_of_a_wmdp_run(small_runs):
     assert muse_records(small_runs / "wmdp") == [] and tofu_records(small_runs / "wmdp")["models"] == []
     # one panel per task scored (Bio and MMLU), not per task WMDP has
     assert len(plot_relearning(records["relearn"]).axes) == 2 and len(plot_forget_utility(records["models"]).axes) == 1
+
+
+def test_trade_off_figures_draw_each_methods_path_from_the_target(small_runs):
+    """One line per method through its evaluations, starting at the target's point (TOFU: 2 epochs evaluated;
+    MUSE: 1)."""
+    llm, muse_run = load_run(small_runs / "llm"), load_run(small_runs / "muse")
+    for fig, start, points in (
+        (plot_quality_utility(llm["models"], llm["history"]), "model_utility", 3),
+        (plot_privleak_utility(muse_run["muse"], muse_run["muse_history"]), "knowmem_r", 2),
+    ):
+        lines = [line for line in fig.axes[0].lines if (line.get_gid() or "").startswith("path")]
+        assert len(lines) == 2  # NPO and SimNPO
+        records = llm["models"] if start == "model_utility" else muse_run["muse"]
+        target = next(r for r in records if r["model"] == "target")
+        for line in lines:
+            assert len(line.get_xdata()) == points and line.get_xdata()[0] == target[start]
 
 
 def test_one_loader_reads_every_kind_of_run(small_runs):

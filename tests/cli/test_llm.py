@@ -18,9 +18,13 @@ def cache(tmp_path_factory):
 
 
 def test_llm_runs_every_step_and_resumes(cache, tmp_path):
-    args = ["llm", "--bench", "tofu", *TINY, "--cache-dir", str(cache), "--out", str(tmp_path), "--eval-every", "1"]
+    args = ["llm", "--bench", "tofu", *TINY, "--cache-dir", str(cache), "--out", str(tmp_path)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    # the built-in evaluates every epoch by default: per method its best point by the stated rule, and its last
+    assert "best: highest forget quality with model utility >= 95 % of the starting model's" in result.output
+    for method in ("npo_nll", "simnpo_nll"):
+        assert f"{method} last, epoch 2" in result.output or f"{method} best = last, epoch 2" in result.output
     assert "preset mini-tofu:\n  npo_nll: beta=0.2, " in result.output and "  simnpo_nll: beta=0.25, " in result.output
     assert "template llama2 (the built-in's)" in result.output
     for name in ("retain", "target", "npo_nll", "simnpo_nll"):

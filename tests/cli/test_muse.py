@@ -42,6 +42,7 @@ def test_llm_unlearns_chunks_of_a_local_muse_folder(small_muse, tmp_path):
     assert saved["preset"] == "paper-muse-news"  # MUSE data without a preset gets the paper's MUSE settings
     assert trainer["max_length"] == 32 and trainer["loss"]["beta"] == 0.7 and trainer["loss"]["retain_weight"] == 0.1
     assert trainer["schedule"] == "constant" and config["evaluation"]["corpus"] == "news" and saved["bench"] == "muse"
+    assert config["run"]["eval_every"] == 0  # real-format data: evaluated after the last epoch only
     again = runner.invoke(app, args)  # finished methods are not trained again
     assert again.exit_code == 0 and "resuming" in again.output
 

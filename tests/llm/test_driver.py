@@ -2,6 +2,7 @@
 finished only once its final model is written."""
 
 import gc
+import json
 import weakref
 from types import SimpleNamespace
 
@@ -13,6 +14,7 @@ from simnpo.llm.templates import TEMPLATES
 from simnpo.llm.tofu.benchmark import encode_unlearning_data
 from simnpo.llm.tofu.data import load_tofu
 from simnpo.llm.trainer import TrainerConfig
+from simnpo.runs import write_json
 
 
 def test_each_method_starts_with_the_previous_methods_model_freed(
@@ -38,9 +40,10 @@ def test_each_method_starts_with_the_previous_methods_model_freed(
     monkeypatch.setattr(driver, "unlearn", unlearn)
     evaluate = lambda model, tok: ({"items": 1}, {"score": 1.0})  # noqa: E731
     bench = SimpleNamespace(results_file="RESULTS.json")
-    finals = driver.unlearn_each(run, Request(), start, tmp_path, accelerator, None, encode, evaluate, bench)
+    driver.unlearn_each(run, Request(), start, tmp_path, accelerator, None, encode, evaluate, bench)
     assert alive_at_start == [[], [False]]  # the first method's model was gone when the second started
-    assert [f["epoch"] for f in finals] == [1, 1] and not accelerator._models
+    assert not accelerator._models
+    assert [json.loads((tmp_path / m / "history.json").read_text())[-1]["epoch"] for m in ("simnpo", "ga")] == [1, 1]
     for method in ("simnpo", "ga"):
         assert (tmp_path / method / "model" / "config.json").is_file()
         assert (tmp_path / method / "model" / "tokenizer.json").is_file()
@@ -49,3 +52,38 @@ def test_each_method_starts_with_the_previous_methods_model_freed(
     alive_at_start.clear()
     driver.unlearn_each(run, Request(), start, tmp_path, accelerator, None, encode, evaluate, bench)
     assert len(alive_at_start) == 1 and (tmp_path / "ga" / "model" / "config.json").is_file()
+
+
+TABLE = SimpleNamespace(row=lambda s: [f"{s['quality']:.2f}", f"{s['utility']:.2f}"])
+
+
+def test_best_and_last_rows_follow_the_benchmarks_rule(tmp_path):
+    """With a rule and several evaluation points: the best row, then the last (or one row when they coincide); a
+    method no point of which meets the rule keeps its last row and is named under the table."""
+    histories = {
+        "peaks": [{"epoch": 1, "quality": 0.2, "utility": 0.9}, {"epoch": 2, "quality": 0.5, "utility": 0.8}],
+        "climbs": [{"epoch": 1, "quality": 0.1, "utility": 0.9}, {"epoch": 2, "quality": 0.3, "utility": 0.9}],
+        "breaks": [{"epoch": 1, "quality": 0.9, "utility": 0.1}, {"epoch": 2, "quality": 0.9, "utility": 0.2}],
+        "once": [{"epoch": 2, "quality": 0.4, "utility": 0.9}],
+    }
+    for method, history in histories.items():
+        write_json(tmp_path / method / "history.json", history)
+    write_json(tmp_path / "summary.json", {"target": {"quality": 0.0, "utility": 1.0}})
+    rule = lambda history, start, reference: max(  # noqa: E731
+        [h for h in history if h["utility"] >= 0.85 * start["utility"]], key=lambda h: h["quality"], default=None
+    )
+    bench = SimpleNamespace(best=("highest quality keeping 85 % utility", rule), table=TABLE)
+    plan = SimpleNamespace(models=[("target", "T")], reference_model=None)
+    rows, notes = driver.best_and_last(bench, tuple(histories), plan, tmp_path)
+    assert [r[0] for r in rows] == [
+        "peaks best, epoch 1",
+        "peaks last, epoch 2",
+        "climbs best = last, epoch 2",
+        "breaks last, epoch 2",
+        "once",
+    ]
+    assert rows[0][1:] == ["0.20", "0.90"] and rows[1][1:] == ["0.50", "0.80"]
+    assert notes == ["best: highest quality keeping 85 % utility", "breaks: no evaluation meets the best-point rule"]
+    assert [
+        r[0] for r in driver.best_and_last(SimpleNamespace(best=None, table=TABLE), ("peaks",), plan, tmp_path)[0]
+    ] == ["peaks"]

@@ -104,6 +104,15 @@ def check_methods(methods: tuple[str, ...]) -> None:
         raise ValueError("idkpo needs question/answer pairs to pair with refusals; MUSE's forget set is text")
 
 
+def best_point(history: list[dict], start: dict, reference: dict | None) -> dict | None:
+    """The evaluation with the smallest |PrivLeak| among those keeping KnowMem on D_r at 90 % of the retrain
+    model's or more (None without a retrain model or when none does)."""
+    if reference is None:
+        return None
+    kept = [h for h in history if h["privleak"] is not None and h["knowmem_r"] >= 0.9 * reference["knowmem_r"]]
+    return min(kept, key=lambda h: abs(h["privleak"]), default=None)
+
+
 def _one_decimal(value) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
@@ -144,4 +153,5 @@ BENCHMARK = Benchmark(
     table=TABLE,
     forget_set=lambda settings: f"MUSE-{settings.corpus.capitalize()} D_f",
     check_methods=check_methods,
+    best=("smallest |PrivLeak| with KnowMem on D_r >= 90 % of the retrain model's", best_point),
 )

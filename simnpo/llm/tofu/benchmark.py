@@ -137,6 +137,14 @@ def encode_unlearning_data(
     return UnlearningData(forget, encoded(retain_rows, [r["answer"] for r in retain_rows]), idk)
 
 
+def best_point(history: list[dict], start: dict, reference: dict | None) -> dict | None:
+    """The evaluation with the highest forget quality among those keeping model utility at 95 % of the starting
+    model's or more (None when none does, or forget quality is unavailable)."""
+    kept = [h for h in history if h["forget_quality"] is not None]
+    kept = [h for h in kept if h["model_utility"] >= 0.95 * start["model_utility"]]
+    return max(kept, key=lambda h: h["forget_quality"], default=None)
+
+
 def row(s: dict) -> list[str]:
     cells = ("model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE")
     return [_quality(s["forget_quality"])] + [f"{s[key]:.3f}" for key in (*cells, "forget_answer_loss_per_token")]
@@ -191,4 +199,5 @@ BENCHMARK = Benchmark(
     table=TABLE,
     forget_set=lambda settings: settings.split,
     extra_configs=lambda settings: {TEMPLATE: settings.prompt_template()} if settings.template else {},
+    best=("highest forget quality with model utility >= 95 % of the starting model's", best_point),
 )
