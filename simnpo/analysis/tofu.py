@@ -147,16 +147,22 @@ def plot_over_epochs(history: list[dict]):
 
 
 def plot_relearning(curves: list[dict]):
-    """Forget quality and forget probability over relearning steps, per unlearned model."""
-    fig, axes = new_figure(ncols=2, width=4.2, height=3.2)
+    """Forget quality and forget probability over relearning steps, per unlearned model: on every forget item
+    (solid) and on the items not relearned on (dashed, runs that scored them)."""
+    fig, axes = new_figure(ncols=2, width=4.2, height=3.4)
     for curve in curves:
         name, steps = curve["model"], curve["steps"]
-        fq = [max(v, 1e-30) if v is not None else np.nan for v in curve["forget_quality"]]
-        axes[0, 0].plot(steps, fq, "o-", color=method_color(name), label=method_label(name))
-        axes[0, 1].plot(steps, curve["forget_Q_A_Prob"], "o-", color=method_color(name), label=method_label(name))
+        held = curve.get("held_out") or {}
+        for ax, key in ((axes[0, 0], "forget_quality"), (axes[0, 1], "forget_Q_A_Prob")):
+            floor = 1e-30 if key == "forget_quality" else None
+            for values, style, part in ((curve[key], "o-", "all items"), (held.get(key), "s--", "not relearned")):
+                if values:
+                    ys = [np.nan if v is None else max(v, floor) if floor else v for v in values]
+                    label = f"{method_label(name)}, {part}" if held else method_label(name)
+                    ax.plot(steps, ys, style, color=method_color(name), label=label, markersize=4)
     axes[0, 0].set_yscale("log")
-    axes[0, 0].set_ylabel("forget quality (log scale; lower = knowledge back)")
-    axes[0, 1].set_ylabel("forget answer probability")
+    axes[0, 0].set_ylabel("forget quality (log scale)\nlower = knowledge back")
+    axes[0, 1].set_ylabel("forget answer probability\nhigher = knowledge back")
     for ax in axes[0]:
         ax.set_xlabel("relearning step")
         ax.legend(fontsize=7)

@@ -51,7 +51,9 @@ def relearn(
     with user_errors():  # e.g. more --samples than forget rows
         header, rows = relearn_each(chosen, targets, config, folder, device)
     part = f"{samples} rows" if samples is not None else f"{fraction:.0%}"
-    title = f"Relearning on {part} of {chosen.forget_set(settings)}, {steps} steps (lower after = more robust)"
+    title = (
+        f"Relearning on {part} of {chosen.forget_set(settings)}, {steps} steps (after closer to before = more robust)"
+    )
     print_table(header, rows, title)
     typer.echo(f"wrote {folder}")
 
@@ -93,4 +95,9 @@ def relearn_each(bench, targets, config, folder: Path, device: str) -> tuple[lis
     columns = [c for c in bench.table.relearn_columns if any(v[c[0]][0] is not None for v in curves.values())]
     header = ["model"] + [h for _, label, _ in columns for h in (f"{label} before", "after")]
     rows = [[name, *(fmt(v[key][i]) for key, _, fmt in columns for i in (0, -1))] for name, v in curves.items()]
+    if bench.held_out is not None:  # the first column again, on the forget items not relearned
+        key, label, fmt = columns[0]
+        header += [f"{label}, items not relearned, before", "after"]
+        for row, v in zip(rows, curves.values()):
+            row += [fmt(v["held_out"][key][i]) for i in (0, -1)]
     return header, rows

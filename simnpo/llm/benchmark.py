@@ -89,4 +89,7 @@ class Benchmark:
     # reference model's summary or None) -> the best history entry, None when no entry meets it); with a rule,
     # built-in runs evaluate every epoch by default (trade-off curves)
     best: tuple[str, Callable[[list[dict], dict, dict | None], dict | None]] | None = None
+    # (results, forget rows a relearning attack trained on, plan, reference) -> the forget metrics of the items it
+    # did not train on, for benchmarks whose forget rows are their evaluation items (TOFU)
+    held_out: Callable[[dict, list[int], Plan, Any], dict] | None = None
     eval_parts: int = 4

@@ -5,8 +5,10 @@ returns, as a curve over relearning steps, on any benchmark.
 Protocol (ours, stated because the paper's could not be read): a seeded ``fraction`` of the forget set as the
 benchmark encodes it for unlearning (or ``samples`` of it), AdamW at ``lr``, constant after ``warmup_steps`` of
 linear warm-up, batches of ``batch_size`` drawn in seeded shuffled passes, the benchmark's evaluation at each step of
-``eval_at``. The authors' WMDP relearning (400 forget samples, lr 1e-5, 100 steps, 10 warm-up steps) is
-``samples=400, lr=1e-5, steps=100, warmup_steps=10``.
+``eval_at``; where the benchmark's forget rows are its evaluation items (TOFU), the items not relearned are also
+scored on their own (``held_out``: the knowledge that returns without being shown). The authors' WMDP relearning
+(400 forget samples, lr 1e-5, 100 steps, 10 warm-up steps) is ``samples=400, lr=1e-5, steps=100,
+warmup_steps=10``.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ def relearn(
     count = config.samples if config.samples is not None else max(1, round(config.fraction * len(forget)))
     chosen = torch.randperm(len(forget), generator=generator)[:count]
     curves: dict = {"steps": [], **{k: [] for k in bench.table.curve_keys}, "relearn_items": len(chosen)}
+    if bench.held_out is not None:
+        curves["held_out"] = {}  # the same metrics on the forget items not relearned: what returns unshown
+        curves["relearned_rows"] = chosen.tolist()
 
     def evaluate(step: int) -> None:
         if step not in config.eval_at:
@@ -99,6 +104,9 @@ def relearn(
         summary = bench.summary(results)
         for key in bench.table.curve_keys:
             curves[key].append(summary[key])
+        if bench.held_out is not None:
+            for key, value in bench.held_out(results, chosen.tolist(), plan, reference).items():
+                curves["held_out"].setdefault(key, []).append(value)
         write_json(folder / RELEARN_FILE, curves)
 
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from scipy.stats import ks_2samp
 from typer.testing import CliRunner
 
 from simnpo.cli import app
@@ -40,6 +41,16 @@ def test_relearning_a_run_raises_the_forget_probability(llm_run, tmp_path):
     assert all(v is not None for v in curves["forget_quality"])  # the run's retain model is the reference
     assert (tmp_path / "simnpo_nll" / "step8" / "TOFU_EVAL.json").is_file()
     assert "Relearning on 50% of forget10" in result.output
+    # the 40 forget items not relearned, scored on their own (mini-TOFU's forget rows are its evaluation items)
+    held = sorted(set(range(80)) - set(curves["relearned_rows"]))
+    assert len(held) == 40 and curves["held_out"]["items"] == [40, 40, 40]
+    step0 = json.loads((tmp_path / "simnpo_nll" / "step0" / "TOFU_EVAL.json").read_text())
+    retain = json.loads((llm_run / "retain" / "TOFU_EVAL.json").read_text())
+    ratios = lambda results: [results["forget_truth_ratio"]["value_by_index"][str(i)]["score"] for i in held]  # noqa: E731
+    probs = [step0["forget_Q_A_Prob"]["value_by_index"][str(i)]["prob"] for i in held]
+    assert curves["held_out"]["forget_Q_A_Prob"][0] == pytest.approx(sum(probs) / 40)
+    assert curves["held_out"]["forget_quality"][0] == pytest.approx(ks_2samp(ratios(step0), ratios(retain)).pvalue)
+    assert curves["held_out"]["forget_Q_A_Prob"][0] != pytest.approx(curves["forget_Q_A_Prob"][0])
 
 
 def test_relearning_one_model_without_a_reference(llm_run, tmp_path):

@@ -27,6 +27,7 @@ from simnpo.llm.tofu.evaluate import (
     evaluate_tofu,
     forget_ratios,
     retain_truth_ratios,
+    subset_summary,
     summary,
 )
 from simnpo.llm.tofu.metrics import forget_quality
@@ -145,6 +146,15 @@ def best_point(history: list[dict], start: dict, reference: dict | None) -> dict
     return max(kept, key=lambda h: h["forget_quality"], default=None)
 
 
+def held_out(results: dict, relearned: list[int], plan: Plan, reference) -> dict:
+    """The forget metrics of the forget items a relearning attack did not train on (``relearned``: its rows of the
+    forget split; evaluation items matched by question), forget quality against the retain model's same items."""
+    questions = {load_tofu(plan.data, plan.settings.split)[i]["question"] for i in relearned}
+    inputs = results["forget_Q_A_ROUGE"]["value_by_index"]
+    items = [int(k) for k in sorted(inputs, key=int) if inputs[k]["input"] not in questions]
+    return subset_summary(results, items, reference)
+
+
 def row(s: dict) -> list[str]:
     cells = ("model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE")
     return [_quality(s["forget_quality"])] + [f"{s[key]:.3f}" for key in (*cells, "forget_answer_loss_per_token")]
@@ -200,4 +210,5 @@ BENCHMARK = Benchmark(
     forget_set=lambda settings: settings.split,
     extra_configs=lambda settings: {TEMPLATE: settings.prompt_template()} if settings.template else {},
     best=("highest forget quality with model utility >= 95 % of the starting model's", best_point),
+    held_out=held_out,
 )

@@ -244,6 +244,21 @@ def evaluate_tofu(
     return results
 
 
+def subset_summary(results: dict, items: list[int], retain_ratios: list[float] | None) -> dict:
+    """The forget-set headline numbers of the forget items ``items`` alone: forget quality (against the retain
+    model's ratios of the same items; None without them), truth ratio score, answer probability and ROUGE-L."""
+    ratios = np.asarray(forget_ratios(results), float)[items]
+    by_index = {key: results[key]["value_by_index"] for key in ("forget_Q_A_Prob", "forget_Q_A_ROUGE")}
+    quality = None if retain_ratios is None else M.forget_quality(ratios, np.asarray(retain_ratios, float)[items])
+    return {
+        "forget_quality": quality,
+        "forget_truth_ratio": M.forget_truth_ratio_score(ratios),
+        "forget_Q_A_Prob": float(np.mean([by_index["forget_Q_A_Prob"][str(i)]["prob"] for i in items])),
+        "forget_Q_A_ROUGE": float(np.mean([by_index["forget_Q_A_ROUGE"][str(i)]["rougeL_recall"] for i in items])),
+        "items": len(items),
+    }
+
+
 def forget_ratios(results: dict) -> list[float]:
     """The per-item forget truth ratios of a TOFU_EVAL dict, in item order."""
     by_index = results["forget_truth_ratio"]["value_by_index"]
