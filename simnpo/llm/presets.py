@@ -5,7 +5,8 @@ A preset holds ``settings`` for the benchmark (the split or corpus it is for: a 
 ``defaults`` of the benchmark's settings that a given option replaces, ``shared`` values every method runs with,
 and ``methods``: values per method family (``ga``, ``npo``, ``simnpo``, ``idkpo``, ``rmu``; a full method name such
 as ``npo_kl`` may override its family). Precedence: shared < per method < command-line options (which apply to every
-method). A requested method the preset has no values for is refused.
+method). A requested method the preset has no values for is refused. ``lora_lr`` (shared or per method) is the lr
+used instead of ``lr`` when ``--lora-rank`` is given without ``--lr``.
 """
 
 from __future__ import annotations
@@ -37,4 +38,9 @@ def method_values(name: str, chosen: dict, method: str, given: dict) -> dict:
             f"preset {name} has no values for method {method}; it sets {', '.join(chosen['methods'])} "
             "(pick other --methods or another --preset)"
         )
-    return {**chosen["shared"], **per_method, **given}
+    values = {**chosen["shared"], **per_method, **given}
+    # LoRA adapters need a larger step than full fine-tuning: with --lora-rank and no --lr, the preset's adapter lr
+    lora_lr = values.pop("lora_lr", None)
+    if values.get("lora_rank") and lora_lr is not None and "lr" not in given:
+        values["lr"] = lora_lr
+    return values

@@ -125,6 +125,16 @@ def test_precedence_preset_then_method_then_command_line(monkeypatch):
     assert {v[:2] for v in loss_values(payload).values()} == {(1.5, 0.5)}
 
 
+def test_lora_takes_the_presets_adapter_lr_unless_lr_is_given():
+    from simnpo.llm.tofu.presets import PRESETS
+
+    adapter, full = PRESETS["mini-tofu"]["shared"]["lora_lr"], PRESETS["mini-tofu"]["shared"]["lr"]
+    assert adapter > full
+    assert {v[4] for v in loss_values(dry_run("--lora-rank", "8")).values()} == {adapter}
+    assert {v[4] for v in loss_values(dry_run()).values()} == {full}
+    assert {v[4] for v in loss_values(dry_run("--lora-rank", "8", "--lr", "1e-4")).values()} == {1e-4}
+
+
 def test_real_tofu_data_defaults_to_the_papers_preset_for_the_split(tofu_folder, tokenizer, tmp_path):
     from simnpo.llm.models import TinyLlamaConfig, tiny_llama
 
