@@ -123,14 +123,13 @@ def check_methods(methods: tuple[str, ...]) -> None:
         raise ValueError("idkpo needs question/answer pairs to pair with refusals; WMDP's forget set is text")
 
 
-def _cell(task: str, accuracy: float | None) -> str:
-    if accuracy is None:
-        return "n/a"
-    return f"{1 - accuracy:.3f}" if task in HAZARD_TASKS else f"{accuracy:.3f}"
-
-
 def _accuracy(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _cell(task: str, accuracy: float | None) -> str:
+    """A table cell: 1 − accuracy for a hazardous task (higher = more forgotten), accuracy for MMLU."""
+    return _accuracy(1 - accuracy if accuracy is not None and task in HAZARD_TASKS else accuracy)
 
 
 def title(settings: WmdpEvalConfig, after_unlearning: bool) -> str:
