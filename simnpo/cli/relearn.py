@@ -26,7 +26,7 @@ def relearn(
     samples: int | None = typer.Option(None, help="Or this many forget rows (the authors' WMDP relearning: 400)."),
     warmup_steps: int = typer.Option(0, help="Linear warm-up steps, then a constant lr."),
     steps: int = typer.Option(50, help="Relearning steps."),
-    lr: float = typer.Option(1e-4, help="Learning rate (AdamW, constant)."),
+    lr: float = typer.Option(1e-4, help="Learning rate (AdamW, constant after --warmup-steps)."),
     batch_size: int = typer.Option(4, help="Batch size."),
     eval_at: str = typer.Option("0,5,10,25,50", help="Steps at which to evaluate, comma-separated."),
     max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
