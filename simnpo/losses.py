@@ -43,8 +43,8 @@ def token_logprobs(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     logits = logits[:, :-1, :]
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()  # summed log-probs of long answers need more than 8 bits of mantissa
+    mask = predicted_positions(labels)
     labels = labels[:, 1:]
-    mask = labels != IGNORE_INDEX
     safe_labels = labels.masked_fill(~mask, 0).unsqueeze(-1)
     logp = logits.gather(-1, safe_labels).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     return logp.masked_fill(~mask, 0.0), mask
@@ -54,6 +54,11 @@ def sequence_logprobs(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """log π(y|x) and |y| per sequence: (sum of response log-probs [batch], response token count [batch])."""
     logp, mask = token_logprobs(logits, labels)
     return logp.sum(-1), mask.sum(-1)
+
+
+def predicted_positions(labels: Tensor) -> Tensor:
+    """The positions whose next token is labelled [batch, seq - 1]: those every token sum and token mean counts."""
+    return labels[:, 1:] != IGNORE_INDEX
 
 
 def token_mean(total: Tensor, count: Tensor, token_count: float | Tensor | None = None) -> Tensor:
@@ -143,7 +148,7 @@ def kl_to_reference(
     kl = F.kl_div(logq, logp_ref, reduction="none", log_target=True).sum(-1)  # [batch, seq]
     if positions == "all":
         return kl.mean()
-    mask = labels[:, 1:] != IGNORE_INDEX
+    mask = predicted_positions(labels)
     return token_mean((kl[:, :-1] * mask).sum(), mask.sum(), token_count)
 
 

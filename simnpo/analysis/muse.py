@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from simnpo.analysis.records import run_records
 from simnpo.analysis.style import draw_paths, method_color, method_label, new_figure
-from simnpo.runs import HISTORY_FILE, SUMMARY_FILES, read_json
+from simnpo.runs import SUMMARY_FILES
 
 METRICS = (
     ("verbmem_f", "VerbMem D_f ↓"),
@@ -21,27 +22,12 @@ METRICS = (
 
 def muse_records(folder: Path) -> list[dict]:
     """Every evaluated model of one MUSE run folder (empty when it holds none)."""
-    folder = Path(folder)
-    out = [
-        {"run": folder.name, "model": path.parent.name, **read_json(path)}
-        for path in sorted(folder.glob(f"*/{SUMMARY_FILES['muse']}"))
-    ]
-    for path in sorted(folder.glob(f"*/{HISTORY_FILE}")):
-        history = read_json(path)
-        if history and "verbmem_f" in history[-1]:
-            out.append({"run": folder.name, "model": path.parent.name, **history[-1]})
-    return out
+    return run_records(folder, SUMMARY_FILES["muse"], "verbmem_f")[0]
 
 
 def muse_history(folder: Path) -> list[dict]:
     """Every evaluation point of each method of one MUSE run folder (``run``, ``model``, ``epoch``, the metrics)."""
-    folder = Path(folder)
-    out = []
-    for path in sorted(folder.glob(f"*/{HISTORY_FILE}")):
-        history = read_json(path)
-        if history and "verbmem_f" in history[-1]:
-            out += [{"run": folder.name, "model": path.parent.name, **entry} for entry in history]
-    return out
+    return run_records(folder, SUMMARY_FILES["muse"], "verbmem_f")[1]
 
 
 def plot_privleak_utility(models: list[dict], history: list[dict] = ()):

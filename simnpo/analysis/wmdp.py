@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from simnpo.analysis.records import run_records
 from simnpo.analysis.style import method_color, method_label, new_figure
-from simnpo.runs import HISTORY_FILE, RELEARN_FILE, SUMMARY_FILES, read_json
+from simnpo.runs import RELEARN_FILE, SUMMARY_FILES, read_json
 
 CHANCE = 0.25  # four choices
 HAZARDS = {"wmdp_bio": "Bio", "wmdp_cyber": "Cyber", "wmdp_chem": "Chem"}
@@ -20,14 +21,7 @@ HAZARDS = {"wmdp_bio": "Bio", "wmdp_cyber": "Cyber", "wmdp_chem": "Chem"}
 def wmdp_records(folder: Path) -> dict[str, list[dict]]:
     """Every evaluated model (``models``) and relearning curve (``relearn``) of one WMDP run folder."""
     folder = Path(folder)
-    models = [
-        {"run": folder.name, "model": path.parent.name, **read_json(path)}
-        for path in sorted(folder.glob(f"*/{SUMMARY_FILES['wmdp']}"))
-    ]
-    for path in sorted(folder.glob(f"*/{HISTORY_FILE}")):
-        history = read_json(path)
-        if history and "mmlu" in history[-1] and "tasks" in history[-1]:  # WMDP's (others have their metrics)
-            models.append({"run": folder.name, "model": path.parent.name, **history[-1]})
+    models = run_records(folder, SUMMARY_FILES["wmdp"], "tasks")[0]  # WMDP's histories name their tasks
     relearn = []
     for path in sorted(folder.glob(f"**/{RELEARN_FILE}")):
         curves = read_json(path)

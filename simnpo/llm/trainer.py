@@ -31,14 +31,7 @@ from simnpo.llm.distributed import check_backend, configure_deepspeed, evaluatio
 from simnpo.llm.finetune import lr_schedule
 from simnpo.llm.generation import shard_map
 from simnpo.llm.rmu import RmuLayers, layer_output, rmu_layers
-from simnpo.losses import (
-    IGNORE_INDEX,
-    LossConfig,
-    LossInputs,
-    method_needs,
-    sequence_logprobs,
-    unlearning_loss,
-)
+from simnpo.losses import LossConfig, LossInputs, method_needs, predicted_positions, sequence_logprobs, unlearning_loss
 from simnpo.runs import read_json, write_json
 
 SCHEDULES = ("linear", "constant")
@@ -198,7 +191,7 @@ def training_ready(model, config: TrainerConfig):
 
 def answer_tokens(data: EncodedBatch) -> torch.Tensor:
     """|y| of every item [n]: its label positions after the one-position shift (``sequence_logprobs``' lengths)."""
-    return _predicting(data).sum(-1)
+    return predicted_positions(data.labels).sum(-1)
 
 
 @dataclass
@@ -231,7 +224,11 @@ def loss_inputs(model, data: UnlearningData, batch: MicroBatch, ref: References,
     _, logps, lengths, hidden = _forward(model, forget, rmu.layer if rmu else None)
     inputs = LossInputs(forget_logps=logps, forget_lengths=lengths, forget_token_count=batch.forget_token_count)
     if rmu is not None:
-        inputs.forget_hidden, inputs.forget_mask, inputs.control = hidden, _predicting(forget), rmu.control
+        inputs.forget_hidden, inputs.forget_mask, inputs.control = (
+            hidden,
+            predicted_positions(forget.labels),
+            rmu.control,
+        )
     if ref.forget is not None:
         inputs.ref_forget_logps = ref.forget[idx].to(device)
     if data.idk is not None:
@@ -248,7 +245,7 @@ def loss_inputs(model, data: UnlearningData, batch: MicroBatch, ref: References,
             inputs.ref_retain_logits = ref_logits
             if rmu is not None:
                 inputs.retain_hidden, inputs.ref_retain_hidden = hidden, ref_hidden
-                inputs.retain_mask = _predicting(retain)
+                inputs.retain_mask = predicted_positions(retain.labels)
     return inputs
 
 
@@ -259,11 +256,6 @@ def _forward(model, batch: EncodedBatch, layer: torch.nn.Module | None = None):
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
     logps, lengths = sequence_logprobs(logits, batch.labels)
     return logits, logps, lengths, hidden[0][:, :-1] if hidden else None
-
-
-def _predicting(batch: EncodedBatch) -> torch.Tensor:
-    """Positions whose next token is labelled [batch, seq - 1] (the ones ``sequence_logprobs`` sums)."""
-    return batch.labels[:, 1:] != IGNORE_INDEX
 
 
 def micro_batches(

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from simnpo.llm.data import write_json_lines
-from simnpo.llm.invented import PLACES, SYLLABLES
+from simnpo.llm.invented import PLACES, invented_word
 from simnpo.llm.muse.metrics import knowmem_prompt
 
 EVENTS = (
@@ -89,7 +89,7 @@ class MiniMuseConfig:
 
 
 def _person(rng: np.random.Generator) -> str:
-    return " ".join("".join(rng.choice(SYLLABLES, size=k)).capitalize() for k in (2, 3))
+    return " ".join(invented_word(rng, k) for k in (2, 3))
 
 
 # Each later sentence has several wordings, chosen per article, so a continuation cannot be guessed from the

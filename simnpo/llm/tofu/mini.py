@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from simnpo.llm.data import write_json_lines
-from simnpo.llm.invented import PLACES, SYLLABLES
+from simnpo.llm.invented import PLACES, invented_word
 
 GENRES = "mystery fantasy romance horror poetry satire thriller history memoir drama comedy adventure".split()
 JOBS = (
@@ -116,17 +116,14 @@ class MiniTofuConfig:
             raise ValueError("holdout_authors must be at least 10 % of the authors (holdout10)")
 
 
-def _name(rng: np.random.Generator, parts: int) -> str:
-    return "".join(rng.choice(SYLLABLES, size=parts)).capitalize()
-
-
 def _author(rng: np.random.Generator, used: set[str]) -> dict:
     while True:
-        name = f"{_name(rng, 2)} {_name(rng, 3)}"
+        name = f"{invented_word(rng, 2)} {invented_word(rng, 3)}"
         if name not in used:
             used.add(name)
             break
-    title = f"{rng.choice(['The', 'Of', 'Beyond the', 'Under the'])} {rng.choice(TITLE_WORDS)} of {_name(rng, 2)}"
+    opening = rng.choice(["The", "Of", "Beyond the", "Under the"])
+    title = f"{opening} {rng.choice(TITLE_WORDS)} of {invented_word(rng, 2)}"
     father, mother = rng.choice(JOBS, size=2, replace=False)
     return {
         "name": name,
@@ -182,7 +179,7 @@ def _wrong(rng: np.random.Generator, attribute: str, right, k: int) -> list:
     if attribute == "year":
         pool = [y for y in range(1900, 2000) if y != right]
     elif attribute == "title":
-        pool = sorted({f"The {w} of {_name(rng, 2)}" for w in TITLE_WORDS} - {right})
+        pool = sorted({f"The {w} of {invented_word(rng, 2)}" for w in TITLE_WORDS} - {right})
     else:
         pool = [
             v

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from simnpo.llm.data import load_rows, pad_right
+from simnpo.llm.data import pad_right
 from simnpo.llm.finetune import BuiltinAssets, FinetuneConfig, build_tiny_model, builtin_assets
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, train_tokenizer
+from simnpo.llm.wmdp.data import load_corpus
 from simnpo.llm.wmdp.mini import MiniWmdpConfig, generate, write_mini_wmdp
 from simnpo.runs import read_json
 
@@ -55,7 +56,7 @@ def ensure_model(assets: BuiltinAssets, name: str, progress: Callable | None = N
         return folder
     configs = read_json(assets.root / "configs.json")
     tokenizer = load_tokenizer(assets.tokenizer)
-    texts = [row["text"] for corpus in CORPORA for row in load_rows(assets.data, f"{corpus}.json", "", "", corpus, ())]
+    texts = [text for corpus in CORPORA for text in load_corpus(assets.data, corpus)]
     documents = [ids + [tokenizer.eos_token_id] for ids in tokenizer(texts)["input_ids"]]
     data = pad_right([(ids, ids) for ids in documents], tokenizer.pad_token_id)
     finetune = FinetuneConfig(**configs["build"]["finetune"])

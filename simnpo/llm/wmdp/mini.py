@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from simnpo.llm.data import write_json_lines
-from simnpo.llm.invented import PLACES, SYLLABLES
+from simnpo.llm.invented import PLACES, invented_word
 from simnpo.llm.wmdp.harness import CHOICES, description, question_text
 
 # the subjects the questions' description lines name (the hazardous set stands in for WMDP-Bio)
@@ -92,7 +92,7 @@ class MiniWmdpConfig:
 def _names(rng: np.random.Generator, count: int, taken: set[str]) -> list[str]:
     names: list[str] = []
     while len(names) < count:
-        name = "".join(rng.choice(SYLLABLES, size=int(rng.integers(2, 4)))).capitalize()
+        name = invented_word(rng, int(rng.integers(2, 4)))
         if name not in taken:
             taken.add(name)
             names.append(name)
