@@ -41,6 +41,7 @@ SUMMARY_FILES = {"tofu": "TOFU_SUMMARY.json", "muse": "MUSE_SUMMARY.json", "wmdp
 # keyed their sections by class name; ``read_config`` maps those (OLD_SECTIONS).
 REQUEST, RUN, EVALUATION, TEMPLATE, RELEARN = "request", "run", "evaluation", "template", "relearn"
 EXPERIMENT, MODEL, PRETRAINING, UNLEARNING, WEIGHTS = "experiment", "model", "pretraining", "unlearning", "weights"
+SWEEP = "sweep"
 OLD_SECTIONS = {
     "EvalRequest": REQUEST,
     "MuseRequest": REQUEST,

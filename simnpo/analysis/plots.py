@@ -57,9 +57,7 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
         for key in wmdp_runs:
             wmdp_runs[key] += run["wmdp"][key]
         if run["markov"] is not None:
-            for case in run["markov"]["cases"]:
-                out[f"markov_{case}"] = lambda r=run["markov"], c=case: mk.plot_trajectories(r, c)
-                out[f"markov_{case}_weights"] = lambda r=run["markov"], c=case: mk.plot_weights_over_iterations(r, c)
+            out.update(mk.markov_figures(run["markov"]))  # per (β, lr) point and case, and the robustness map
         if run["muse"]:
             title = f"MUSE ({folder.name})"
             out[f"muse_table_{folder.name}"] = lambda m=run["muse"], t=title: muse.plot_metric_table(m, t)
@@ -96,7 +94,7 @@ def _trainers(folder: Path) -> dict[str, dict]:
 
 
 def kind_of(name: str) -> str:
-    if name.startswith("markov_"):
+    if name.startswith("markov_"):  # markov_robustness too: it summarises the trajectories over seeds
         return "markov-weights" if name.endswith("_weights") else "markov"
     if name.startswith("tofu_truth_ratio"):
         return "tofu-truth-ratio"

@@ -14,17 +14,24 @@ def markov(
     chains: int = typer.Option(3, help="Number of chains K: one retain chain and K-1 forget chains."),
     case: str = typer.Option("difficulty,length", help="Cases to run, comma-separated: difficulty, length."),
     methods: str = typer.Option("npo,simnpo", help="Unlearning methods, comma-separated (see README)."),
-    iterations: int = typer.Option(50, help="Unlearning iterations, each evaluated."),
-    beta: float | None = typer.Option(None, help="Inverse temperature β of NPO/SimNPO (1, the published setting)."),
+    iterations: int = typer.Option(50, help="Unlearning iterations."),
+    eval_every: int = typer.Option(
+        1, help="Evaluate every K iterations (and after the last); crossings are interpolated between evaluations."
+    ),
+    betas: str = typer.Option(
+        "1", "--betas", "--beta", help="Inverse temperature β of NPO/SimNPO; several (0.5,1,2,5) make a sweep."
+    ),
     margin: float = typer.Option(0.0, help="SimNPO's margin γ (paper convention)."),
     forget_weight: float = typer.Option(1.0, help="Weight of the forget loss."),
     retain_weight: float = typer.Option(1.0, help="Weight of the retain term (methods with _nll/_kl)."),
-    lr: float = typer.Option(5e-4, help="Unlearning learning rate (AdamW)."),
+    lrs: str = typer.Option("5e-4", "--lr", "--lrs", help="Unlearning learning rate (AdamW); several make a sweep."),
     batch_size: int = typer.Option(4, help="Unlearning batch size (forget and retain)."),
     pretrain_lr: float = typer.Option(5e-4, help="Pretraining/retraining learning rate."),
     pretrain_epochs: int = typer.Option(5, help="Pretraining/retraining epochs."),
     pretrain_batch_size: int = typer.Option(128, help="Pretraining/retraining batch size."),
-    seeds: str = typer.Option("42", help="Seeds, comma-separated; several give mean ± std."),
+    seeds: str = typer.Option(
+        "42", help="Seeds: a list (1,2,7) or a range (0-4); several give mean ± std and paired statistics."
+    ),
     length: int = typer.Option(20, help="Length of the retain chain and of the long forget chains."),
     short_length: int = typer.Option(5, help="Length of the short forget chains (length case)."),
     retain_samples: int = typer.Option(10_000, help="Retain sequences (80/20 train/test)."),
@@ -44,10 +51,10 @@ def markov(
     and length, with exact KL metrics against the true chains."""
     import torch
 
-    from simnpo.markov.experiment import ExperimentConfig, run_experiment
+    from simnpo.markov.experiment import ExperimentConfig, Sweep, run_experiment
     from simnpo.markov.model import ModelConfig
     from simnpo.markov.train import TrainConfig, unlearn_config
-    from simnpo.runs import EXPERIMENT, MODEL, PRETRAINING, UNLEARNING, resume_or_save_config, run_dir
+    from simnpo.runs import EXPERIMENT, MODEL, PRETRAINING, SWEEP, UNLEARNING, resume_or_save_config, run_dir
 
     with user_errors():
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -55,7 +62,7 @@ def markov(
         exp = ExperimentConfig(
             chains=chains,
             cases=parse_list(case, str, "--case"),
-            seeds=parse_list(seeds, int, "--seeds"),
+            seeds=parse_seeds(seeds),
             long_length=length,
             short_length=short_length,
             retain_samples=retain_samples,
@@ -69,41 +76,62 @@ def markov(
         )
         model_cfg = ModelConfig(arch=arch)
         train_cfg = TrainConfig(lr=pretrain_lr, batch_size=pretrain_batch_size, epochs=pretrain_epochs)
-        loss = {"beta": beta, "margin": margin, "forget_weight": forget_weight, "retain_weight": retain_weight}
+        sweep = Sweep(parse_list(betas, float, "--betas"), parse_list(lrs, float, "--lr"))
+        loss = {
+            "beta": sweep.betas[0],
+            "margin": margin,
+            "forget_weight": forget_weight,
+            "retain_weight": retain_weight,
+        }
         method_names = parse_list(methods, str, "--methods")
-        unlearn_cfg = unlearn_config(method_names, loss, iterations=iterations, lr=lr, batch_size=batch_size)
+        unlearn_cfg = unlearn_config(
+            method_names, loss, iterations=iterations, lr=sweep.lrs[0], batch_size=batch_size, eval_every=eval_every
+        )
         folder = run_dir(out, "markov")
-        configs = {EXPERIMENT: exp, MODEL: model_cfg, PRETRAINING: train_cfg, UNLEARNING: unlearn_cfg}
+        configs = {EXPERIMENT: exp, MODEL: model_cfg, PRETRAINING: train_cfg, UNLEARNING: unlearn_cfg, SWEEP: sweep}
         resumed = resume_or_save_config(folder, configs, seed=list(exp.seeds), command="markov")
     if resumed:
         typer.echo(f"resuming the run in {folder}", err=True)
     with progress_bar() as progress:
         results = run_experiment(
-            exp, model_cfg, train_cfg, unlearn_cfg, folder, None if no_cache else cache_dir, progress
+            exp, model_cfg, train_cfg, unlearn_cfg, folder, None if no_cache else cache_dir, progress, sweep
         )
     print_results(results, folder)
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'1,2,7' -> (1, 2, 7); '0-4' -> (0, 1, 2, 3, 4); both may mix ('0-2,9')."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        first, dash, last = part.partition("-")
+        if not (first.isdigit() and (not dash or last.isdigit())):
+            raise ValueError(f"--seeds takes seeds and ranges like 1,2,7 or 0-4, got {text!r}")
+        span = range(int(first), int(last if dash else first) + 1)
+        if not span:
+            raise ValueError(f"--seeds: the range {part} is empty; write it low-high, e.g. 0-4")
+        seeds += span
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"--seeds names a seed twice in {text!r}; give each once")
+    return tuple(seeds)
+
+
 def print_results(results: dict, folder: Path) -> None:
-    """The figures, the KL table, a verdict line per finding of the paper, and what was written."""
-    from simnpo.analysis.markov import findings, summary_rows, write_markov_figures
+    """The figures, the KL table, the paired statistics with their verdicts, and what was written."""
+    from simnpo.analysis.markov import summary_rows, write_markov_figures
+    from simnpo.analysis.robustness import ROBUSTNESS_COLUMNS, robustness_rows
     from simnpo.runs import CONFIG_FILE, MARKOV_RESULTS_FILE
 
     paths = write_markov_figures(results, folder)
+    first = next(iter(results["points"][0]["cases"].values()))  # every case of a run has the same K
     print_table(
-        ["case", "model", "retain KL"] + [f"{n} KL" for n in results_forget_names(results)],
+        ["case", "model", "retain KL"] + [f"{c['name']} KL" for c in first["chains"][1:]],
         summary_rows(results),
         "KL to the true chains (nats/token)",
     )
-    for finding in findings(results):
-        verdict = "holds" if finding["holds"] else "does NOT hold"
-        costs = ", ".join(f"{m} {v:.3f}" if v is not None else f"{m} never" for m, v in finding["retain_kl"].items())
-        typer.echo(f"finding {verdict}: {finding['claim']} (retain KL: {costs})")
+    print_table(
+        ROBUSTNESS_COLUMNS,
+        robustness_rows(results),
+        "Does SimNPO forget at less retain damage than NPO? Retain KL at the forget-KL level, paired over seeds",
+    )
     for path in [folder / CONFIG_FILE, folder / MARKOV_RESULTS_FILE, *paths]:
         typer.echo(f"wrote {path}")
-
-
-def results_forget_names(results: dict) -> list[str]:
-    """The forget-chain names of the case with the most chains (every case of a run has the same K)."""
-    first = next(iter(results["cases"].values()))
-    return [c["name"] for c in first["chains"][1:]]

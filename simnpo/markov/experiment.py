@@ -1,15 +1,17 @@
 """The reference-model-bias experiments: for each case and seed, pretrain and retrain (cached), then unlearn with
-every method, evaluating the exact KL metrics after every iteration.
+every method at every point (β, lr) of a sweep, evaluating the exact KL metrics along the way.
 
-Each finished (case, seed, method) is written atomically to ``parts/`` of the run folder, so a killed run resumes
-where it stopped; ``results.json`` aggregates the parts with mean and standard deviation over seeds.
+Each finished (case, seed, point, method) is written atomically to ``parts/`` of the run folder, so a killed run
+resumes where it stopped; ``results.json`` aggregates the parts per point with every seed's values, their mean and
+standard deviation.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,9 @@ import torch
 from simnpo.losses import npo_weights, sequence_logprobs, simnpo_weights
 from simnpo.markov.data import CASES, DataConfig, case_chains, sample_data, split_tokens
 from simnpo.markov.metrics import exact_chain_kl, kl_to_chain, kl_to_model
-from simnpo.markov.model import ModelConfig
+from simnpo.markov.model import MODEL_REVISION, ModelConfig
 from simnpo.markov.train import (
+    PUBLISHED_BETA,
     TrainConfig,
     UnlearnConfig,
     cached_training,
@@ -73,6 +76,39 @@ def _no_progress(description: str, total: int) -> Callable[[int], None]:
     return lambda n: None
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """The unlearning settings swept: every β with every learning rate (each replaces the UnlearnConfig's own)."""
+
+    betas: tuple[float, ...] = (PUBLISHED_BETA,)
+    lrs: tuple[float, ...] = (5e-4,)
+
+    def __post_init__(self) -> None:
+        if not self.betas or not all(math.isfinite(b) and b > 0 for b in self.betas):
+            raise ValueError(f"every β must be a finite number > 0, got {', '.join(map(str, self.betas)) or 'none'}")
+        if not self.lrs or not all(math.isfinite(lr) and lr > 0 for lr in self.lrs):
+            raise ValueError(f"every lr must be a finite number > 0, got {', '.join(map(str, self.lrs)) or 'none'}")
+        if len(set(self.betas)) < len(self.betas) or len(set(self.lrs)) < len(self.lrs):
+            raise ValueError("a β or lr is given twice; give each value once")
+
+    def points(self) -> list[tuple[float, float]]:
+        return [(beta, lr) for beta in self.betas for lr in self.lrs]
+
+
+def own_sweep(sweep: Sweep | None, unlearn_cfg: UnlearnConfig) -> Sweep:
+    """``sweep``, or the one point of the UnlearnConfig's own β and lr."""
+    return sweep or Sweep((unlearn_cfg.losses[0].beta,), (unlearn_cfg.lr,))
+
+
+def sweep_point(unlearn_cfg: UnlearnConfig, beta: float, lr: float) -> UnlearnConfig:
+    """The unlearning configuration of one sweep point: every method at β ``beta``, learning rate ``lr``."""
+    return replace(unlearn_cfg, lr=lr, losses=tuple(replace(loss, beta=beta) for loss in unlearn_cfg.losses))
+
+
+def point_folder(beta: float, lr: float) -> str:
+    return f"beta{beta:g}_lr{lr:g}"
+
+
 def run_case_seed(
     exp: ExperimentConfig,
     case: str,
@@ -83,10 +119,18 @@ def run_case_seed(
     folder: Path,
     cache: Path | None,
     progress: Progress = _no_progress,
+    sweep: Sweep | None = None,
 ) -> None:
-    """Everything of one (case, seed): reference points, then one part file per method not yet written."""
+    """Everything of one (case, seed): reference points, then one part file per (sweep point, method) not yet
+    written; the pretrained and retrained models are made once for all of them."""
     parts = folder / "parts" / case / f"seed{seed}"
-    todo = [m for m in unlearn_cfg.methods if not (parts / f"{m}.json").is_file()]
+    points = own_sweep(sweep, unlearn_cfg).points()
+    todo = [
+        (beta, lr, m)
+        for beta, lr in points
+        for m in unlearn_cfg.methods
+        if not (parts / point_folder(beta, lr) / f"{m}.json").is_file()
+    ]
     if not todo and (parts / "reference.json").is_file():
         return
     data_cfg = exp.data_config(case)
@@ -99,17 +143,19 @@ def run_case_seed(
     tests = [split_tokens(data, "test", [k]).to(device) for k in range(len(data))]  # one per chain, at its length
     scorer = _Scorer(data, tests, [forward_all(retrained, t) for t in tests])
     pretrained_logits = [forward_all(pretrained, t) for t in tests]
-    write_json(parts / "reference.json", scorer.reference(pretrained_logits))
+    if not (parts / "reference.json").is_file():
+        write_json(parts / "reference.json", scorer.reference(pretrained_logits))
     ref_logps = [sequence_logprobs(lg, t.labels)[0] for lg, t in zip(pretrained_logits, tests)]
     forget, retain = split_tokens(data, "train", list(range(1, len(data)))), split_tokens(data, "train", [0])
-    for method in todo:
+    advance = progress(f"{label}: unlearn ({len(todo)} runs)", len(todo) * unlearn_cfg.iterations)
+    for beta, lr, method in todo:
+        cfg = sweep_point(unlearn_cfg, beta, lr)
         record = _new_record(scorer.names, exp.kl_to_retrained)
         evaluate = functools.partial(
-            _record_point, record, scorer, ref_logps, unlearn_cfg.loss_config(method), exp.kl_to_retrained
+            _record_point, record, scorer, ref_logps, cfg.loss_config(method), exp.kl_to_retrained
         )
-        advance = progress(f"{label}: {method}", unlearn_cfg.iterations)
-        unlearn(pretrained, forget, retain, unlearn_cfg, method, seed, evaluate, advance)
-        write_json(parts / f"{method}.json", record)
+        unlearn(pretrained, forget, retain, cfg, method, seed, evaluate, advance)
+        write_json(parts / point_folder(beta, lr) / f"{method}.json", record)
 
 
 def _pretrain_and_retrain(data, data_cfg, model_cfg, train_cfg, exp, cache, progress, seed, label):
@@ -122,6 +168,7 @@ def _pretrain_and_retrain(data, data_cfg, model_cfg, train_cfg, exp, cache, prog
     for kind, ids in (("pretrain", [k for k in range(len(data)) if data[k].spec.pretrain]), ("retrain", [0])):
         chains = {k: data[k].spec for k in ids}
         key = cache_key(
+            revision=MODEL_REVISION,
             kind=kind,
             data=common,
             K=len(data),
@@ -207,37 +254,50 @@ def _train(progress: Progress, description: str, cache, key, make, data, config:
 
 def _mean_std(values: list) -> dict:
     array = np.asarray(values, dtype=float)
-    return {"mean": array.mean(0).tolist(), "std": array.std(0).tolist()}
+    return {"mean": array.mean(0).tolist(), "std": array.std(0).tolist(), "seeds": array.tolist()}
 
 
-def aggregate(exp: ExperimentConfig, unlearn_cfg: UnlearnConfig, folder: Path) -> dict:
-    """Collect the part files into one results dict: per case, reference points and per-method trajectories with
-    mean and standard deviation over seeds (and every seed's values)."""
-    results: dict = {"kind": "markov", "cases": {}}
-    for case in exp.cases:
-        seeds = [folder / "parts" / case / f"seed{s}" for s in exp.seeds]
-        refs = [read_json(s / "reference.json") for s in seeds]
-        names = [c["name"] for c in refs[0]["chains"]]
-        entry: dict = {"chains": refs[0]["chains"], "seeds": list(exp.seeds), "reference": {}, "methods": {}}
-        for point in ("pretrained", "retrained", "retain_only_exact"):
-            entry["reference"][point] = {n: _mean_std([r[point][n] for r in refs]) for n in names}
-        for method in unlearn_cfg.methods:
-            runs = [read_json(s / f"{method}.json") for s in seeds]
-            summary = {
-                "iterations": runs[0]["iterations"],
-                "kl": {n: _mean_std([r["kl"][n] for r in runs]) for n in names},
-            }
-            if "kl_retrained" in runs[0]:
-                summary["kl_retrained"] = {n: _mean_std([r["kl_retrained"][n] for r in runs]) for n in names}
-            summary["weights"] = {
-                w: {n: _mean_std([r["weights"][w][n]["mean"] for r in runs]) for n in names[1:]}
-                for w in ("npo", "simnpo")
-            }
-            summary["weight_examples"] = runs[0]["weights"]
-            summary["loss"] = runs[0]["loss"]
-            summary["per_seed"] = {"kl": {n: [r["kl"][n] for r in runs] for n in names}}
-            entry["methods"][method] = summary
-        results["cases"][case] = entry
+def _case_entry(seed_folders: list[Path], point: str, methods: tuple[str, ...], seeds: tuple[int, ...]) -> dict:
+    """One case at one sweep point: reference points and per-method trajectories, each value as its mean and
+    standard deviation over seeds and every seed's own."""
+    refs = [read_json(s / "reference.json") for s in seed_folders]
+    names = [c["name"] for c in refs[0]["chains"]]
+    entry: dict = {"chains": refs[0]["chains"], "seeds": list(seeds), "reference": {}, "methods": {}}
+    for kind in ("pretrained", "retrained", "retain_only_exact"):
+        entry["reference"][kind] = {n: _mean_std([r[kind][n] for r in refs]) for n in names}
+    for method in methods:
+        runs = [read_json(s / point / f"{method}.json") for s in seed_folders]
+        summary = {
+            "iterations": runs[0]["iterations"],
+            "kl": {n: _mean_std([r["kl"][n] for r in runs]) for n in names},
+        }
+        if "kl_retrained" in runs[0]:
+            summary["kl_retrained"] = {n: _mean_std([r["kl_retrained"][n] for r in runs]) for n in names}
+        summary["weights"] = {
+            w: {n: _mean_std([r["weights"][w][n]["mean"] for r in runs]) for n in names[1:]} for w in ("npo", "simnpo")
+        }
+        summary["weight_examples"] = runs[0]["weights"]
+        summary["loss"] = runs[0]["loss"]
+        entry["methods"][method] = summary
+    return entry
+
+
+def aggregate(exp: ExperimentConfig, unlearn_cfg: UnlearnConfig, folder: Path, sweep: Sweep | None = None) -> dict:
+    """Collect the part files into one results dict: per sweep point (β, lr) and case, reference points and
+    per-method trajectories over seeds (``_case_entry``)."""
+    points = []
+    for beta, lr in own_sweep(sweep, unlearn_cfg).points():
+        cases = {
+            case: _case_entry(
+                [folder / "parts" / case / f"seed{s}" for s in exp.seeds],
+                point_folder(beta, lr),
+                unlearn_cfg.methods,
+                exp.seeds,
+            )
+            for case in exp.cases
+        }
+        points.append({"beta": beta, "lr": lr, "cases": cases})
+    results = {"kind": "markov", "points": points}
     write_json(folder / MARKOV_RESULTS_FILE, results)
     return results
 
@@ -250,8 +310,10 @@ def run_experiment(
     folder: Path,
     cache: Path | None,
     progress: Progress = _no_progress,
+    sweep: Sweep | None = None,
 ) -> dict:
+    """Every (case, seed) in turn, each sweep point and method within it (``run_case_seed``), then ``aggregate``."""
     for case in exp.cases:
         for seed in exp.seeds:
-            run_case_seed(exp, case, seed, model_cfg, train_cfg, unlearn_cfg, folder, cache, progress)
-    return aggregate(exp, unlearn_cfg, folder)
+            run_case_seed(exp, case, seed, model_cfg, train_cfg, unlearn_cfg, folder, cache, progress, sweep)
+    return aggregate(exp, unlearn_cfg, folder, sweep)

@@ -1,8 +1,10 @@
 """A small GPT for Markov-chain sequences (nanoGPT-like, one file).
 
 Two block styles:
-- ``"authors"``: the authors' unusual block, for fidelity: single-head attention whose values are summed without
-  an output projection, post-LayerNorm (x = LN(x + attn(x)); x = LN(x + mlp(x))), ReLU MLP of width ``d_mlp``.
+- ``"authors"``: the authors' unusual block, for fidelity: single-head attention without biases on the query, key
+  and value projections and whose values are summed without an output projection, post-LayerNorm
+  (x = LN(x + attn(x)); x = LN(x + mlp(x))), ReLU MLP of width ``d_mlp``; position embeddings start at N(0, 0.02)
+  as in the authors' ``synthetic/model.py`` (token embeddings and the other layers at PyTorch's defaults in both).
 - ``"standard"``: a pre-LN block with multi-head attention, an output projection and a GELU MLP (4·d_model),
   and a final LayerNorm.
 """
@@ -16,6 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 ARCHITECTURES = ("authors", "standard")
+# Part of the cache key of trained models: raised whenever a change here changes the trained weights (2: the
+# authors' block lost its query/key/value biases and its position embeddings start at N(0, 0.02))
+MODEL_REVISION = 2
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,10 @@ class ModelConfig:
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, d_model: int, n_head: int, out_proj: bool):
+    def __init__(self, d_model: int, n_head: int, out_proj: bool, bias: bool = True):
         super().__init__()
         self.n_head = n_head
-        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
         self.proj = nn.Linear(d_model, d_model) if out_proj else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:  # [batch, seq, d_model] -> same
@@ -52,11 +57,11 @@ class CausalSelfAttention(nn.Module):
 
 
 class AuthorsBlock(nn.Module):
-    """Post-LN, single head, no attention output projection, ReLU MLP."""
+    """Post-LN, single head without query/key/value biases, no attention output projection, ReLU MLP."""
 
     def __init__(self, c: ModelConfig):
         super().__init__()
-        self.attn = CausalSelfAttention(c.d_model, 1, out_proj=False)
+        self.attn = CausalSelfAttention(c.d_model, 1, out_proj=False, bias=False)
         self.ln1, self.ln2 = nn.LayerNorm(c.d_model), nn.LayerNorm(c.d_model)
         self.mlp = nn.Sequential(nn.Linear(c.d_model, c.d_mlp), nn.ReLU(), nn.Linear(c.d_mlp, c.d_model))
 
@@ -89,6 +94,8 @@ class MarkovGPT(nn.Module):
         self.blocks = nn.ModuleList(block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.d_model) if config.arch == "standard" else nn.Identity()
         self.head = nn.Linear(config.d_model, vocab_size)
+        if config.arch == "authors":  # their position embeddings start small; nn.Embedding's default is N(0, 1)
+            nn.init.normal_(self.pos.weight, mean=0.0, std=0.02)
 
     def forward(self, input_ids: Tensor) -> Tensor:  # [batch, seq] -> logits [batch, seq, vocab]
         T = input_ids.shape[1]

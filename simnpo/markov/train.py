@@ -7,7 +7,7 @@ log-probabilities of the forget set are computed once from the frozen pretrained
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +41,15 @@ PUBLISHED_BETA = 1.0  # the authors' Markov setting (docs/markov.md); LLM defaul
 @dataclass(frozen=True)
 class UnlearnConfig:
     """Unlearning (docs/markov.md): AdamW lr 5e-4, batch 4 from the forget train set, 50 iterations; one loss
-    configuration per method (the published setting: NPO and SimNPO at β = 1, margin 0)."""
+    configuration per method (the published setting: NPO and SimNPO at β = 1, margin 0). The models are evaluated
+    before the first iteration, then every ``eval_every`` iterations and after the last (the authors: every one)."""
 
     losses: tuple[LossConfig, ...] = (LossConfig("npo", beta=PUBLISHED_BETA), LossConfig("simnpo", beta=PUBLISHED_BETA))
     iterations: int = 50
     lr: float = 5e-4
     batch_size: int = 4
     adam_eps: float = 1e-6
+    eval_every: int = 1
 
     def __post_init__(self) -> None:
         if not self.losses:
@@ -56,6 +58,13 @@ class UnlearnConfig:
             raise ValueError("idkpo needs refusal answers, which Markov chains do not have; choose another method")
         if not (self.iterations >= 1 and self.lr > 0 and self.batch_size >= 1):
             raise ValueError("unlearning needs iterations >= 1, lr > 0 and batch size >= 1")
+        if not 1 <= self.eval_every <= self.iterations:
+            raise ValueError(
+                f"--eval-every must be between 1 and the {self.iterations} iterations, got {self.eval_every}"
+            )
+
+    def evaluated(self, iteration: int) -> bool:
+        return iteration % self.eval_every == 0 or iteration == self.iterations
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -136,6 +145,14 @@ def forward_all(model: MarkovGPT, data: TokenBatch, batch_size: int = 256) -> to
     return torch.cat([model(data.input_ids[i : i + batch_size].to(device)) for i in range(0, len(data), batch_size)])
 
 
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches without replacement from a shuffled order, reshuffled when a pass ends; like a DataLoader with
+    ``shuffle=True``, the last batch of a pass may be smaller."""
+    while True:
+        order = torch.randperm(n, generator=generator)
+        yield from order.split(batch_size)
+
+
 def unlearn(
     pretrained: MarkovGPT,
     forget: TokenBatch,
@@ -147,7 +164,7 @@ def unlearn(
     step: Callback | None = None,
 ) -> MarkovGPT:
     """Unlearn ``forget`` from a copy of ``pretrained`` with ``method``; calls ``evaluate(model, iteration, losses)``
-    before the first iteration (0) and after each one (1..iterations)."""
+    before the first iteration (0) and after each evaluated one (``config.evaluated``)."""
     loss_config = config.loss_config(method)
     needs = method_needs(method)
     model = copy.deepcopy(pretrained).train()
@@ -159,16 +176,19 @@ def unlearn(
     if "ref_forget_logps" in needs:  # computed once, as the LLM trainer does
         ref_forget_logps = sequence_logprobs(forward_all(reference, forget), forget.labels.to(device))[0]
     evaluate(model.eval(), 0, {})
+    # the authors draw both batches from shuffled DataLoaders: without replacement, a new order each pass
+    forget_batches = shuffled_batches(len(forget), config.batch_size, generator)
+    retain_batches = shuffled_batches(len(retain), config.batch_size, generator)
     for iteration in range(1, config.iterations + 1):
         model.train()
-        idx = torch.randint(len(forget), (config.batch_size,), generator=generator)
+        idx = next(forget_batches)
         batch = forget[idx].to(device)
         logps, lengths = sequence_logprobs(model(batch.input_ids), batch.labels)
         inputs = LossInputs(forget_logps=logps, forget_lengths=lengths)
         if ref_forget_logps is not None:
             inputs.ref_forget_logps = ref_forget_logps[idx.to(device)]
         if "retain_logps" in needs or "retain_logits" in needs:
-            rbatch = retain[torch.randint(len(retain), (config.batch_size,), generator=generator)].to(device)
+            rbatch = retain[next(retain_batches)].to(device)
             logits = model(rbatch.input_ids)
             inputs.retain_logps, inputs.retain_lengths = sequence_logprobs(logits, rbatch.labels)
             inputs.retain_logits, inputs.retain_labels = logits, rbatch.labels
@@ -181,7 +201,8 @@ def unlearn(
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        evaluate(model.eval(), iteration, {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}})
+        if config.evaluated(iteration):
+            evaluate(model.eval(), iteration, {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}})
         if step:
             step(1)
     return model

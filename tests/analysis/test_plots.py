@@ -54,7 +54,7 @@ def test_trade_off_figures_draw_each_methods_path_from_the_target(small_runs):
 
 def test_one_loader_reads_every_kind_of_run(small_runs):
     markov, llm, muse_run = (load_run(small_runs / name) for name in ("markov", "llm", "muse"))
-    assert markov["markov"]["cases"] and not markov["models"] and not markov["muse"]
+    assert markov["markov"]["points"][0]["cases"] and not markov["models"] and not markov["muse"]
     assert (
         llm["markov"] is None and llm["models"] and llm["relearn"] and set(llm["trainers"]) == {"npo_nll", "simnpo_nll"}
     )

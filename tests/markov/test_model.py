@@ -27,6 +27,16 @@ def test_authors_block_has_one_head_no_output_projection_and_relu():
     assert len(model.blocks) == 4 and model.tok.embedding_dim == 128
 
 
+def test_authors_block_has_no_qkv_biases_and_small_position_embeddings():
+    torch.manual_seed(0)
+    authors, standard = MarkovGPT(ModelConfig(arch="authors"), 10, 20), MarkovGPT(ModelConfig(arch="standard"), 10, 20)
+    assert authors.blocks[0].attn.qkv.bias is None and standard.blocks[0].attn.qkv.bias is not None
+    # N(0, 0.02) for the authors' positions (2,560 draws: the std is within a few % of 0.02); PyTorch's N(0, 1) else
+    assert authors.pos.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    assert standard.pos.weight.std().item() == pytest.approx(1.0, rel=0.1)
+    assert authors.tok.weight.std().item() == pytest.approx(1.0, rel=0.1)  # token embeddings keep the default
+
+
 def test_bad_model_configs():
     with pytest.raises(ValueError, match="unknown architecture"):
         ModelConfig(arch="mamba")

@@ -7,7 +7,7 @@ reproduction or our account of it fails here.
 
 import pytest
 
-from simnpo.analysis.markov import findings
+from simnpo.analysis.robustness import paired_findings
 from simnpo.markov.experiment import ExperimentConfig, run_experiment
 from simnpo.markov.model import ModelConfig
 from simnpo.markov.train import TrainConfig, unlearn_config
@@ -29,17 +29,17 @@ def verdicts(folder, cache, cases, beta):
         folder,
         cache,
     )
-    return {(f["case"], f["chain"]): f for f in findings(results)}
+    # one seed: the per-seed costs at the retrained model's forget KL (the verdict needs several seeds)
+    return {(f["case"], f["chain"]): f["costs"] for f in paired_findings(results) if f["level"] == "retrained"}
 
 
 def test_published_setting_length_finding_holds(tmp_path, cache):
-    found = verdicts(tmp_path, cache, ("length",), beta=1.0)[("length", "forget2")]
-    assert found["holds"], found
-    assert found["retain_kl"]["simnpo"] < 0.8 * found["retain_kl"]["npo"]
+    (npo,), (simnpo,) = verdicts(tmp_path, cache, ("length",), beta=1.0)[("length", "forget2")].values()
+    assert simnpo < 0.8 * npo
 
 
 def test_with_beta_5_both_findings_hold(tmp_path, cache):
     found = verdicts(tmp_path, cache, ("difficulty", "length"), beta=5.0)
     for key in [("difficulty", "forget1"), ("length", "forget2")]:
-        assert found[key]["holds"], found[key]
-        assert found[key]["retain_kl"]["simnpo"] < 0.6 * found[key]["retain_kl"]["npo"]
+        (npo,), (simnpo,) = found[key].values()
+        assert simnpo < 0.6 * npo, key

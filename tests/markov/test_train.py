@@ -4,13 +4,14 @@ import pytest
 import torch
 
 from simnpo.losses import ga_loss, npo_loss, sequence_logprobs, simnpo_loss
-from simnpo.markov.data import DataConfig, case_chains, sample_data, split_tokens
+from simnpo.markov.data import DataConfig, TokenBatch, case_chains, sample_data, split_tokens
 from simnpo.markov.model import ModelConfig
 from simnpo.markov.train import (
     TrainConfig,
     cached_training,
     forward_all,
     new_model,
+    shuffled_batches,
     train_lm,
     unlearn,
     unlearn_config,
@@ -77,3 +78,41 @@ def test_cached_training_saves_and_reloads(tmp_path, setup):
     again, loaded = cached_training(tmp_path, key, make, retain, config, seed=3)
     assert loaded
     assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), again.state_dict().values()))
+
+
+def test_shuffled_batches_draw_without_replacement_and_reshuffle():
+    batches = shuffled_batches(10, 4, torch.Generator().manual_seed(0))
+    first_pass = [next(batches) for _ in range(3)]
+    assert [len(b) for b in first_pass] == [4, 4, 2]  # like a DataLoader: the last batch of a pass is smaller
+    assert sorted(torch.cat(first_pass).tolist()) == list(range(10))
+    second_pass = torch.cat([next(batches) for _ in range(3)])
+    assert sorted(second_pass.tolist()) == list(range(10)) and not torch.equal(second_pass, torch.cat(first_pass))
+
+
+class _SpyBatch(TokenBatch):
+    """A TokenBatch that records the indices unlearning takes from it."""
+
+    taken: list
+
+    def __getitem__(self, index):
+        if isinstance(index, torch.Tensor):
+            self.taken.append(index.tolist())
+        return super().__getitem__(index)
+
+
+def test_unlearning_draws_forget_batches_without_replacement_and_evaluates_every_k(setup):
+    data, pretrained, _ = setup
+    forget = split_tokens(data, "train", [1, 2])[:40]
+    spy = _SpyBatch(forget.input_ids, forget.labels, forget.chain)
+    spy.taken = []
+    seen = []
+    config = unlearn_config(("simnpo",), iterations=10, batch_size=4, eval_every=4)
+    unlearn(pretrained, spy, split_tokens(data, "train", [0]), config, "simnpo", 0, lambda m, i, _: seen.append(i))
+    assert seen == [0, 4, 8, 10]  # every 4th and the last
+    drawn = [i for batch in spy.taken for i in batch]
+    assert len(drawn) == 40 and sorted(drawn) == list(range(40))  # 10 batches of 4 = one pass over the 40
+
+
+def test_eval_every_outside_the_iterations_is_refused():
+    with pytest.raises(ValueError, match="--eval-every must be between 1 and the 5 iterations, got 6"):
+        unlearn_config(("npo",), iterations=5, eval_every=6)
