@@ -43,13 +43,14 @@ PRESETS: dict[str, dict] = {
         # tuned, like mini-tofu, without gradient clipping
         "shared": {
             **_PAPER_MUSE_SHARED,
-            "lr": 2e-4,
+            "lr": 3e-4,
+            "epochs": 5,
             "bf16": False,
             "max_length": 128,
-            "retain_weight": 0.1,
+            "retain_weight": 1.0,
             "max_grad_norm": 0.0,
         },
-        "methods": {"ga": {}, "npo": {"beta": 0.1}, "simnpo": {"beta": 0.7, "margin": 0.0}},
+        "methods": {"ga": {}, "npo": {"beta": 0.1}, "simnpo": {"beta": 2.5, "margin": 0.0}},
     },
 }
 

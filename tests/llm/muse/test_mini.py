@@ -1,40 +1,54 @@
-"""The built-in mini-MUSE: MUSE's layout, disjoint splits, facts the questions ask about, determinism."""
+"""The built-in mini-MUSE: MUSE's layout and set sizes, disjoint splits, facts the questions ask about, retain facts
+independent of the forget articles, determinism."""
 
 import pytest
 
 from simnpo.llm.muse.data import load_muse
 from simnpo.llm.muse.mini import MiniMuseConfig, generate, write_mini_muse
 
+SETS = ("knowmem/forget_qa", "knowmem/retain_qa", "verbmem/forget", "privleak/forget", "privleak/retain")
 
-def test_layout_loads_through_the_muse_loader(tmp_path):
+
+def test_layout_loads_through_the_muse_loader_with_muse_set_sizes(tmp_path):
     folder = write_mini_muse(MiniMuseConfig(), tmp_path)
-    assert len(load_muse(folder, "raw", "forget")) == 20 + 6 and len(load_muse(folder, "raw", "holdout")) == 20 + 6
+    for name in (*SETS, "privleak/holdout"):
+        assert len(load_muse(folder, *name.split("/"))) == 100, name  # MUSE's 100 per set
     assert len(load_muse(folder, "knowmem", "forget_qa_icl")) == 10
-    for split in ("forget", "retain", "holdout"):
-        assert load_muse(folder, "privleak", split)
+    # 25 articles, then 25 × 4 questions × 3 rounds in quizzes of 10
+    assert len(load_muse(folder, "raw", "forget")) == 25 + 30 == len(load_muse(folder, "raw", "filler"))
 
 
 def test_splits_are_disjoint_and_questions_are_answered_by_their_articles_and_quizzes():
-    config = MiniMuseConfig()
+    config = MiniMuseConfig(forget=5, retain1=10, retain2=5, holdout=5)
     data = generate(config)
-    articles = {name: data[f"privleak/{name}"] for name in ("forget", "holdout")}
-    articles["retain2"] = data["privleak/retain"]
-    texts = {name: {r["text"] for r in rows} for name, rows in articles.items()}
-    names = list(texts)
-    assert all(not texts[a] & texts[b] for i, a in enumerate(names) for b in names[i + 1 :])
+    articles = {name: [r["text"] for r in data[f"raw/{name}"][: config.size(name)]] for name in ("forget", "retain2")}
+    passages = {name: {r["text"] for r in data[f"privleak/{name}"]} for name in ("forget", "retain", "holdout")}
+    assert not passages["forget"] & passages["retain"] and not passages["holdout"] & (
+        passages["forget"] | passages["retain"]
+    )
     for qa, source in (("knowmem/forget_qa", "forget"), ("knowmem/retain_qa", "retain2")):
-        raw = [r["text"] for r in data[f"raw/{source}"]]
-        assert raw[: len(articles[source])] == [r["text"] for r in articles[source]]  # articles, then quizzes
-        quizzes = "".join(raw[len(articles[source]) :])
-        for row, article in zip(data[qa], articles[source]):
-            assert row["answer"] in article["text"]
+        quizzes = "".join(r["text"] for r in data[f"raw/{source}"][config.size(source) :])
+        for i, row in enumerate(data[qa]):
+            assert row["answer"] in articles[source][i // 4]  # four questions per article, in order
             # every question is asked config.quiz_repeats times in its split's quizzes, in KnowMem's format
             assert quizzes.count(f"Question: {row['question']}\nAnswer: {row['answer']}") == config.quiz_repeats
-    for row, article in zip(data["verbmem/forget"], articles["forget"]):
-        assert row["prompt"] + row["gt"] == article["text"] and row["prompt"].endswith(" ")
+    for i, row in enumerate(data["verbmem/forget"]):
+        assert row["prompt"] + row["gt"] == articles["forget"][i // 4] and row["prompt"].endswith(" ")
+    assert all(any(p["text"] in a for a in articles["forget"]) for p in data["privleak/forget"])
     assert not {r["question"] for r in data["knowmem/forget_qa_icl"]} & {
         r["question"] for r in data["knowmem/forget_qa"]
     }
+
+
+def test_no_retain_or_filler_text_mentions_a_forget_person():
+    """The retain facts do not depend on the forget articles: the people of every forget article (who announced,
+    who opposed) appear nowhere in the retain1, retain2, filler or holdout files, nor in a retain question."""
+    data = generate(MiniMuseConfig())
+    people = {r["answer"] for i, r in enumerate(data["knowmem/forget_qa"]) if i % 4 < 2}
+    assert len(people) == 50  # two people per forget article, none shared
+    forget_files = ("raw/forget", "verbmem/forget", "knowmem/forget_qa", "privleak/forget")
+    others = [r[k] for name, rows in data.items() if name not in forget_files for r in rows for k in r]
+    assert not [p for p in people for text in others if p in text]
 
 
 def test_seeded_and_validated():
