@@ -26,12 +26,16 @@ ROBUSTNESS_COLUMNS = [
     "β",
     "lr",
     "level",
-    "n seeds (censored)",
-    "mean NPO − SimNPO retain KL",
+    "seeds (censored)",
+    "NPO − SimNPO",
     "95 % CI",
     "verdict",
 ]
-COLORBAR_LABEL = "NPO − SimNPO retain KL\nat the retrained forget KL\n(> 0: SimNPO forgets at less retain damage)"
+COLORBAR_LABEL = "NPO − SimNPO retain KL"
+FIGURE_TITLE = (
+    "Retain KL at which each method reaches the {level} forget KL, NPO − SimNPO (> 0: SimNPO forgets at less "
+    "retain damage);\nmean over seeds, 95 % bootstrap interval and verdict per cell"
+)
 
 
 def markov_points(results: dict) -> list[dict]:
@@ -167,11 +171,12 @@ def robustness_rows(results: dict, methods: tuple[str, str] = METHODS) -> list[l
     rows = []
     for f in paired_findings(results, methods):
         seeds = f"{f['n']}" if not f["excluded"] else f"{f['n']} of {f['n'] + f['excluded']}"
+        seeds += f" ({f['censored']})"
         interval = "–" if f["low"] is None else f"[{f['low']:.3f}, {f['high']:.3f}]"
         mean = "–" if f["mean"] is None else f"{f['mean']:.3f}"
-        level = f"{f['level']} ({f['level_mean']:.3f})"
+        level = f"{f['level_mean']:.3f} ({f['level']})"
         cells = [f["case"], f["chain"], setting(f["beta"]), setting(f["lr"]), level]
-        rows.append(cells + [f"{seeds} ({f['censored']} censored)", mean, interval, f["verdict"]])
+        rows.append(cells + [seeds, mean, interval, f["verdict"]])
     return rows
 
 
@@ -189,7 +194,7 @@ def plot_robustness(results: dict, level: str = "retrained"):
     lrs = sorted({p["lr"] for p in points})
     means = [abs(f["mean"]) for f in found if f["mean"] is not None]
     limit = max(means) if means and max(means) > 0 else 1.0  # symmetric, so 0 is the colormap's centre
-    fig, axes = new_figure(ncols=max(len(panels), 1), width=1.3 * len(betas) + 1.6, height=0.9 * len(lrs) + 1.4)
+    fig, axes = new_figure(ncols=max(len(panels), 1), width=1.3 * len(betas) + 1.6, height=0.9 * len(lrs) + 1.9)
     image = None
     for ax, (case, chain) in zip(axes[0], panels):
         cells = {(f["beta"], f["lr"]): f for f in found if (f["case"], f["chain"]) == (case, chain)}
@@ -210,6 +215,7 @@ def plot_robustness(results: dict, level: str = "retrained"):
         ax.set_title(f"{case} case, {chain} ({seeds} seeds)")
     if image is not None:
         fig.colorbar(image, ax=axes[0].tolist(), label=COLORBAR_LABEL)
+        fig.suptitle(FIGURE_TITLE.format(level=level), fontsize=9)
     else:
         axes[0, 0].text(0.5, 0.5, "no paired NPO and SimNPO runs", ha="center", va="center")
     return fig

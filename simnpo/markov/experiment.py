@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simnpo.losses import npo_weights, sequence_logprobs, simnpo_weights
+from simnpo.losses import method_needs, npo_weights, sequence_logprobs, simnpo_weights
 from simnpo.markov.data import CASES, DataConfig, case_chains, sample_data, split_tokens
 from simnpo.markov.metrics import exact_chain_kl, kl_to_chain, kl_to_model
 from simnpo.markov.model import MODEL_REVISION, ModelConfig
@@ -141,12 +141,17 @@ def run_case_seed(
     )
     device = torch.device(exp.device)
     tests = [split_tokens(data, "test", [k]).to(device) for k in range(len(data))]  # one per chain, at its length
-    scorer = _Scorer(data, tests, [forward_all(retrained, t) for t in tests])
-    pretrained_logits = [forward_all(pretrained, t) for t in tests]
+    scorer = _Scorer(
+        data, tests, [forward_all(pretrained, t) for t in tests], [forward_all(retrained, t) for t in tests]
+    )
     if not (parts / "reference.json").is_file():
-        write_json(parts / "reference.json", scorer.reference(pretrained_logits))
-    ref_logps = [sequence_logprobs(lg, t.labels)[0] for lg, t in zip(pretrained_logits, tests)]
+        write_json(parts / "reference.json", scorer.reference())
+    ref_logps = [sequence_logprobs(lg, t.labels)[0] for lg, t in zip(scorer.pretrained_logits, tests)]
     forget, retain = split_tokens(data, "train", list(range(1, len(data)))), split_tokens(data, "train", [0])
+    # NPO's reference log-probabilities of the forget set, shared by every cell of the sweep
+    ref_forget = None
+    if any("ref_forget_logps" in method_needs(m) for m in unlearn_cfg.methods):
+        ref_forget = sequence_logprobs(forward_all(pretrained, forget), forget.labels.to(device))[0]
     advance = progress(f"{label}: unlearn ({len(todo)} runs)", len(todo) * unlearn_cfg.iterations)
     for beta, lr, method in todo:
         cfg = sweep_point(unlearn_cfg, beta, lr)
@@ -154,7 +159,7 @@ def run_case_seed(
         evaluate = functools.partial(
             _record_point, record, scorer, ref_logps, cfg.loss_config(method), exp.kl_to_retrained
         )
-        unlearn(pretrained, forget, retain, cfg, method, seed, evaluate, advance)
+        unlearn(pretrained, forget, retain, cfg, method, seed, evaluate, advance, ref_forget)
         write_json(parts / point_folder(beta, lr) / f"{method}.json", record)
 
 
@@ -187,8 +192,9 @@ class _Scorer:
     """Exact KL of a model's next-token distributions on every chain's test set, to the true chain or to the
     retrained model."""
 
-    def __init__(self, data, tests, retrained_logits):
-        self.data, self.tests, self.retrained_logits = data, tests, retrained_logits
+    def __init__(self, data, tests, pretrained_logits, retrained_logits):
+        self.data, self.tests = data, tests
+        self.pretrained_logits, self.retrained_logits = pretrained_logits, retrained_logits
         self.names = [c.spec.name for c in data]
 
     def kls(self, logits: list[torch.Tensor], against_retrained: bool = False) -> dict[str, float]:
@@ -198,12 +204,12 @@ class _Scorer:
         pairs = zip(self.names, logits, self.tests, self.data)
         return {n: kl_to_chain(lg, t.input_ids, t.labels, c.chain.transition) for n, lg, t, c in pairs}
 
-    def reference(self, pretrained_logits) -> dict:
+    def reference(self) -> dict:
         """The chains and the reference points: the pretrained and retrained models, and the retain-only bound."""
         retain = self.data[0].chain.transition
         return {
             "chains": [{**asdict(c.spec), "entropy_rate": c.chain.entropy_rate()} for c in self.data],
-            "pretrained": self.kls(pretrained_logits),
+            "pretrained": self.kls(self.pretrained_logits),
             "retrained": self.kls(self.retrained_logits),
             "retain_only_exact": {
                 n: exact_chain_kl(t.input_ids, t.labels, c.chain.transition, retain)
@@ -223,7 +229,8 @@ def _new_record(names: list[str], kl_to_retrained: bool) -> dict:
 def _record_point(record, scorer: _Scorer, ref_logps, loss_config, kl_to_retrained: bool, model, iteration, losses):
     """One evaluation point of an unlearning trajectory: losses, KLs and the NPO/SimNPO gradient weights of the
     forget chains' test sequences (their mean and the first TRACKED_EXAMPLES)."""
-    logits = [forward_all(model, t) for t in scorer.tests]
+    # before the first step the model is the pretrained one, whose logits are known
+    logits = scorer.pretrained_logits if iteration == 0 else [forward_all(model, t) for t in scorer.tests]
     record["iterations"].append(iteration)
     record["loss"].append(losses.get("loss"))
     record["forget_loss"].append(losses.get("forget"))

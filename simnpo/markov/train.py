@@ -162,9 +162,11 @@ def unlearn(
     seed: int,
     evaluate: Callable[[MarkovGPT, int, dict], None],
     step: Callback | None = None,
+    ref_forget_logps: torch.Tensor | None = None,
 ) -> MarkovGPT:
     """Unlearn ``forget`` from a copy of ``pretrained`` with ``method``; calls ``evaluate(model, iteration, losses)``
-    before the first iteration (0) and after each evaluated one (``config.evaluated``)."""
+    before the first iteration (0) and after each evaluated one (``config.evaluated``). ``ref_forget_logps`` [n]:
+    the pretrained model's log-probabilities of ``forget`` when already computed (a sweep shares them)."""
     loss_config = config.loss_config(method)
     needs = method_needs(method)
     model = copy.deepcopy(pretrained).train()
@@ -172,8 +174,9 @@ def unlearn(
     device = next(model.parameters()).device
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, eps=config.adam_eps, weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed)
-    ref_forget_logps = None
-    if "ref_forget_logps" in needs:  # computed once, as the LLM trainer does
+    if "ref_forget_logps" not in needs:
+        ref_forget_logps = None
+    elif ref_forget_logps is None:  # computed once, as the LLM trainer does
         ref_forget_logps = sequence_logprobs(forward_all(reference, forget), forget.labels.to(device))[0]
     evaluate(model.eval(), 0, {})
     # the authors draw both batches from shuffled DataLoaders: without replacement, a new order each pass

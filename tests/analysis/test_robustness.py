@@ -177,12 +177,12 @@ def test_table_rows_are_formatted_to_three_decimals():
     assert len(rows) == 2 and all(len(r) == len(ROBUSTNESS_COLUMNS) for r in rows)
     found = at(with_differences([0.10, 0.12, 0.14, 0.16, 0.18]))
     interval = f"[{found['low']:.3f}, {found['high']:.3f}]"
-    assert rows[0] == ["difficulty", "forget1", "1", "0.0005", "retrained (0.400)", "5 (0 censored)", "0.140"] + [
+    assert rows[0] == ["difficulty", "forget1", "1", "0.0005", "0.400 (retrained)", "5 (0)", "0.140"] + [
         interval,
         "holds",
     ]
     # twice the retrained KL (0.8) is never reached: every pair left out
-    assert rows[1][4:] == ["2× retrained (0.800)", "0 of 5 (0 censored)", "–", "–", "inconclusive"]
+    assert rows[1][4:] == ["0.800 (2× retrained)", "0 of 5 (0)", "–", "–", "inconclusive"]
 
 
 def test_heat_map_puts_each_points_mean_in_its_cell():
