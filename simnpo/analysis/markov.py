@@ -14,9 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from simnpo.analysis.robustness import (
-    markov_points,
     plot_robustness,
-    retain_kl_at,  # noqa: F401  (re-exported; the paired statistics use it)
     setting,
     several_seeds,
 )
@@ -46,12 +44,6 @@ def point_label(point: dict) -> str:
     return f"β {setting(point['beta'])}, lr {setting(point['lr'])}"
 
 
-def _over_seeds(entry: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation over seeds of one KL trajectory."""
-    values = np.asarray(entry["seeds"], dtype=float)
-    return values.mean(0), values.std(0)
-
-
 def plot_trajectories(point: dict, case_name: str, *, show_setting: bool = False):
     """Forget KL against retain KL along the iterations for every method and forget chain of one case of one point
     (or of a whole results dict of one point); with several seeds the mean and a band of ± one standard deviation
@@ -64,8 +56,8 @@ def plot_trajectories(point: dict, case_name: str, *, show_setting: bool = False
     for i, chain in enumerate(forget_names(case)):
         style = CHAIN_STYLES[i % len(CHAIN_STYLES)]
         for method, run in case["methods"].items():
-            x, _ = _over_seeds(run["kl"]["retain"])
-            y, spread = _over_seeds(run["kl"][chain])
+            x = np.asarray(run["kl"]["retain"]["mean"])
+            y, spread = np.asarray(run["kl"][chain]["mean"]), np.asarray(run["kl"][chain]["std"])
             color = method_color(method)
             ax.plot(x, y, style, color=color, linewidth=1.6, label=f"{method_label(method)}, {chain}")
             if seeds > 1:
@@ -114,7 +106,7 @@ def summary_rows(results: dict) -> list[list[str]]:
     """Rows for the terminal table: case, model, retain KL and each forget chain's KL at the end (± std over seeds).
     Grouped by case: the pretrained and retrained references once (unlearning's β and lr do not change them), then
     every method of every point, named with the point's β and lr when the run has several."""
-    points = markov_points(results)
+    points = results["points"]
     several = len(points) > 1
     rows = []
     for case_name in dict.fromkeys(c for p in points for c in p["cases"]):
@@ -131,7 +123,7 @@ def summary_rows(results: dict) -> list[list[str]]:
 
 
 def _final_kl(entry: dict, seeds: int) -> str:
-    mean, std = (v[-1] for v in _over_seeds(entry))
+    mean, std = entry["mean"][-1], entry["std"][-1]
     return f"{mean:.3f}" + (f" ± {std:.3f}" if seeds > 1 else "")
 
 
@@ -139,7 +131,7 @@ def markov_figures(results: dict) -> dict[str, Callable]:
     """Figure name -> a function drawing it: per point and case the trajectories (``markov_{case}``) and weights
     (``markov_{case}_weights``), named ``markov_{case}_beta{β}_lr{lr}`` and ``…_weights`` when the run has several
     points, and ``markov_robustness`` (the paired statistics) when it has several seeds."""
-    points = markov_points(results)
+    points = results["points"]
     several = len(points) > 1
     out: dict[str, Callable] = {}
     for point in points:

@@ -38,11 +38,6 @@ FIGURE_TITLE = (
 )
 
 
-def markov_points(results: dict) -> list[dict]:
-    """The points (β, lr) of a Markov run, each shaped like one run's results (``cases``)."""
-    return results["points"]
-
-
 def setting(value: float) -> str:
     """β or a learning rate as written in names and titles (``:g``: 1, 5e-05, 0.0005)."""
     return f"{value:g}"
@@ -138,7 +133,7 @@ def paired_findings(results: dict, methods: tuple[str, str] = METHODS) -> list[d
     ``high``; None when n < 2) and verdict ("holds" if low > 0, "reversed" if high < 0, else "inconclusive").
     Points or cases without both methods are skipped."""
     out = []
-    for point in markov_points(results):
+    for point in results["points"]:
         for case_name, case in point["cases"].items():
             if not all(m in case["methods"] for m in methods):
                 continue
@@ -181,7 +176,7 @@ def robustness_rows(results: dict, methods: tuple[str, str] = METHODS) -> list[l
 
 
 def several_seeds(results: dict) -> bool:
-    return any(len(case["seeds"]) >= 2 for point in markov_points(results) for case in point["cases"].values())
+    return any(len(case["seeds"]) >= 2 for point in results["points"] for case in point["cases"].values())
 
 
 def plot_robustness(results: dict, level: str = "retrained"):
@@ -189,7 +184,7 @@ def plot_robustness(results: dict, level: str = "retrained"):
     chain; each cell says the mean, its 95 % interval and the verdict."""
     found = [f for f in paired_findings(results) if f["level"] == level]
     panels = list(dict.fromkeys((f["case"], f["chain"]) for f in found))
-    points = markov_points(results)
+    points = results["points"]
     betas = sorted({p["beta"] for p in points})
     lrs = sorted({p["lr"] for p in points})
     means = [abs(f["mean"]) for f in found if f["mean"] is not None]

@@ -7,7 +7,6 @@ from simnpo.analysis.markov import (
     load_markov_results,
     markov_figures,
     plot_trajectories,
-    retain_kl_at,
     summary_rows,
     write_markov_figures,
 )
@@ -90,12 +89,6 @@ def test_summary_rows_name_the_point_when_there_are_several():
     ]
     assert rows[2][2:] == ["0.350 ± 0.050", "1.550 ± 0.050", "1.250 ± 0.050"]
     assert [r[1] for r in summary_rows(hand_made(seeds=1, cases=("length",)))][2:] == ["npo @10", "simnpo @10"]
-
-
-def test_retain_kl_at_interpolates_the_first_crossing():
-    assert retain_kl_at([0.0, 1.0, 3.0], [0.1, 0.2, 0.6], 2.0) == pytest.approx(0.4)
-    assert retain_kl_at([0.5, 1.0], [0.1, 0.2], 0.2) == pytest.approx(0.1)
-    assert retain_kl_at([0.0, 1.0], [0.1, 0.2], 5.0) is None
 
 
 def test_a_results_file_from_before_sweeps_says_to_rerun(tmp_path):

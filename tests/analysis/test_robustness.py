@@ -10,6 +10,7 @@ from simnpo.analysis.robustness import (
     mean_interval,
     paired_findings,
     plot_robustness,
+    retain_kl_at,
     robustness_rows,
 )
 
@@ -208,3 +209,9 @@ def test_heat_map_puts_each_points_mean_in_its_cell():
     assert any(t.endswith("reversed") for t in texts) and "+0.400\nno interval\ninconclusive" in texts
     assert [t.get_text() for t in heat.get_xticklabels()] == ["1", "5"]
     assert [t.get_text() for t in heat.get_yticklabels()] == ["0.0005", "0.001"]
+
+
+def test_retain_kl_at_interpolates_the_first_crossing():
+    assert retain_kl_at([0.0, 1.0, 3.0], [0.1, 0.2, 0.6], 2.0) == pytest.approx(0.4)
+    assert retain_kl_at([0.5, 1.0], [0.1, 0.2], 0.2) == pytest.approx(0.1)
+    assert retain_kl_at([0.0, 1.0], [0.1, 0.2], 5.0) is None
