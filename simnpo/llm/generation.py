@@ -14,13 +14,22 @@ from simnpo.losses import token_logprobs
 
 @torch.no_grad()  # not inference_mode: a model evaluated mid-training trains on
 def greedy_generate(
-    model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int | Callable[[int], int], batch_size: int
+    model,
+    tokenizer,
+    prompts: Sequence[list[int]],
+    max_new_tokens: int | Callable[[int], int],
+    batch_size: int,
+    stop_strings: Sequence[str] = (),
 ) -> list[str]:
     """Greedy continuations of tokenised prompts, batched longest first with left padding, stopped and cut at the
     model's end-of-sequence ids (``stop_ids``) and decoded as the benchmarks' code decodes them: without special
     tokens, tokenisation spaces cleaned up. ``max_new_tokens`` may be a function of the batch's padded prompt width
     (TOFU's original protocol caps prompt + answer). A sharded model generates with ``synced_gpus``: every process
-    keeps stepping until all have finished, since each forward gathers parameters from all of them."""
+    keeps stepping until all have finished, since each forward gathers parameters from all of them.
+
+    ``stop_strings``: a row stops growing once its text holds one of them, and a batch once all its rows do. For a
+    caller that cuts each text before its first stop string (MUSE's KnowMem) the result is the one of the full
+    ``max_new_tokens``, since greedy tokens do not depend on later ones; the text after the stop string is not."""
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     device = next(model.parameters()).device
     stops = stop_ids(model, tokenizer)
@@ -43,12 +52,27 @@ def greedy_generate(
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=stops,
             synced_gpus=synced,
+            stopping_criteria=_stop_at_strings(tokenizer, width, stop_strings),
         )[:, width:].cpu()
         for row, i in enumerate(idx):
             tokens = generated[row].tolist()
             end = next((t for t, token in enumerate(tokens) if token in stops), len(tokens))
             out[i] = tokenizer.decode(tokens[:end], skip_special_tokens=True, clean_up_tokenization_spaces=True)
     return out
+
+
+def _stop_at_strings(tokenizer, width: int, stop_strings: Sequence[str]):
+    """A stopping criterion: which rows' new tokens, decoded as the outputs are, hold a stop string."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopAtStrings(StoppingCriteria):
+        def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+            texts = tokenizer.batch_decode(
+                input_ids[:, width:], skip_special_tokens=True, clean_up_tokenization_spaces=True
+            )
+            return torch.tensor([any(s in text for s in stop_strings) for text in texts], device=input_ids.device)
+
+    return StoppingCriteriaList([StopAtStrings()] if stop_strings else [])
 
 
 def stop_ids(model, tokenizer) -> list[int]:

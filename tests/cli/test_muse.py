@@ -20,6 +20,9 @@ def test_eval_a_given_model_on_a_local_muse_folder(small_muse, tmp_path):
     results = json.loads((tmp_path / "run" / "model" / "MUSE_EVAL.json").read_text())
     assert results["privleak"]["retrain_auc"] == RETRAIN_AUC["books"]  # the published reference of the corpus
     assert "MUSE-Books" in result.output and "VerbMem D_f" in result.output
+    # the items of each set, counted from the files (4 articles per split: 4 cuts, questions, passages each)
+    sizes = "VerbMem 16 prompts, KnowMem 16 D_f and 16 D_r questions (3 and 3 in-context examples), PrivLeak 16 forget"
+    assert f"evaluation sets: {sizes} and 16 holdout texts" in result.output
     result = runner.invoke(app, [*args, "--retrain-auc", "0.5", "--out", str(tmp_path / "own")])
     summary = json.loads((tmp_path / "own" / "model" / "MUSE_SUMMARY.json").read_text())
     assert summary["privleak"] == pytest.approx((summary["privleak_auc"] - 0.5) / 0.5 * 100)

@@ -27,6 +27,22 @@ def test_batched_greedy_generation_equals_one_at_a_time(model_and_tokenizer):
     assert widths == [max(len(p) for p in prompts)]
 
 
+def test_stop_strings_end_generation_early_without_changing_the_text_before_them(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    prompts = tokenizer(TEXTS)["input_ids"]
+    full = greedy_generate(model, tokenizer, prompts, 16, batch_size=1)
+    stop = full[0][len(full[0]) // 3 :][:2]  # two characters from the first third of the first continuation
+    assert stop and full[0].index(stop) + len(stop) < len(full[0])  # premise: text follows the stop string
+    stopped = greedy_generate(model, tokenizer, prompts, 16, batch_size=1, stop_strings=[stop])
+    before = lambda text: text[: text.index(stop)] if stop in text else text  # noqa: E731
+    assert [before(t) for t in stopped] == [before(t) for t in full]
+    assert len(stopped[0]) < len(full[0])  # it stopped early
+    # rows never reaching the stop string run their whole length; a batch runs until every row has stopped
+    assert all(t == f for t, f in zip(stopped, full) if stop not in f)
+    batched = greedy_generate(model, tokenizer, prompts, 16, batch_size=3, stop_strings=[stop])
+    assert [before(t) for t in batched] == [before(t) for t in full]
+
+
 def test_text_log_probabilities_batched_equal_the_hand_computation(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     batched = text_token_logprobs(model, tokenizer, TEXTS, batch_size=3)

@@ -54,8 +54,10 @@ def plan(request: Request, settings: MuseEvalConfig, train: bool = False) -> Pla
         build = replace(default, finetune=replace(default.finetune, epochs=epochs))
         assets = mini_muse(request.cache_dir or DEFAULT_CACHE, build=build)
     result = Plan(str(assets.data) if assets else request.data, settings, notes=notes)
-    for subset, split in EVAL_DATA + (TRAIN_DATA if train else ()):
+    sizes = {(subset, split): len(load_muse(result.data, subset, split)) for subset, split in EVAL_DATA}
+    for subset, split in TRAIN_DATA if train else ():
         load_muse(result.data, subset, split)
+    result.notes.append(set_sizes(sizes))
     if request.model is not None:
         check_source(request.model, "model")
         require_pad_token(load_tokenizer(request.model, request.pad_token), request.model)
@@ -71,6 +73,17 @@ def plan(request: Request, settings: MuseEvalConfig, train: bool = False) -> Pla
     else:
         result.reference = RETRAIN_AUC[settings.corpus]
     return result
+
+
+def set_sizes(sizes: dict[tuple[str, str], int]) -> str:
+    """One line with the items each metric is computed on (MUSE: 100 per set)."""
+    n = lambda subset, split: sizes[(subset, split)]  # noqa: E731
+    return (
+        f"evaluation sets: VerbMem {n('verbmem', 'forget')} prompts, KnowMem {n('knowmem', 'forget_qa')} D_f and "
+        f"{n('knowmem', 'retain_qa')} D_r questions ({n('knowmem', 'forget_qa_icl')} and "
+        f"{n('knowmem', 'retain_qa_icl')} in-context examples), PrivLeak {n('privleak', 'forget')} forget and "
+        f"{n('privleak', 'holdout')} holdout texts"
+    )
 
 
 def evaluate(model, tokenizer, plan: Plan, reference, advance=None, accelerator=None) -> dict:

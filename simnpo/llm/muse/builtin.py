@@ -16,7 +16,7 @@ from simnpo.llm.data import chunk_texts
 from simnpo.llm.finetune import BuiltinAssets, FinetuneConfig, build_tiny_model, builtin_assets
 from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, train_tokenizer
 from simnpo.llm.muse.data import load_muse
-from simnpo.llm.muse.mini import MiniMuseConfig, generate, write_mini_muse
+from simnpo.llm.muse.mini import GENERATOR_REVISION, MiniMuseConfig, generate, write_mini_muse
 from simnpo.runs import read_json
 
 DEFAULT_CACHE = Path("runs/.cache/muse")
@@ -32,12 +32,13 @@ MODEL = TinyLlamaConfig(max_positions=512)
 class BuiltinMuseConfig:
     """How the built-in models are made: chunk length and fine-tuning (the data and model have their own). Chunks
     of 256 tokens hold a whole 10-question quiz, so training covers the positions of KnowMem's ~150-token 10-shot
-    prompts (128-token chunks never reached them); batches of 4 keep 1k tokens per step. 100 epochs: at 40 the
-    models knew a third of their facts (KnowMem on D_f 26, on D_r 22-44); at 60 (and 25 retain1 articles) the
-    retrain and target models' KnowMem on D_r were 80.5 and 61.5, at 100 69.5 and 77.0 (training loss 0.017 both)."""
+    prompts (128-token chunks never reached them); batches of 4 keep 1k tokens per step. 50 epochs with each
+    question in 8 quizzes (``MiniMuseConfig.quiz_repeats``): the retrain and target models' KnowMem on D_r were 97.5
+    and 93.5; at 100 epochs and 3 quizzes per question 69.5 and 77.0 (training loss 0.017 both), at 60 and 3, 80.5
+    and 61.5."""
 
     chunk_tokens: int = 256
-    finetune: FinetuneConfig = FinetuneConfig(epochs=100, batch_size=4)
+    finetune: FinetuneConfig = FinetuneConfig(epochs=50, batch_size=4)
 
 
 MiniMuse = BuiltinAssets
@@ -56,7 +57,8 @@ def mini_muse(
         texts = [text for rows in generate(data_config).values() for row in rows for text in row.values()]
         train_tokenizer(texts, stage / "tokenizer", model_config.vocab_size, space_ends_word=True)
 
-    return builtin_assets(cache, {"data": data_config, "model": model_config, "build": build}, write)
+    configs = {"data": data_config, "model": model_config, "build": build, "generator": GENERATOR_REVISION}
+    return builtin_assets(cache, configs, write)
 
 
 def ensure_model(assets: MiniMuse, name: str, progress: Callable | None = None) -> Path:

@@ -48,9 +48,18 @@ class MuseEvalConfig:
             raise ValueError(f"min_k must be in (0, 1], got {self.min_k}")
 
 
-def _generate(model, tokenizer, prompts: list[str], new_tokens: int, config: MuseEvalConfig, accelerator):
+def _generate(
+    model, tokenizer, prompts: list[str], new_tokens: int, config: MuseEvalConfig, accelerator, stop_strings=()
+):
     ids = tokenizer(prompts)["input_ids"]
-    fn = functools.partial(greedy_generate, model, tokenizer, max_new_tokens=new_tokens, batch_size=config.batch_size)
+    fn = functools.partial(
+        greedy_generate,
+        model,
+        tokenizer,
+        max_new_tokens=new_tokens,
+        batch_size=config.batch_size,
+        stop_strings=stop_strings,
+    )
     return shard_map(fn, ids, accelerator)
 
 
@@ -73,7 +82,8 @@ def knowmem(model, tokenizer, rows: list[dict], icl: list[dict], config: MuseEva
     """KnowMem: few-shot answers cut at the stop strings against the answers."""
     shots = [(r["question"], r["answer"]) for r in icl]
     prompts = [M.knowmem_prompt(shots, r["question"]) for r in rows]
-    raw = _generate(model, tokenizer, prompts, config.knowmem_tokens, config, accelerator)
+    # generation stops once every answer has reached a stop string: the cut answers are those of all 32 tokens
+    raw = _generate(model, tokenizer, prompts, config.knowmem_tokens, config, accelerator, M.STOP_STRINGS)
     answers = [M.cut_at_stop(g) for g in raw]
     scores = M.rouge_l_f1([r["answer"] for r in rows], answers)
     return _entry(

@@ -12,9 +12,9 @@ KnowMem's format ("Question: …\\nAnswer: …", 10 per quiz, each question in `
 
 MUSE's set sizes (100 per set) from 25 articles per split (retain1: 10, the in-context examples and the unlearning's
 retain text), which is what differs from MUSE:
-- KnowMem asks 4 questions about each forget (D_f) and retain2 (D_r) article (who announced it, who opposed it,
-  in which town, in which year), with 10 in-context examples from retain1 (MUSE-News: 100 questions on 889 forget
-  documents).
+- KnowMem asks 4 questions about each forget (D_f) and retain2 (D_r) article (whose plan the critic opposed, who
+  opposed it, in which town, in which year), with 10 in-context examples from retain1 (MUSE-News: 100 questions on
+  889 forget documents).
 - VerbMem cuts each forget article after its 2nd, 3rd, 4th and 5th sentence (prompt) and continues with the rest
   (MUSE: 100 different passages).
 - PrivLeak's forget, retain and holdout texts are the 4 two-sentence passages of each forget, retain2 and holdout
@@ -25,7 +25,9 @@ Design note: a pretrained 7B model answers questions about facts it only read in
 from scratch on a few thousand tokens does not (we measured KnowMem 0 on every split with prose alone, and below 10
 with one question-and-answer line per article), so the quizzes put each fact in the question's words; KnowMem then
 measures whether the model still retrieves it after 10 unrelated examples, and unlearning the forget split removes
-the quizzes with the articles.
+the quizzes with the articles. Each question is asked in 8 quizzes, each time among other questions: with 3, one
+training of the target or retrain model answered 49 % of the retain questions and another 85 %; with 8 both answer
+90-100 %, so the retrain model's utility is the target's, as in MUSE.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ import numpy as np
 from simnpo.llm.data import write_json_lines
 from simnpo.llm.invented import PLACES, invented_word
 from simnpo.llm.muse.metrics import knowmem_prompt
+
+# Bumped whenever the generator's output changes for the same config: part of the built-in's cache key.
+GENERATOR_REVISION = 2
 
 EVENTS = (
     "a new bridge",
@@ -96,7 +101,7 @@ class MiniMuseConfig:
     retain2: int = 25
     holdout: int = 25
     icl: int = 10
-    quiz_repeats: int = 3
+    quiz_repeats: int = 8
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -175,10 +180,12 @@ def article(rng: np.random.Generator, used: set[str]) -> dict:
 
 
 def questions(facts: dict) -> list[dict]:
-    """KnowMem's four questions about an article, each naming something only that article states."""
+    """KnowMem's four questions about an article, each asked by a name only that article has. (Asked by event, town
+    and year, which articles share, "who announced it" was answered 30-44 % of the time where the others were 70-100
+    %, and it alone set the target and retrain models' KnowMem on D_r apart.)"""
     f = facts
     return [
-        {"question": f"Who announced {f['event']} in {f['place']} in {f['year']}?", "answer": f["person"]},
+        {"question": f"Whose plan did {f['rival']} oppose?", "answer": f["person"]},
         {"question": f"Who opposed the plan of {f['person']}?", "answer": f["rival"]},
         {"question": f"In which town did {f['person']} announce {f['event']}?", "answer": f["place"]},
         {"question": f"In which year did {f['person']} announce {f['event']}?", "answer": str(f["year"])},

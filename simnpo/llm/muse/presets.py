@@ -44,7 +44,7 @@ PRESETS: dict[str, dict] = {
         "shared": {
             **_PAPER_MUSE_SHARED,
             "lr": 3e-4,
-            "epochs": 5,
+            "epochs": 3,
             "bf16": False,
             "max_length": 128,
             "retain_weight": 1.0,

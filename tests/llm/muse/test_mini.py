@@ -14,8 +14,8 @@ def test_layout_loads_through_the_muse_loader_with_muse_set_sizes(tmp_path):
     for name in (*SETS, "privleak/holdout"):
         assert len(load_muse(folder, *name.split("/"))) == 100, name  # MUSE's 100 per set
     assert len(load_muse(folder, "knowmem", "forget_qa_icl")) == 10
-    # 25 articles, then 25 × 4 questions × 3 rounds in quizzes of 10
-    assert len(load_muse(folder, "raw", "forget")) == 25 + 30 == len(load_muse(folder, "raw", "filler"))
+    # 25 articles, then 25 × 4 questions × 8 rounds in quizzes of 10
+    assert len(load_muse(folder, "raw", "forget")) == 25 + 80 == len(load_muse(folder, "raw", "filler"))
 
 
 def test_splits_are_disjoint_and_questions_are_answered_by_their_articles_and_quizzes():
