@@ -37,6 +37,11 @@ EVAL_FILES = {
 }  # the benchmarks' own result layouts
 SUMMARY_FILES = {"tofu": "TOFU_SUMMARY.json", "muse": "MUSE_SUMMARY.json", "wmdp": "WMDP_SUMMARY.json"}
 
+# The best-point rule of ``simnpo llm``'s table, used by the benchmarks and by the figures that mark it: the share of
+# the utility an evaluation must keep (TOFU: of the starting model's model utility; MUSE: of the retrain model's
+# KnowMem on D_r).
+BEST_POINT_UTILITY = {"tofu": 0.95, "muse": 0.9}
+
 # The sections of config.json, named independently of the classes they hold. Runs written before these names
 # keyed their sections by class name; ``read_config`` maps those (OLD_SECTIONS).
 REQUEST, RUN, EVALUATION, TEMPLATE, RELEARN = "request", "run", "evaluation", "template", "relearn"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from simnpo.analysis.records import run_records
-from simnpo.analysis.style import draw_paths, method_color, method_label, new_figure
-from simnpo.runs import SUMMARY_FILES
+from simnpo.analysis.style import draw_paths, mark_utility_floor, method_color, method_label, new_figure
+from simnpo.runs import BEST_POINT_UTILITY, SUMMARY_FILES
 
 METRICS = (
     ("verbmem_f", "VerbMem D_f ↓"),
@@ -33,11 +33,15 @@ def muse_history(folder: Path) -> list[dict]:
 def plot_privleak_utility(models: list[dict], history: list[dict] = ()):
     """PrivLeak against KnowMem on D_r (utility), one point per model and run (paper's MUSE figure), and each
     method's path from the target through its evaluations (runs with ``--eval-every``); the retrain model is the
-    star, and the grey band |PrivLeak| ≤ 5 only guides the eye to its 0."""
+    star, the grey band |PrivLeak| ≤ 5 only guides the eye to its 0, and the dotted line is the least utility a best
+    point keeps."""
     fig, axes = new_figure(width=5.2, height=4.0)
     ax = axes[0, 0]
     draw_paths(ax, [r for r in models if r["model"] in ("target", "model")], history, "knowmem_r", "privleak")
     ax.axhspan(-5, 5, color="#dddddd", alpha=0.6, zorder=0, label="|PrivLeak| ≤ 5")
+    share = BEST_POINT_UTILITY["muse"]
+    floors = [share * r["knowmem_r"] for r in models if r["model"] == "retrain"]
+    mark_utility_floor(ax, floors, f"{100 * share:.0f} % of the retrain utility (best points)")
     ax.axhline(0, color="black", linewidth=0.6)
     labelled = set()
     for record in models:

@@ -82,6 +82,14 @@ def save_figure(fig: Figure, folder: Path | str, stem: str) -> list[Path]:
     return paths
 
 
+def mark_utility_floor(ax, values: list[float], label: str) -> None:
+    """Dotted vertical lines at the least utility the best-point rule of ``simnpo llm`` keeps, one per starting or
+    reference model, labelled once."""
+    for i, value in enumerate(dict.fromkeys(values)):
+        style = {"color": "grey", "linestyle": ":", "linewidth": 1, "zorder": 1, "gid": "utility floor"}
+        ax.axvline(value, label=None if i else label, **style)
+
+
 def draw_paths(ax, start: list[dict], history: list[dict], x: str, y, floor: float | None = None) -> None:
     """Each method's path through its evaluations (``history``: records with ``run``, ``model``, ``epoch``), from
     its run's starting model (the record of ``start`` with the same ``run``), as a thin line with small markers in

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ks_2samp
 
-from simnpo.analysis.style import draw_paths, method_color, method_label, new_figure
-from simnpo.runs import EVAL_FILES, HISTORY_FILE, RELEARN_FILE, SUMMARY_FILES, read_json
+from simnpo.analysis.style import draw_paths, mark_utility_floor, method_color, method_label, new_figure
+from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, HISTORY_FILE, RELEARN_FILE, SUMMARY_FILES, read_json
 
 EVAL, SUMMARY = EVAL_FILES["tofu"], SUMMARY_FILES["tofu"]
 
@@ -50,12 +50,15 @@ def tofu_records(folder: Path) -> dict[str, list[dict]]:
 
 def plot_quality_utility(models: list[dict], history: list[dict] = ()):
     """Forget quality (log scale) against model utility, one point per evaluated model and run, and each method's
-    path from the target through its evaluations (runs with ``--eval-every``)."""
+    path from the target through its evaluations (runs with ``--eval-every``); the dotted line is the least utility a
+    best point keeps."""
     fig, axes = new_figure(width=5.2, height=4.0)
     ax = axes[0, 0]
-    draw_paths(
-        ax, [r for r in models if r["model"] in ("target", "model")], history, "model_utility", "forget_quality", 1e-30
-    )
+    starts = [r for r in models if r["model"] in ("target", "model")]
+    draw_paths(ax, starts, history, "model_utility", "forget_quality", 1e-30)
+    share = BEST_POINT_UTILITY["tofu"]
+    floors = [share * r["model_utility"] for r in starts]
+    mark_utility_floor(ax, floors, f"{100 * share:.0f} % of the target's utility (best points)")
     labelled = set()
     for record in models:
         fq = record.get("forget_quality")

@@ -1,5 +1,6 @@
 """Every figure kind rendered from small real runs, and `simnpo plot` on folders with nothing to plot."""
 
+import pytest
 from typer.testing import CliRunner
 
 from simnpo.analysis.muse import muse_records, plot_privleak_utility
@@ -50,6 +51,11 @@ def test_trade_off_figures_draw_each_methods_path_from_the_target(small_runs):
         target = next(r for r in records if r["model"] == "target")
         for line in lines:
             assert len(line.get_xdata()) == points and line.get_xdata()[0] == target[start]
+        # the best-point rule's utility floor: 95 % of the target's (TOFU), 90 % of the retrain model's (MUSE)
+        (floor,) = [line for line in fig.axes[0].lines if line.get_gid() == "utility floor"]
+        retrain = next((r for r in records if r["model"] == "retrain"), None)
+        share, base = (0.95, target) if start == "model_utility" else (0.9, retrain)
+        assert floor.get_xdata()[0] == pytest.approx(share * base[start])
 
 
 def test_one_loader_reads_every_kind_of_run(small_runs):

@@ -20,7 +20,7 @@ from simnpo.llm.muse.evaluate import MuseEvalConfig, evaluate_muse, muse_summary
 from simnpo.llm.muse.metrics import RETRAIN_AUC
 from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import METHODS, method_needs
-from simnpo.runs import EVAL_FILES, SUMMARY_FILES
+from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, SUMMARY_FILES
 
 OPTIONS = ("corpus", "retrain_auc", "batch_size")
 EVAL_DATA = (("verbmem", "forget"), ("knowmem", "forget_qa"), ("knowmem", "forget_qa_icl"), ("knowmem", "retain_qa"))
@@ -122,7 +122,8 @@ def best_point(history: list[dict], start: dict, reference: dict | None) -> dict
     model's or more (None without a retrain model or when none does)."""
     if reference is None:
         return None
-    kept = [h for h in history if h["privleak"] is not None and h["knowmem_r"] >= 0.9 * reference["knowmem_r"]]
+    floor = BEST_POINT_UTILITY["muse"] * reference["knowmem_r"]
+    kept = [h for h in history if h["privleak"] is not None and h["knowmem_r"] >= floor]
     return min(kept, key=lambda h: abs(h["privleak"]), default=None)
 
 
@@ -166,5 +167,8 @@ BENCHMARK = Benchmark(
     table=TABLE,
     forget_set=lambda settings: f"MUSE-{settings.corpus.capitalize()} D_f",
     check_methods=check_methods,
-    best=("smallest |PrivLeak| with KnowMem on D_r >= 90 % of the retrain model's", best_point),
+    best=(
+        f"smallest |PrivLeak| with KnowMem on D_r >= {100 * BEST_POINT_UTILITY['muse']:.0f} % of the retrain model's",
+        best_point,
+    ),
 )

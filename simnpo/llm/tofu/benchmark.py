@@ -33,7 +33,7 @@ from simnpo.llm.tofu.evaluate import (
 from simnpo.llm.tofu.metrics import forget_quality
 from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import method_needs
-from simnpo.runs import EVAL_FILES, SUMMARY_FILES, TEMPLATE
+from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, SUMMARY_FILES, TEMPLATE
 
 OPTIONS = ("split", "protocol", "template", "max_new_tokens", "retain_results", "batch_size")
 
@@ -142,7 +142,7 @@ def best_point(history: list[dict], start: dict, reference: dict | None) -> dict
     """The evaluation with the highest forget quality among those keeping model utility at 95 % of the starting
     model's or more (None when none does, or forget quality is unavailable)."""
     kept = [h for h in history if h["forget_quality"] is not None]
-    kept = [h for h in kept if h["model_utility"] >= 0.95 * start["model_utility"]]
+    kept = [h for h in kept if h["model_utility"] >= BEST_POINT_UTILITY["tofu"] * start["model_utility"]]
     return max(kept, key=lambda h: h["forget_quality"], default=None)
 
 
@@ -209,6 +209,10 @@ BENCHMARK = Benchmark(
     table=TABLE,
     forget_set=lambda settings: settings.split,
     extra_configs=lambda settings: {TEMPLATE: settings.prompt_template()} if settings.template else {},
-    best=("highest forget quality with model utility >= 95 % of the starting model's", best_point),
+    best=(
+        f"highest forget quality with model utility >= {100 * BEST_POINT_UTILITY['tofu']:.0f} % of the starting "
+        "model's",
+        best_point,
+    ),
     held_out=held_out,
 )
