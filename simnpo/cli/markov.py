@@ -117,14 +117,14 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 def print_results(results: dict, folder: Path) -> None:
     """The figures, the KL table, the paired statistics with their verdicts, and what was written."""
-    from simnpo.analysis.markov import summary_rows, write_markov_figures
+    from simnpo.analysis.markov import forget_names, summary_rows, write_markov_figures
     from simnpo.analysis.robustness import ROBUSTNESS_COLUMNS, robustness_rows
     from simnpo.runs import CONFIG_FILE, MARKOV_RESULTS_FILE
 
     paths = write_markov_figures(results, folder)
     first = next(iter(results["points"][0]["cases"].values()))  # every case of a run has the same K
     print_table(
-        ["case", "model", "retain KL"] + [f"{c['name']} KL" for c in first["chains"][1:]],
+        ["case", "model", "retain KL"] + [f"{name} KL" for name in forget_names(first)],
         summary_rows(results),
         "KL to the true chains (nats/token)",
     )
