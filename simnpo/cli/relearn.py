@@ -8,14 +8,15 @@ from pathlib import Path
 import typer
 
 from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
-from simnpo.cli.llm import BENCH_HELP, bench_options, benchmark, make_request
+from simnpo.cli.llm import BENCH_HELP, GGUF_HELP, bench_options, benchmark, make_request, source_lines
 
 
 @app.command()
 def relearn(
     ctx: typer.Context,
     run: Path | None = typer.Argument(None, help="A `simnpo llm` run folder: relearn each of its unlearned models."),
-    model: str | None = typer.Option(None, help="Or one unlearned model folder (with --data)."),
+    model: str | None = typer.Option(None, help="Or one unlearned model: folder, hub id or .gguf file (with --data)."),
+    gguf_file: str | None = typer.Option(None, help=GGUF_HELP),
     bench: str = typer.Option("tofu", help="With --model: " + BENCH_HELP),
     data: str = typer.Option(
         "builtin", help="With --model: builtin, a local folder of the benchmark's files, or a hub id."
@@ -43,6 +44,8 @@ def relearn(
     with user_errors():
         if (run is None) == (model is None):
             raise ValueError("give either a `simnpo llm` run folder or --model")
+        if gguf_file is not None and model is None:
+            raise ValueError("--gguf-file needs --model: the folder (or hub repository) that holds the file")
         steps_at = parse_list(eval_at, int, "--eval-at")
         config = RelearnConfig(fraction, steps, lr, batch_size, steps_at, seed, samples, warmup_steps)
         chosen, targets, settings = relearn_targets(ctx, run, model, bench, data, cache_dir)
@@ -75,7 +78,9 @@ def relearn_targets(ctx: typer.Context, run: Path | None, model: str | None, ben
     options = {"max_new_tokens": ctx.params["max_new_tokens"], "split": ctx.params["split"]}
     options = {k: v for k, v in options.items() if k in chosen.options}
     options |= {k: v for k, v in bench_options(ctx, chosen).items() if k == "retain_results"}
-    request = make_request(chosen, model, data, None, "cpu", None, cache_dir)
+    request = make_request(chosen, model, data, None, "cpu", None, cache_dir, gguf_file=ctx.params["gguf_file"])
+    for line in source_lines(request):
+        typer.echo(line)
     targets = R.plan_for_model(chosen, request, chosen.make_settings(options))
     return chosen, targets, targets.plan.settings
 

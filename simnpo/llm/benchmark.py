@@ -19,7 +19,9 @@ from typing import Any
 @dataclass(frozen=True)
 class Request:
     """What to evaluate or unlearn, whatever the benchmark: a model (None: the built-in ones), its data (``builtin``,
-    a local folder or a hub id), and how to load and cache (``torch_dtype``: the weights' dtype, ``models.DTYPES``)."""
+    a local folder or a hub id), and how to load and cache (``torch_dtype``: the weights' dtype, ``models.DTYPES``).
+    A GGUF checkpoint's ``model`` is the folder converted from it (``gguf.converted_folder``), ``converted_from`` the
+    file."""
 
     model: str | None = None
     data: str = "builtin"
@@ -28,6 +30,7 @@ class Request:
     torch_dtype: str = "float32"
     finetune_epochs: int | None = None  # the built-in fine-tuning's epochs (None: the benchmark's own)
     cache_dir: Path | None = None  # the built-in data and models (None: runs/.cache/BENCH)
+    converted_from: str | None = None  # the GGUF file ``model`` was converted from
 
 
 @dataclass

@@ -92,38 +92,49 @@ def require_pad_token(tokenizer, name: str) -> None:
 
 @dataclass
 class EncodedBatch:
-    """input_ids, attention_mask, labels: [n, T], right-padded; prompt and padding labelled -100."""
+    """input_ids, attention_mask, labels: [n, T], right-padded; prompt and padding labelled -100. lengths: [n], each
+    row's token count before its padding (the attention mask may also hide tokens inside a row: ``pad_right``)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     labels: torch.Tensor
+    lengths: torch.Tensor
 
     def __getitem__(self, index) -> EncodedBatch:
-        return EncodedBatch(self.input_ids[index], self.attention_mask[index], self.labels[index])
+        return EncodedBatch(self.input_ids[index], self.attention_mask[index], self.labels[index], self.lengths[index])
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
     def to(self, device) -> EncodedBatch:
-        return EncodedBatch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
+        return EncodedBatch(
+            self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device), self.lengths.to(device)
+        )
 
     def trimmed(self) -> EncodedBatch:
         """Without the padding columns that no row uses (after selecting a mini-batch of rows)."""
-        width = int(self.attention_mask.sum(-1).max())
-        return EncodedBatch(self.input_ids[:, :width], self.attention_mask[:, :width], self.labels[:, :width])
+        width = int(self.lengths.max())
+        return EncodedBatch(
+            self.input_ids[:, :width], self.attention_mask[:, :width], self.labels[:, :width], self.lengths
+        )
 
 
-def pad_right(rows: list[tuple[list[int], list[int]]], pad_id: int) -> EncodedBatch:
-    """(input_ids, labels) rows right-padded with ``pad_id`` (labels with -100) into one batch."""
+def pad_right(rows: list[tuple[list[int], list[int]]], pad_id: int, mask_pad_tokens: bool = False) -> EncodedBatch:
+    """(input_ids, labels) rows right-padded with ``pad_id`` (labels with -100) into one batch. The attention mask
+    covers each row's tokens; ``mask_pad_tokens`` hides every token equal to ``pad_id`` as well, as open-unlearning's
+    collator does (``attention_mask = input_ids != pad_token_id``): where the pad token is the EOS, that hides the
+    EOS tokens inside a chat prompt too (docs/conventions.md)."""
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    lengths = torch.tensor([len(ids) for ids, _ in rows], dtype=torch.long)
     for i, (ids, lab) in enumerate(rows):
         input_ids[i, : len(ids)] = torch.tensor(ids)
         labels[i, : len(lab)] = torch.tensor(lab)
-        mask[i, : len(ids)] = 1
-    return EncodedBatch(input_ids, mask, labels)
+    mask = torch.arange(width)[None, :] < lengths[:, None]
+    if mask_pad_tokens:
+        mask &= input_ids != pad_id
+    return EncodedBatch(input_ids, mask.long(), labels, lengths)
 
 
 def chunk_texts(tokenizer, texts: list[str], max_tokens: int = 2048) -> EncodedBatch:

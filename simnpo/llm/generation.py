@@ -3,12 +3,14 @@ log-probabilities of texts batched with right padding, and work shared out acros
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 
 import torch
 
 from simnpo.llm.data import pad_right
 from simnpo.llm.distributed import synced_generation
+from simnpo.llm.models import decode
 from simnpo.losses import token_logprobs
 
 
@@ -20,6 +22,7 @@ def greedy_generate(
     max_new_tokens: int | Callable[[int], int],
     batch_size: int,
     stop_strings: Sequence[str] = (),
+    mask_pad_tokens: bool = False,
 ) -> list[str]:
     """Greedy continuations of tokenised prompts, batched longest first with left padding, stopped and cut at the
     model's end-of-sequence ids (``stop_ids``) and decoded as the benchmarks' code decodes them: without special
@@ -29,11 +32,16 @@ def greedy_generate(
 
     ``stop_strings``: a row stops growing once its text holds one of them, and a batch once all its rows do. For a
     caller that cuts each text before its first stop string (MUSE's KnowMem) the result is the one of the full
-    ``max_new_tokens``, since greedy tokens do not depend on later ones; the text after the stop string is not."""
+    ``max_new_tokens``, since greedy tokens do not depend on later ones; the text after the stop string is not.
+
+    ``mask_pad_tokens``: the attention mask also hides prompt tokens equal to the pad token, as open-unlearning's
+    collator builds it (``input_ids != pad_token_id``; with pad = EOS, a chat prompt's EOS tokens); ``generate`` then
+    numbers positions by the attended tokens, as it does for open-unlearning."""
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     device = next(model.parameters()).device
     stops = stop_ids(model, tokenizer)
     synced = synced_generation(model)
+    own_loop = not synced and plain_greedy(model)
     out = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -43,22 +51,112 @@ def greedy_generate(
         for row, i in enumerate(idx):
             ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
             mask[row, width - len(prompts[i]) :] = 1
-        new = max_new_tokens(width) if callable(max_new_tokens) else max_new_tokens
-        generated = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=max(1, new),
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=stops,
-            synced_gpus=synced,
-            stopping_criteria=_stop_at_strings(tokenizer, width, stop_strings),
-        )[:, width:].cpu()
+        if mask_pad_tokens:
+            mask &= (ids != tokenizer.pad_token_id).long()
+        new = max(1, max_new_tokens(width) if callable(max_new_tokens) else max_new_tokens)
+        if own_loop:
+            stopped = _stopped_by_strings(tokenizer, stop_strings)
+            generated = greedy_tokens(model, ids.to(device), mask.to(device), new, stops, stopped)
+        else:
+            generated = model.generate(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=new,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=stops,
+                synced_gpus=synced,
+                stopping_criteria=_stop_at_strings(tokenizer, width, stop_strings),
+            )[:, width:].tolist()
         for row, i in enumerate(idx):
-            tokens = generated[row].tolist()
+            tokens = generated[row]
             end = next((t for t, token in enumerate(tokens) if token in stops), len(tokens))
-            out[i] = tokenizer.decode(tokens[:end], skip_special_tokens=True, clean_up_tokenization_spaces=True)
+            out[i] = decode(tokenizer, tokens[:end])
     return out
+
+
+# generation-config fields that change which token greedy decoding picks; with any of them away from its default,
+# ``generate`` runs (it applies them), else our own loop (``greedy_tokens``)
+_GREEDY_CHANGERS = (
+    "repetition_penalty",
+    "encoder_repetition_penalty",
+    "no_repeat_ngram_size",
+    "bad_words_ids",
+    "sequence_bias",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "min_length",
+    "min_new_tokens",
+    "exponential_decay_length_penalty",
+    "forced_decoder_ids",
+)
+
+
+def plain_greedy(model) -> bool:
+    """Whether ``generate`` would pick each next token by the argmax of the logits alone: no logits processor from
+    the model's generation config (e.g. Qwen2.5-Instruct's repetition penalty)."""
+    from transformers import GenerationConfig
+
+    config, default = getattr(model, "generation_config", None), GenerationConfig()
+    return config is None or all(getattr(config, f, None) == getattr(default, f, None) for f in _GREEDY_CHANGERS)
+
+
+@torch.no_grad()
+def greedy_tokens(
+    model, ids: torch.Tensor, mask: torch.Tensor, max_new: int, stops: list[int], stopped: Callable[[list[int]], bool]
+) -> list[list[int]]:
+    """The greedy new tokens of a left-padded batch ``ids`` [n, T] (``mask`` [n, T]), as ``generate`` picks them,
+    with each row dropped from the batch (and its KV cache) once it emits a stop id or ``stopped(its tokens)``:
+    a batch costs the tokens its rows generate, not its longest row's length times its size. Positions count the
+    attended tokens, as ``generate`` numbers them."""
+    accepted = forward_parameters(model)
+    keep_last = {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
+    cache_name = "cache" if "cache" in accepted else "past_key_values"  # transformers 5.25 renamed it
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    output = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **keep_last)
+    cache, last = getattr(output, cache_name), positions[:, -1]
+    tokens: list[list[int]] = [[] for _ in range(ids.shape[0])]
+    alive = torch.arange(ids.shape[0], device=ids.device)
+    finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+    stop_tensor, droppable = torch.tensor(stops, device=ids.device), hasattr(cache, "batch_select_indices")
+    for step in range(max_new):
+        picked = output.logits[:, -1].argmax(-1)
+        for row, token, ended in zip(alive.tolist(), picked.tolist(), finished.tolist()):
+            if not ended:
+                tokens[row].append(token)
+        finished |= torch.isin(picked, stop_tensor)
+        finished |= torch.tensor([stopped(tokens[row]) for row in alive.tolist()], device=ids.device)
+        if step == max_new - 1 or bool(finished.all()):
+            break
+        if bool(finished.any()) and droppable:  # a cache that cannot drop rows keeps them, ignored
+            kept = (~finished).nonzero()[:, 0]
+            cache.batch_select_indices(kept)
+            alive, mask, last, picked, finished = alive[kept], mask[kept], last[kept], picked[kept], finished[kept]
+        mask, last = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1), last + 1
+        output = model(
+            input_ids=picked[:, None],
+            attention_mask=mask,
+            position_ids=last[:, None],
+            use_cache=True,
+            **{cache_name: cache},
+        )
+    return tokens
+
+
+def forward_parameters(model) -> set[str]:
+    """The keyword arguments the model's own forward takes (a PEFT wrapper's forward takes ``**kwargs`` and passes
+    them to its base model's)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return set(inspect.signature(base.forward).parameters)
+
+
+def _stopped_by_strings(tokenizer, stop_strings: Sequence[str]) -> Callable[[list[int]], bool]:
+    """Whether a row's new tokens, decoded as the outputs are, hold a stop string."""
+    if not stop_strings:
+        return lambda tokens: False
+    return lambda tokens: any(s in decode(tokenizer, tokens) for s in stop_strings)
 
 
 def _stop_at_strings(tokenizer, width: int, stop_strings: Sequence[str]):
@@ -67,10 +165,8 @@ def _stop_at_strings(tokenizer, width: int, stop_strings: Sequence[str]):
 
     class StopAtStrings(StoppingCriteria):
         def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-            texts = tokenizer.batch_decode(
-                input_ids[:, width:], skip_special_tokens=True, clean_up_tokenization_spaces=True
-            )
-            return torch.tensor([any(s in text for s in stop_strings) for text in texts], device=input_ids.device)
+            stopped = _stopped_by_strings(tokenizer, stop_strings)
+            return torch.tensor([stopped(row) for row in input_ids[:, width:].tolist()], device=input_ids.device)
 
     return StoppingCriteriaList([StopAtStrings()] if stop_strings else [])
 
@@ -95,7 +191,7 @@ def text_token_logprobs(
     cut = {"truncation": True, "max_length": max_length} if max_length is not None else {}
     encoded = tokenizer(list(texts), **cut)["input_ids"]
     data = pad_right([(ids, ids) for ids in encoded], tokenizer.pad_token_id)
-    order = torch.argsort(data.attention_mask.sum(-1), descending=True)
+    order = torch.argsort(data.lengths, descending=True)
     device = next(model.parameters()).device
     out: list[list[float]] = [[] for _ in texts]
     for start in range(0, len(order), batch_size):

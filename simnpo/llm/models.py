@@ -127,6 +127,22 @@ def require_hub_or_cache(repo_id: str, filename: str, repo_type: str = "model") 
     hub.HF_HUB_OFFLINE = True
 
 
+# transformers 4's ``clean_up_tokenization`` (what ``clean_up_tokenization_spaces=True`` does there)
+_CLEAN_UPS = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"))
+_CLEAN_UPS += ((" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+def decode(tokenizer, ids) -> str:
+    """Token ids decoded as the benchmarks' code decodes them (TOFU's, open-unlearning's and MUSE's, all written for
+    transformers 4): without special tokens, then the tokenisation-space clean-up that ``clean_up_tokenization_spaces
+    =True`` applies there (" ." -> ".", " 's" -> "'s", …). transformers 5 skips that clean-up for BPE tokenizers, so it
+    is applied here explicitly: the same text under either version."""
+    text = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    for before, after in _CLEAN_UPS:
+        text = text.replace(before, after)
+    return text
+
+
 def _first_line(err: Exception) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__

@@ -20,6 +20,8 @@ import numpy as np
 from rouge_score import rouge_scorer
 from sklearn.metrics import roc_auc_score
 
+from simnpo.llm.models import decode
+
 STOP_STRINGS = ("\n\n", "\nQuestion", "Question:")
 RETRAIN_AUC = {"news": 0.4772, "books": 0.5393}
 _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
@@ -47,7 +49,7 @@ def truncate_tokens(tokenizer, text: str, max_tokens: int = 128) -> str:
     ``tokenizer(text, add_special_tokens=True)`` (a BOS-adding tokenizer's BOS is one of them), decoded without
     special tokens and with tokenisation spaces cleaned up."""
     ids = tokenizer(text, add_special_tokens=True)["input_ids"][:max_tokens]
-    return tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+    return decode(tokenizer, ids)
 
 
 def min_k_score(token_logprobs: Sequence[float], k: float = 0.4) -> float:

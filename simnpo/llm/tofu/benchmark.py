@@ -35,14 +35,7 @@ from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import method_needs
 from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, SUMMARY_FILES, TEMPLATE
 
-OPTIONS = ("split", "protocol", "template", "max_new_tokens", "retain_results", "batch_size")
-
-
-def make_settings(values: dict) -> TofuEvalConfig:
-    """TofuEvalConfig from option values; ``batch_size`` sets the scoring and generation batches."""
-    if "batch_size" in values:
-        values = {**values, "generation_batch_size": values["batch_size"]}
-    return TofuEvalConfig(**values)
+OPTIONS = ("split", "protocol", "template", "max_new_tokens", "retain_results", "batch_size", "generation_batch_size")
 
 
 def resolve(request: Request, settings: TofuEvalConfig) -> tuple[TofuEvalConfig, list[str]]:
@@ -85,7 +78,7 @@ def plan(request: Request, settings: TofuEvalConfig, train: bool = False) -> Pla
         result.build = lambda name, progress: ensure_model(assets, name, progress)
     if settings.retain_results is not None:
         n_forget = len(forget_rows[:ORIGINAL_MAX_ITEMS] if settings.protocol == "original" else forget_rows)
-        result.reference = retain_truth_ratios(settings.retain_results, settings.split)
+        result.reference = retain_truth_ratios(settings.retain_results, settings.split, settings.protocol)
         if len(result.reference) != n_forget:
             raise ValueError(
                 f"{settings.retain_results} holds {len(result.reference)} forget items but "
@@ -120,15 +113,32 @@ def encode(tokenizer, plan: Plan, config) -> UnlearningData:
     settings: TofuEvalConfig = plan.settings
     forget_rows, retain_rows = load_tofu(plan.data, settings.split), load_tofu(plan.data, FORGET_SPLITS[settings.split])
     return encode_unlearning_data(
-        tokenizer, settings.prompt_template(), forget_rows, retain_rows, config.method, config.max_length, config.seed
+        tokenizer,
+        settings.prompt_template(),
+        forget_rows,
+        retain_rows,
+        config.method,
+        config.max_length,
+        config.seed,
+        settings.mask_pad_tokens,
     )
 
 
 def encode_unlearning_data(
-    tokenizer, template: Template, forget_rows, retain_rows, method: str, max_length: int, seed: int
+    tokenizer,
+    template: Template,
+    forget_rows,
+    retain_rows,
+    method: str,
+    max_length: int,
+    seed: int,
+    mask_pad_tokens: bool = False,
 ) -> UnlearningData:
+    """Forget and retain pairs (and IdkPO's refusals) encoded as the evaluation encodes them, its attention mask
+    included: open-unlearning trains through the same collator that it evaluates with."""
+
     def encoded(rows, answers):
-        return encode_qa(tokenizer, template, [r["question"] for r in rows], answers, max_length)
+        return encode_qa(tokenizer, template, [r["question"] for r in rows], answers, max_length, mask_pad_tokens)
 
     idk = None
     if "idk_logps" in method_needs(method):
@@ -195,7 +205,7 @@ BENCHMARK = Benchmark(
     summary_file=SUMMARY_FILES["tofu"],
     settings=TofuEvalConfig,
     options=OPTIONS,
-    make_settings=make_settings,
+    make_settings=lambda values: TofuEvalConfig(**values),
     presets=presets.PRESETS,
     default_preset=presets.default_preset,
     resolve=resolve,
@@ -215,4 +225,5 @@ BENCHMARK = Benchmark(
         best_point,
     ),
     held_out=held_out,
+    eval_parts=5,  # four sets scored, then every generation
 )

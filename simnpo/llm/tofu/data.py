@@ -58,9 +58,15 @@ def encode_prompts(tokenizer, template: Template, questions: list[str], max_leng
 
 
 def encode_qa(
-    tokenizer, template: Template, questions: list[str], answers: list[str], max_length: int = 512
+    tokenizer,
+    template: Template,
+    questions: list[str],
+    answers: list[str],
+    max_length: int = 512,
+    mask_pad_tokens: bool = False,
 ) -> EncodedBatch:
     """Each pair encoded as the benchmark's code encodes it (``templates.encode_pair``), right-padded into one
-    batch."""
+    batch; ``mask_pad_tokens``: the attention mask hides pad-valued tokens as open-unlearning's does
+    (``data.pad_right``)."""
     rows = [encode_pair(tokenizer, template, q, a, max_length) for q, a in zip(questions, answers, strict=True)]
-    return pad_right(rows, tokenizer.pad_token_id)
+    return pad_right(rows, tokenizer.pad_token_id, mask_pad_tokens)

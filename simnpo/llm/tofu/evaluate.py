@@ -12,13 +12,24 @@ import numpy as np
 import torch
 
 from simnpo.llm.generation import greedy_generate, shard_map
+from simnpo.llm.models import decode
+from simnpo.llm.scoring import shared_prefix_logits
 from simnpo.llm.templates import Template, detect_template, encode_pair, prompt_ids, template_named
 from simnpo.llm.tofu import metrics as M
-from simnpo.llm.tofu.data import FORGET_SPLITS, encode_prompts, encode_qa, load_tofu
+from simnpo.llm.tofu.data import FORGET_SPLITS, encode_prompts, load_tofu
 from simnpo.losses import token_logprobs
 from simnpo.runs import read_json
 
-PROTOCOLS = ("open-unlearning", "original")
+# what each protocol is (docs/conventions.md): open-unlearning's attention mask hides every token equal to the pad
+# token (its collator's ``input_ids != pad_token_id``), which matters where the pad is a token of the prompts (the EOS
+# of ChatML and Llama-3 chat models); TOFU's original code attends to every token of a row
+PROTOCOLS = {
+    "open-unlearning": "open-unlearning's evaluation: all items, 200 new tokens, pad-valued tokens hidden from "
+    "attention",
+    "attend-all": "open-unlearning's items and lengths, every token attended (departs from it where the pad token "
+    "occurs in prompts)",
+    "original": "TOFU's original code: the first 300 items, 200 tokens in total, every token attended",
+}
 ORIGINAL_MAX_ITEMS, ORIGINAL_MAX_LENGTH = 300, 200
 # evaluation set -> (TOFU configuration, key prefix, base answer of the truth ratio)
 SETS = {
@@ -31,8 +42,10 @@ SETS = {
 
 @dataclass(frozen=True)
 class TofuEvalConfig:
-    """``protocol="open-unlearning"`` (default): all items, up to ``max_new_tokens`` new tokens. ``"original"``: the
-    original TOFU code's first 300 items of each set and 200 tokens in total, prompt included. ``template``: the
+    """``protocol="open-unlearning"`` (default): all items, up to ``max_new_tokens`` new tokens, the attention mask
+    hiding pad-valued tokens as open-unlearning's collator does; ``"attend-all"``: the same with every token attended;
+    ``"original"``: the original TOFU code's first 300 items of each set and 200 tokens in total, prompt included,
+    every token attended (``PROTOCOLS``). ``template``: the
     prompt template's name (``templates.TEMPLATES``; None until detected from the model). ``retain_results``: the
     retain model's TOFU_EVAL.json, ours or open-unlearning's, the forget-quality reference."""
 
@@ -41,8 +54,10 @@ class TofuEvalConfig:
     retain_results: str | None = None
     protocol: str = "open-unlearning"
     max_new_tokens: int = 200
-    batch_size: int = 64
-    generation_batch_size: int = 64
+    batch_size: int = 64  # sequences per scoring pass
+    # prompts per generation batch: rows leave the batch as they finish, so a large batch costs little more than its
+    # generated tokens, and the fewer batches, the fewer steps (each a pass over the weights)
+    generation_batch_size: int = 128
     max_length: int = 512
 
     def __post_init__(self) -> None:
@@ -54,6 +69,11 @@ class TofuEvalConfig:
             raise ValueError("max_new_tokens, batch sizes and max_length must be >= 1")
         if self.template is not None:
             template_named(self.template)
+
+    @property
+    def mask_pad_tokens(self) -> bool:
+        """Whether the attention mask hides pad-valued tokens (open-unlearning's collator)."""
+        return self.protocol == "open-unlearning"
 
     def prompt_template(self) -> Template:
         assert self.template is not None, "the template is resolved before anything is evaluated"
@@ -69,30 +89,34 @@ def score_answers(
     answers: list[list[str]],
     batch_size: int,
     max_length: int = 512,
+    open_unlearning: bool = False,
 ) -> dict[str, list[list[float]]]:
     """avg_loss, token count |y|, exact memorisation and extraction strength of every answer of every item.
 
-    answers[i] lists item i's answers; all of them (e.g. answer, paraphrase and the perturbed ones) are flattened
-    into one list of sequences and scored in padded batches, longest first to keep padding low. EM and ES leave out
-    the last answer position (its EOS), as open-unlearning's ``tokenwise_vocab_logprobs`` does.
+    answers[i] lists item i's answers (e.g. answer, paraphrase and the perturbed ones); each is encoded as the
+    benchmark encodes it (``templates.encode_pair``) and an item's answers are scored together against one pass over
+    their shared prompt (``scoring.shared_prefix_logits``), about ``batch_size`` sequences at a time. EM and ES leave
+    out the last answer position (its EOS), as open-unlearning's ``tokenwise_vocab_logprobs`` does.
+    ``open_unlearning``: open-unlearning's attention mask (``data.pad_right``) and its float32 loss computation
+    (``metrics.open_unlearning_answer_loss``); otherwise every token attended and the exact mean NLL.
     """
     owner = [i for i, group in enumerate(answers) for _ in group]
-    flat = encode_qa(tokenizer, template, [questions[i] for i in owner], [a for g in answers for a in g], max_length)
-    order = torch.argsort(flat.attention_mask.sum(-1), descending=True)
-    device = next(model.parameters()).device
-    scores = {name: torch.empty(len(flat)) for name in ("avg_loss", "tokens", "em", "es")}
-    for start in range(0, len(flat), batch_size):
-        idx = order[start : start + batch_size]
-        batch = flat[idx].trimmed().to(device)
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
-        logp, mask = token_logprobs(logits, batch.labels)
-        labels = batch.labels[:, 1:]
+    rows = [
+        encode_pair(tokenizer, template, questions[i], a, max_length) for i, group in enumerate(answers) for a in group
+    ]
+    scores = {name: torch.empty(len(rows)) for name in ("avg_loss", "tokens", "em", "es")}
+    batches = shared_prefix_logits(model, rows, owner, batch_size, tokenizer.pad_token_id, open_unlearning)
+    for idx, logits, labels in batches:
+        logp, mask = token_logprobs(logits, labels)
+        if open_unlearning:
+            scores["avg_loss"][idx] = M.open_unlearning_answer_loss(logits, labels).cpu()
+        else:
+            scores["avg_loss"][idx] = (-logp.sum(-1) / mask.sum(-1).clamp(min=1)).float().cpu()
         predictions = logits[:, :-1].argmax(-1)
         without_eos = mask & (torch.cumsum(mask, -1) < mask.sum(-1, keepdim=True))
-        scores["avg_loss"][idx] = (-logp.sum(-1) / mask.sum(-1).clamp(min=1)).float().cpu()
         scores["tokens"][idx] = mask.sum(-1).float().cpu()
-        scores["em"][idx] = M.exact_memorisation(predictions, labels, without_eos).float().cpu()
-        scores["es"][idx] = M.extraction_strength(predictions, labels, without_eos).float().cpu()
+        scores["em"][idx] = M.exact_memorisation(predictions, labels[:, 1:], without_eos).float().cpu()
+        scores["es"][idx] = M.extraction_strength(predictions, labels[:, 1:], without_eos).float().cpu()
     out = {name: [[] for _ in answers] for name in scores}
     for j, i in enumerate(owner):
         for name, values in scores.items():
@@ -107,7 +131,10 @@ def generate_answers(model, tokenizer, questions: list[str], config: TofuEvalCon
     else:  # the original code caps prompt + answer at 200 tokens
         new = lambda width: ORIGINAL_MAX_LENGTH - width  # noqa: E731
     prompts = encode_prompts(tokenizer, config.prompt_template(), questions, config.max_length)
-    return [a.strip() for a in greedy_generate(model, tokenizer, prompts, new, config.generation_batch_size)]
+    generations = greedy_generate(
+        model, tokenizer, prompts, new, config.generation_batch_size, mask_pad_tokens=config.mask_pad_tokens
+    )
+    return [a.strip() for a in generations]
 
 
 def decoded_answer(tokenizer, template: Template, question: str, answer: str, max_length: int = 512) -> str:
@@ -115,8 +142,7 @@ def decoded_answer(tokenizer, template: Template, question: str, answer: str, ma
     the decoded prompt taken out (without special tokens, tokenisation spaces cleaned up), stripped."""
     full, _ = encode_pair(tokenizer, template, question, answer, max_length)
     prompt = prompt_ids(tokenizer, template, question, max_length)
-    decode = functools.partial(tokenizer.decode, skip_special_tokens=True, clean_up_tokenization_spaces=True)
-    return decode(full).replace(decode(prompt), "").strip()
+    return decode(tokenizer, full).replace(decode(tokenizer, prompt), "").strip()
 
 
 def _by_index(values: list) -> dict[str, dict]:
@@ -129,19 +155,19 @@ def _prob_entry(losses: list[float]) -> dict:
 
 
 def item_scores(model, tokenizer, rows: list[dict], base: str, config: TofuEvalConfig) -> list[dict]:
-    """What the model says about each item: every answer's avg_loss (answer, then the base of the truth ratio
-    unless it is the answer, then the perturbed ones), the answer's EM and ES, and the greedy generation."""
+    """What the model's likelihoods say about each item: every answer's avg_loss (answer, then the base of the truth
+    ratio unless it is the answer, then the perturbed ones), the answer's EM and ES, and the ROUGE reference."""
     questions = [r["question"] for r in rows]
     answers = [[r["answer"], *([r[base]] if base != "answer" else []), *r["perturbed_answer"]] for r in rows]
     template = config.prompt_template()
-    scores = score_answers(model, tokenizer, template, questions, answers, config.batch_size, config.max_length)
-    generations = generate_answers(model, tokenizer, questions, config)
+    open_unlearning = config.protocol == "open-unlearning"
+    scores = score_answers(
+        model, tokenizer, template, questions, answers, config.batch_size, config.max_length, open_unlearning
+    )
     references = [decoded_answer(tokenizer, template, r["question"], r["answer"], config.max_length) for r in rows]
     return [
-        {"losses": loss, "tokens": int(n[0]), "em": em[0], "es": es[0], "generation": g, "reference": ref}
-        for loss, n, em, es, g, ref in zip(
-            scores["avg_loss"], scores["tokens"], scores["em"], scores["es"], generations, references
-        )
+        {"losses": loss, "tokens": int(n[0]), "em": em[0], "es": es[0], "reference": ref}
+        for loss, n, em, es, ref in zip(scores["avg_loss"], scores["tokens"], scores["em"], scores["es"], references)
     ]
 
 
@@ -215,15 +241,24 @@ def evaluate_tofu(
     without a template uses the one detected from the tokenizer and model (``templates.detect_template``)."""
     if config.template is None:
         config = replace(config, template=detect_template(tokenizer, model.config.model_type)[0])
-    results: dict = {}
-    for name, (tofu_config, key, base) in SETS.items():
+    advance = advance or (lambda parts: None)
+    sets, scored = {}, {}
+    for name, (tofu_config, _, base) in SETS.items():
         rows = load_tofu(data, tofu_config or f"{config.split}_perturbed")
-        if config.protocol == "original":
-            rows = rows[:ORIGINAL_MAX_ITEMS]
-        if advance:
-            advance(1)
-        items = shard_map(functools.partial(item_scores, model, tokenizer, base=base, config=config), rows, accelerator)
-        results.update(set_metrics(rows, items, key, base, forget_set=name == "forget"))
+        sets[name] = rows[:ORIGINAL_MAX_ITEMS] if config.protocol == "original" else rows
+        score = functools.partial(item_scores, model, tokenizer, base=base, config=config)
+        scored[name] = shard_map(score, sets[name], accelerator)
+        advance(1)
+    # every set's questions generated together: a batch of rows that leave as they finish costs its longest row's
+    # steps, so fewer, larger batches cost less (item results do not depend on the batch)
+    questions = [row["question"] for rows in sets.values() for row in rows]
+    generate = functools.partial(generate_answers, model, tokenizer, config=config)
+    generations = iter(shard_map(generate, questions, accelerator))
+    advance(1)
+    results: dict = {}
+    for name, (_, key, base) in SETS.items():
+        items = [{**item, "generation": next(generations)} for item in scored[name]]
+        results.update(set_metrics(sets[name], items, key, base, forget_set=name == "forget"))
     ratios = forget_ratios(results)
     if retain_ratios is None:
         results["forget_quality"] = {"agg_value": None, "reason": "no retain-model results given (--retain-results)"}
@@ -265,15 +300,22 @@ def forget_ratios(results: dict) -> list[float]:
     return [by_index[k]["score"] for k in sorted(by_index, key=int)]
 
 
-def retain_truth_ratios(path, split: str) -> list[float]:
-    """The retain model's per-item forget truth ratios from our TOFU_EVAL.json or open-unlearning's."""
+def retain_truth_ratios(path, split: str, protocol: str = "open-unlearning") -> list[float]:
+    """The retain model's per-item forget truth ratios from our TOFU_EVAL.json or open-unlearning's (which holds no
+    protocol: its own, ``open-unlearning``); one made for another split or under another protocol is refused."""
     try:
         results = read_json(path)  # a file that is not JSON says so itself
     except FileNotFoundError:
         raise ValueError(f"retain results file {path} not found") from None
-    meta_split = results.get("_meta", {}).get("split") if isinstance(results, dict) else None
-    if meta_split is not None and meta_split != split:
-        raise ValueError(f"{path} holds retain-model results for {meta_split}, not {split}")
+    meta = results.get("_meta", {}) if isinstance(results, dict) else {}
+    if meta.get("split") is not None and meta["split"] != split:
+        raise ValueError(f"{path} holds retain-model results for {meta['split']}, not {split}")
+    made_under = meta.get("protocol", "open-unlearning")
+    if made_under != protocol:
+        raise ValueError(
+            f"{path} holds retain-model results made under the {made_under} protocol, not {protocol}; "
+            f"evaluate the retain model with --protocol {protocol}"
+        )
     try:
         return forget_ratios(results)
     except (KeyError, TypeError, ValueError):

@@ -39,11 +39,17 @@ def by_hand(model, tokenizer, context: str, continuation: str) -> float:
     return sum(logp[t - 1, whole[t]].item() for t in range(start, len(whole)))
 
 
-@pytest.fixture(params=["our BPE", "Llama-2 SentencePiece"])
+@pytest.fixture(params=["our BPE", "Llama-2 SentencePiece", pytest.param("SmolLM2", marks=pytest.mark.slow)])
 def model_and_tokenizer(request, tiny_model, tokenizer):
-    """The tiny model with our byte-level BPE, and a tiny random Llama on the real 32k SentencePiece vocabulary."""
+    """The tiny model with our byte-level BPE, a tiny random Llama on the real 32k SentencePiece vocabulary, and a
+    real pretrained chat model (SmolLM2-135M-Instruct, its 49k BPE adds no BOS)."""
     if request.param == "our BPE":
         return tiny_model, tokenizer
+    if request.param == "SmolLM2":
+        from simnpo.llm.models import load_model, load_tokenizer
+
+        folder = request.getfixturevalue("smollm2")
+        return load_model(folder), load_tokenizer(folder)
     from simnpo.llm.models import TinyLlamaConfig, tiny_llama
 
     llama2, _ = request.getfixturevalue("llama2_tokenizer")
