@@ -21,7 +21,7 @@ TASKS_HELP = (
     "WMDP tasks, comma-separated: wmdp_bio, wmdp_cyber, wmdp_chem, mmlu (default: all but Chem; built-in: Bio, MMLU)."
 )
 LIMIT_HELP = "WMDP: score only the first N questions of each task (a quick look, printed as such)."
-MODEL_HELP = "Model folder, hub id or .gguf file"
+MODEL_HELP = "Model folder, hub id or GGUF file (FILE.gguf)"
 GGUF_HELP = "A GGUF file in the --model folder (or hub repository), converted once to a cached model folder."
 PROTOCOL_HELP = (
     "TOFU: open-unlearning (its numbers: all items, 200 new tokens, pad-valued tokens hidden from attention as its "

@@ -15,7 +15,7 @@ from simnpo.cli.llm import BENCH_HELP, GGUF_HELP, bench_options, benchmark, make
 def relearn(
     ctx: typer.Context,
     run: Path | None = typer.Argument(None, help="A `simnpo llm` run folder: relearn each of its unlearned models."),
-    model: str | None = typer.Option(None, help="Or one unlearned model: folder, hub id or .gguf file (with --data)."),
+    model: str | None = typer.Option(None, help="Or one unlearned model: folder, hub id or GGUF file, FILE.gguf (with --data)."),
     gguf_file: str | None = typer.Option(None, help=GGUF_HELP),
     bench: str = typer.Option("tofu", help="With --model: " + BENCH_HELP),
     data: str = typer.Option(

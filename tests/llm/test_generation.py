@@ -62,3 +62,67 @@ def test_text_log_probabilities_batched_equal_the_hand_computation(model_and_tok
 
 def test_shard_map_on_one_process_is_the_function():
     assert shard_map(lambda xs: [x * 2 for x in xs], [1, 2, 3]) == [2, 4, 6]
+
+
+def generate_paths(model, tokenizer, prompts, new, monkeypatch, **kwargs):
+    """greedy_generate through our own loop and through transformers' generate (as for a model whose generation
+    config changes the greedy choice)."""
+    import simnpo.llm.generation as G
+
+    ours = greedy_generate(model, tokenizer, prompts, new, **kwargs)
+    with monkeypatch.context() as patch:
+        patch.setattr(G, "plain_greedy", lambda model: False)
+        theirs = greedy_generate(model, tokenizer, prompts, new, **kwargs)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("mask_pad_tokens", [False, True])
+def test_our_greedy_loop_equals_transformers_generate(
+    trained_model, tokenizer, tofu_folder, monkeypatch, mask_pad_tokens
+):
+    """Rows of different lengths leave the batch (and its cache) as they finish; with open-unlearning's mask a pad
+    token inside a prompt is hidden and later positions count only attended tokens, as generate counts them."""
+    from simnpo.llm.templates import TEMPLATES, prompt_ids
+    from simnpo.llm.tofu.data import load_tofu
+
+    rows = load_tofu(tofu_folder, "forget10")[:4] + load_tofu(tofu_folder, "retain90")[:4]
+    prompts = [prompt_ids(tokenizer, TEMPLATES["llama2"], r["question"]) for r in rows]
+    pad = tokenizer.pad_token_id
+    prompts = [p[:k] + [pad] + p[k:] for k, p in zip(range(2, 10), prompts)]  # pad-valued tokens inside prompts
+    kwargs = {"batch_size": 8, "mask_pad_tokens": mask_pad_tokens}
+    ours, theirs = generate_paths(trained_model, tokenizer, prompts, 24, monkeypatch, **kwargs)
+    assert ours == theirs
+    assert len({len(text) for text in ours}) > 1  # premise: rows of different lengths
+    hidden = greedy_generate(trained_model, tokenizer, prompts, 24, batch_size=8, mask_pad_tokens=True)
+    assert hidden != greedy_generate(trained_model, tokenizer, prompts, 24, batch_size=8)  # premise: the mask matters
+
+
+def test_rows_leave_the_batch_when_they_stop(model_and_tokenizer):
+    from simnpo.llm.generation import greedy_tokens
+
+    model, tokenizer = model_and_tokenizer
+    ids = torch.tensor([tokenizer(TEXTS[0])["input_ids"]] * 2)
+    (a, b) = greedy_tokens(model, ids, torch.ones_like(ids), 10, [-1], lambda tokens: len(tokens) == 3)
+    assert len(a) == len(b) == 3  # a stop condition ends a row's tokens
+    first = greedy_tokens(model, ids[:1], torch.ones_like(ids[:1]), 10, [-1], lambda tokens: False)[0]
+    stop = first[4]
+    (row,) = greedy_tokens(model, ids[:1], torch.ones_like(ids[:1]), 10, [stop], lambda tokens: False)
+    assert row == first[: first.index(stop) + 1]  # a stop id ends it, kept as generate keeps it
+
+
+def test_a_generation_config_that_changes_greedy_choices_runs_generate(model_and_tokenizer):
+    from simnpo.llm.generation import plain_greedy
+
+    model, _ = model_and_tokenizer
+    assert plain_greedy(model)
+    penalised = type(model)(model.config)
+    penalised.generation_config.repetition_penalty = 1.05  # Qwen2.5-Instruct's
+    assert not plain_greedy(penalised)
+
+
+def test_decoding_applies_transformers_4s_clean_up(model_and_tokenizer):
+    from simnpo.llm.models import decode
+
+    _, tokenizer = model_and_tokenizer
+    ids = tokenizer("Ada 's book , she said . Is n't it ?", add_special_tokens=False)["input_ids"]
+    assert decode(tokenizer, ids) == "Ada's book, she said. Isn't it?"

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from simnpo.llm.data import require_pad_token
+from simnpo.llm.data import pad_right, require_pad_token
 from simnpo.llm.templates import TEMPLATES, Template, encode_pair
 from simnpo.llm.tofu.data import encode_prompts, encode_qa, load_tofu
 
@@ -117,3 +117,14 @@ def test_an_unreachable_hub_fails_at_once(monkeypatch):
         load_tofu("locuslab/TOFU", "forget10")
     with pytest.raises(ValueError, match="cannot reach the Hugging Face Hub for 'nobody/model'"):
         models.check_source("nobody/model", "model")
+
+
+def test_open_unlearnings_mask_hides_pad_valued_tokens_inside_a_row_and_keeps_its_length(tokenizer):
+    pad = tokenizer.pad_token_id
+    rows = [([1, 5, pad, 6, pad], [-100, -100, -100, 6, pad]), ([1, 7], [-100, 7])]
+    hidden = pad_right(rows, pad, mask_pad_tokens=True)
+    assert hidden.attention_mask.tolist() == [[1, 1, 0, 1, 0], [1, 1, 0, 0, 0]]
+    assert pad_right(rows, pad).attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
+    assert hidden.lengths.tolist() == [5, 2]
+    assert hidden[1:].trimmed().input_ids.tolist() == [[1, 7]]  # trimmed by lengths, not by the mask
+    assert hidden[:1].trimmed().input_ids.shape[1] == 5  # a hidden last token is still the row's

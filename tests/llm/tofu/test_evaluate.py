@@ -111,6 +111,13 @@ def test_retain_results_from_ours_and_open_unlearning(tmp_path, results):
         )
     )
     assert E.retain_truth_ratios(theirs, "forget01") == [0.1, 0.2, 0.3]
+    # every file records its protocol (open-unlearning's own files are its protocol's); another one is refused
+    assert results["_meta"]["protocol"] == "open-unlearning"
+    with pytest.raises(ValueError, match="made under the open-unlearning protocol, not attend-all; evaluate the"):
+        E.retain_truth_ratios(theirs, "forget01", "attend-all")
+    ours.write_text(json.dumps({**results, "_meta": {**results["_meta"], "protocol": "attend-all"}}))
+    with pytest.raises(ValueError, match="made under the attend-all protocol, not open-unlearning"):
+        E.retain_truth_ratios(ours, "forget10")
     with pytest.raises(ValueError, match="not found"):
         E.retain_truth_ratios(tmp_path / "none.json", "forget10")
     (tmp_path / "bad.json").write_text("{}")
@@ -124,3 +131,18 @@ def test_retain_results_from_ours_and_open_unlearning(tmp_path, results):
 def test_bad_eval_configs(kwargs, message):
     with pytest.raises(ValueError, match=message):
         E.TofuEvalConfig(**kwargs)
+
+
+def test_with_tag_templates_the_open_unlearning_mask_changes_no_number(tiny_model, tokenizer, tofu_folder):
+    """With pad = EOS (``--pad-token eos``) and the llama2 tags, open-unlearning's mask hides only each row's final
+    EOS, which no labelled logit depends on, and the prompts hold no EOS: both protocols give the same numbers up to
+    open-unlearning's float32 loss computation (docs/conventions.md)."""
+    eos_pad = type(tokenizer).from_pretrained(tokenizer.name_or_path)
+    eos_pad.pad_token = eos_pad.eos_token
+    rows = load_tofu(tofu_folder, "forget10_perturbed")[:4]
+    questions = [r["question"] for r in rows]
+    answers = [[r["answer"], *r["perturbed_answer"]] for r in rows]
+    hidden = E.score_answers(tiny_model, eos_pad, LLAMA2, questions, answers, batch_size=8, open_unlearning=True)
+    attended = E.score_answers(tiny_model, eos_pad, LLAMA2, questions, answers, batch_size=8)
+    assert np.allclose(hidden["avg_loss"], attended["avg_loss"], atol=1e-5)
+    assert hidden["em"] == attended["em"] and hidden["es"] == attended["es"]
