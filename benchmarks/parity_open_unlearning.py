@@ -104,19 +104,16 @@ def transformers4_tokenizer_config(tokenizer_config: dict, chat_template: str | 
     return config
 
 
-def transformers4_copy(model: str, folder: Path, only_tokenizer_class: bool = False) -> str:
-    """The model folder copied to ``folder`` as transformers 4 reads it (``only_tokenizer_class``: only the
-    tokenizer class renamed, the copy this tool made before, which shows the probe refusing a misread model)."""
+def transformers4_copy(model: str, folder: Path, translate_config: bool = True) -> str:
+    """The model folder copied to ``folder`` as transformers 4 reads it (``translate_config=False``: its
+    ``config.json`` left as transformers 5 wrote it, which transformers 4 misreads: the probe then refuses it)."""
     shutil.copytree(model, folder)
-    config_file, tokenizer_file, jinja = (
-        folder / "config.json",
-        folder / "tokenizer_config.json",
-        folder / "chat_template.jinja",
-    )
-    if not only_tokenizer_class:
+    config_file, tokenizer_file = folder / "config.json", folder / "tokenizer_config.json"
+    if translate_config:
         config_file.write_text(json.dumps(transformers4_config(json.loads(config_file.read_text())), indent=2))
     if tokenizer_file.is_file():
-        template = jinja.read_text() if jinja.is_file() and not only_tokenizer_class else None
+        jinja = folder / "chat_template.jinja"
+        template = jinja.read_text() if jinja.is_file() else None
         translated = transformers4_tokenizer_config(json.loads(tokenizer_file.read_text()), template)
         tokenizer_file.write_text(json.dumps(translated, indent=2))
     return str(folder)
@@ -224,9 +221,9 @@ def parse_args():
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest probe log-probability difference")
     parser.add_argument(
-        "--only-tokenizer-class",
+        "--untranslated-config",
         action="store_true",
-        help="copy the model for transformers 4 as this tool did before (tokenizer class only): the probe refuses it",
+        help="give open-unlearning config.json as transformers 5 wrote it (its RoPE θ misread): the probe refuses it",
     )
     parser.add_argument("--cache-dir", default="runs/.cache/tofu")
     return parser.parse_args()
@@ -246,7 +243,7 @@ def main() -> None:
     # each side at its own default batch sizes (ours: 64 scored, 128 generated; open-unlearning's: 32)
     config = TofuEvalConfig(args.split, args.template, protocol=args.protocol, max_new_tokens=args.max_new_tokens)
     with tempfile.TemporaryDirectory() as tmp:
-        copy = transformers4_copy(folder, Path(tmp) / "model", args.only_tokenizer_class)
+        copy = transformers4_copy(folder, Path(tmp) / "model", translate_config=not args.untranslated_config)
         our_probe_result, probe = check_same_model(args, folder, copy, data, Path(tmp))
         start = time.perf_counter()
         run_theirs(args, "eval", copy, data, Path(tmp))

@@ -8,14 +8,14 @@ from pathlib import Path
 import typer
 
 from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
-from simnpo.cli.llm import BENCH_HELP, GGUF_HELP, bench_options, benchmark, make_request, source_lines
+from simnpo.cli.llm import BENCH_HELP, GGUF_HELP, MODEL_HELP, bench_options, benchmark, make_request, source_lines
 
 
 @app.command()
 def relearn(
     ctx: typer.Context,
     run: Path | None = typer.Argument(None, help="A `simnpo llm` run folder: relearn each of its unlearned models."),
-    model: str | None = typer.Option(None, help="Or one unlearned model: folder, hub id or GGUF file, FILE.gguf (with --data)."),
+    model: str | None = typer.Option(None, help="Or one unlearned model (with --data): " + MODEL_HELP + "."),
     gguf_file: str | None = typer.Option(None, help=GGUF_HELP),
     bench: str = typer.Option("tofu", help="With --model: " + BENCH_HELP),
     data: str = typer.Option(

@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import math
 import shutil
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -174,7 +175,9 @@ def with_lora(model, rank: int):
     config = LoraConfig(
         r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
     )
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft reads transformers' renamed `is_gradient_checkpointing`; not ours to fix
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def training_ready(model, config: TrainerConfig):

@@ -193,3 +193,31 @@ def test_eval_dry_run_resolves_the_template_and_writes_nothing(sentencepiece_lla
         "template llama2 (detected: no chat template, Llama architecture (TOFU's Llama-2 checkpoints))"
     )
     assert not (tmp_path / "x").exists()
+
+
+def test_a_given_chat_model_reads_the_built_in_data_in_its_own_template(builtin_run, tmp_path):
+    """The built-in data with a model of its own (README, "A real model on CPU"): its chat template is detected and
+    the built-in tokenizer, trained on the Llama-2 tags, is not asked for one."""
+    from simnpo.llm.models import load_model, load_tokenizer
+
+    root, _ = builtin_run
+    (cache,) = (root / "cache").iterdir()
+    chat = load_tokenizer(cache / "target")
+    chat.chat_template = "{% for m in messages %}<|im_start|>{{ m['content'] }}{{ eos_token }}{% endfor %}"
+    chat.save_pretrained(tmp_path / "chat")
+    load_model(cache / "target").save_pretrained(tmp_path / "chat")
+    args = [
+        "eval",
+        "--bench",
+        "tofu",
+        "--model",
+        str(tmp_path / "chat"),
+        "--split",
+        "forget01",
+        "--max-new-tokens",
+        "2",
+    ]
+    result = runner.invoke(app, [*args, "--cache-dir", str(root / "cache"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "template chat-system (detected: its chat template is ChatML" in result.output
+    assert list(json.loads((tmp_path / "run" / "summary.json").read_text())) == ["model"]

@@ -66,7 +66,10 @@ def plan(request: Request, settings: TofuEvalConfig, train: bool = False) -> Pla
     assets = None
     if request.data == "builtin":
         cache = request.cache_dir or DEFAULT_CACHE
-        assets = mini_tofu(cache, finetune_config=FinetuneConfig(epochs=epochs), template=settings.prompt_template())
+        # a given model reads the built-in data in its own template; the built-in tokenizer and models are trained on
+        # the run's tag template, or TOFU's Llama-2 tags when the data is all that is used
+        own = settings.prompt_template() if request.model is None else template_named(BUILTIN_TEMPLATE)
+        assets = mini_tofu(cache, finetune_config=FinetuneConfig(epochs=epochs), template=own)
     result = Plan(str(assets.data) if assets else request.data, settings, notes=notes)
     forget_rows = load_tofu(result.data, f"{settings.split}_perturbed")
     for name in (*PERTURBED_SETS, *((settings.split, FORGET_SPLITS[settings.split]) if train else ())):
@@ -84,7 +87,7 @@ def plan(request: Request, settings: TofuEvalConfig, train: bool = False) -> Pla
                 f"{settings.retain_results} holds {len(result.reference)} forget items but "
                 f"{settings.split} has {n_forget}; give the retain model's results for the same split"
             )
-    elif assets is not None:
+    elif request.model is None:  # the built-in retain model is the built-in target's reference, not another model's
         result.models.insert(0, ("retain", assets.model(FORGET_SPLITS[settings.split])))
         result.reference_model = "retain"
     return result
@@ -120,7 +123,7 @@ def encode(tokenizer, plan: Plan, config) -> UnlearningData:
         config.method,
         config.max_length,
         config.seed,
-        settings.mask_pad_tokens,
+        settings.open_unlearning,
     )
 
 

@@ -71,8 +71,8 @@ class TofuEvalConfig:
             template_named(self.template)
 
     @property
-    def mask_pad_tokens(self) -> bool:
-        """Whether the attention mask hides pad-valued tokens (open-unlearning's collator)."""
+    def open_unlearning(self) -> bool:
+        """Whether open-unlearning's attention mask (pad-valued tokens hidden) and loss computation apply."""
         return self.protocol == "open-unlearning"
 
     def prompt_template(self) -> Template:
@@ -132,7 +132,7 @@ def generate_answers(model, tokenizer, questions: list[str], config: TofuEvalCon
         new = lambda width: ORIGINAL_MAX_LENGTH - width  # noqa: E731
     prompts = encode_prompts(tokenizer, config.prompt_template(), questions, config.max_length)
     generations = greedy_generate(
-        model, tokenizer, prompts, new, config.generation_batch_size, mask_pad_tokens=config.mask_pad_tokens
+        model, tokenizer, prompts, new, config.generation_batch_size, mask_pad_tokens=config.open_unlearning
     )
     return [a.strip() for a in generations]
 
@@ -160,9 +160,8 @@ def item_scores(model, tokenizer, rows: list[dict], base: str, config: TofuEvalC
     questions = [r["question"] for r in rows]
     answers = [[r["answer"], *([r[base]] if base != "answer" else []), *r["perturbed_answer"]] for r in rows]
     template = config.prompt_template()
-    open_unlearning = config.protocol == "open-unlearning"
     scores = score_answers(
-        model, tokenizer, template, questions, answers, config.batch_size, config.max_length, open_unlearning
+        model, tokenizer, template, questions, answers, config.batch_size, config.max_length, config.open_unlearning
     )
     references = [decoded_answer(tokenizer, template, r["question"], r["answer"], config.max_length) for r in rows]
     return [
