@@ -15,9 +15,12 @@ import json
 import shutil
 from pathlib import Path
 
+from simnpo.runs import atomic_path
+
 DEFAULT_GGUF_CACHE = Path("runs/.cache/gguf")
 GGUF_MAGIC = b"GGUF"  # the first four bytes of every GGUF file
 SOURCE_FILE = "gguf_source.json"  # in a converted folder: which file it was made from
+HASHES_FILE = "hashes.json"  # in the cache: the SHA-256 of each file seen, by path, size and modification time
 
 
 def is_gguf(model: str | Path | None, gguf_file: str | None = None) -> bool:
@@ -38,7 +41,11 @@ def gguf_path(model: str | Path, gguf_file: str | None) -> Path:
         require_hub_or_cache(str(model), gguf_file)
         from huggingface_hub import hf_hub_download
 
-        path = Path(hf_hub_download(str(model), gguf_file))
+        try:
+            path = Path(hf_hub_download(str(model), gguf_file))
+        except Exception as err:  # no such repository or file: one line
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"could not get {gguf_file} from {model} ({reason})") from None
     if not path.is_file():
         raise ValueError(f"GGUF file {path} does not exist; give the path of a .gguf file")
     with path.open("rb") as handle:
@@ -47,11 +54,21 @@ def gguf_path(model: str | Path, gguf_file: str | None) -> Path:
     return path
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, cache: Path) -> str:
+    """The file's SHA-256, remembered in ``cache/hashes.json`` by path, size and modification time (a 7B checkpoint
+    takes seconds to hash, at every command)."""
+    known_file, stat = cache / HASHES_FILE, path.stat()
+    key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
+    known = json.loads(known_file.read_text()) if known_file.is_file() else {}
+    if known.get(key, {}).get("stamp") == stamp:
+        return known[key]["sha256"]
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
+    known[key] = {"stamp": stamp, "sha256": digest.hexdigest()}
+    with atomic_path(known_file) as staged:
+        staged.write_text(json.dumps(known, indent=1))
     return digest.hexdigest()
 
 
@@ -65,10 +82,10 @@ def converted_folder(
     transformers cannot load."""
     from filelock import FileLock
 
-    path = gguf_path(model, gguf_file)
-    digest = file_sha256(path)
-    folder = Path(cache if cache is not None else DEFAULT_GGUF_CACHE) / digest[:16]
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    path, cache = gguf_path(model, gguf_file), Path(cache if cache is not None else DEFAULT_GGUF_CACHE)
+    cache.mkdir(parents=True, exist_ok=True)
+    digest = file_sha256(path, cache)
+    folder = cache / digest[:16]
     with FileLock(str(folder) + ".lock"):
         if not (folder / SOURCE_FILE).is_file():
             if announce is not None:

@@ -89,3 +89,17 @@ def test_a_missing_gguf_file_is_named(tmp_path):
         result.output.strip()
         == f"error: GGUF file {tmp_path / 'absent.gguf'} does not exist; give the path of a .gguf file"
     )
+
+
+def test_a_files_hash_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    model = unknown_architecture(tmp_path / "m.gguf")
+    digest = G.file_sha256(model, tmp_path / "cache")
+    assert digest == hashlib.sha256(model.read_bytes()).hexdigest()
+    monkeypatch.setattr(G.hashlib, "sha256", lambda: pytest.fail("hashed again"))
+    assert G.file_sha256(model, tmp_path / "cache") == digest  # remembered by path, size and modification time
+    os.utime(model, ns=(0, 0))
+    with pytest.raises(pytest.fail.Exception, match="hashed again"):
+        G.file_sha256(model, tmp_path / "cache")
