@@ -184,65 +184,111 @@ def test_kl_to_reference_hand_computed_on_response_positions():
 
 
 # ----------------------------------------------------------------------------------------- methods and config
-def make_inputs(needs_grad=True):
+LABELS = torch.tensor([[-100, 3, 4, 1, 2], [-100, -100, 5, 6, -100]])
+
+
+def memorised_logits(generator, scale=1.0):
+    """Logits [2, 5, 7] whose labelled tokens are the favourites (a memorised forget set), as a leaf tensor."""
+    logits = torch.randn(2, 5, 7, generator=generator)
+    for b, t in zip(*torch.nonzero(LABELS[:, 1:] != -100, as_tuple=True)):
+        logits[b, t, LABELS[b, t + 1]] += 4.0
+    return (scale * logits).requires_grad_()
+
+
+def make_inputs():
+    """Every output of a forget, a retain and a refusal batch under the policy and the reference, as the trainers
+    gather them (``outputs_of``); the forget logits are a leaf to differentiate."""
     g = torch.Generator().manual_seed(1)
-    logits = torch.randn(2, 5, 7, generator=g)
-    labels = torch.tensor([[-100, 3, 4, 1, 2], [-100, -100, 5, 6, -100]])
-    f_logps = torch.tensor([-12.0, -4.0], requires_grad=needs_grad)
+    forget, retain, refusal = memorised_logits(g), memorised_logits(g), memorised_logits(g)
+    wanted = [o for o in L.OUTPUTS if o != "hidden"]
+    noisy = lambda z: z.detach() + 0.3 * torch.randn(z.shape, generator=g)  # noqa: E731
     return L.LossInputs(
-        forget_logps=f_logps,
-        forget_lengths=torch.tensor([4, 2]),
-        ref_forget_logps=torch.tensor([-10.0, -5.0]),
-        retain_logps=torch.tensor([-3.0, -6.0]),
-        retain_lengths=torch.tensor([3, 3]),
-        retain_logits=logits + 0.5 * torch.randn(2, 5, 7, generator=g),
-        ref_retain_logits=logits,
-        retain_labels=labels,
-        idk_logps=torch.tensor([-2.0, -3.0]),
-        ref_idk_logps=torch.tensor([-2.5, -3.5]),
-    )
+        forget=L.outputs_of(forget, LABELS, wanted),
+        retain=L.outputs_of(retain, LABELS, wanted),
+        refusal=L.outputs_of(refusal, LABELS, wanted),
+        reference={
+            "forget": L.outputs_of(noisy(forget), LABELS, wanted),
+            "retain": L.outputs_of(noisy(retain), LABELS, wanted),
+            "refusal": L.outputs_of(noisy(refusal), LABELS, wanted),
+        },
+    ), forget
 
 
 def test_methods_combine_forget_and_retain_terms_with_weights():
-    x = make_inputs()
+    x, _ = make_inputs()
     cfg = L.LossConfig(method="simnpo_nll", beta=4.5, forget_weight=0.125, retain_weight=1.0)
     loss, parts = L.unlearning_loss(x, cfg)
-    expected = 0.125 * L.simnpo_loss(x.forget_logps, x.forget_lengths, 4.5) + 9.0 / 6
+    nll = -x.retain.logps.sum() / x.retain.lengths.sum()
+    expected = 0.125 * L.simnpo_loss(x.forget.logps, x.forget.lengths, 4.5) + nll
     assert loss.item() == pytest.approx(expected.item())
-    assert parts["retain"].item() == pytest.approx(1.5)
+    assert parts["retain"].item() == pytest.approx(nll.item())
 
     loss, parts = L.unlearning_loss(x, L.LossConfig(method="npo_kl", beta=0.1, retain_weight=2.0))
-    kl = L.kl_to_reference(x.retain_logits, x.ref_retain_logits, x.retain_labels)
+    kl = L.kl_to_reference(x.retain.logits, x.reference["retain"].logits, LABELS)
     assert kl.item() > 0
-    assert loss.item() == pytest.approx((L.npo_loss(x.forget_logps, x.ref_forget_logps, 0.1) + 2 * kl).item())
+    npo = L.npo_loss(x.forget.logps, x.reference["forget"].logps, 0.1)
+    assert loss.item() == pytest.approx((npo + 2 * kl).item())
 
     loss, _ = L.unlearning_loss(x, L.LossConfig(method="graddiff"))
-    assert loss.item() == pytest.approx(-16.0 / 6 + 9.0 / 6)
+    ga = x.forget.logps.sum() / x.forget.lengths.sum()
+    assert loss.item() == pytest.approx((ga + nll).item())
+    # a trainer's own retain weight (PDU's dual variable) replaces the configured one
+    loss, _ = L.unlearning_loss(x, L.LossConfig(method="pdu"), retain_weight=3.0)
+    assert loss.item() == pytest.approx((L.flattening_loss(x.forget.logits, LABELS) + 3 * nll).item())
 
 
 # RMU acts on activations, not log-probabilities: its own tests below
 @pytest.mark.parametrize("method", [m for m in L.METHODS if m != "rmu"])
 def test_every_method_gives_a_finite_loss_whose_gradient_lowers_forget_likelihood(method):
-    x = make_inputs()
-    loss, parts = L.unlearning_loss(x, L.LossConfig(method=method, beta=1.0))
+    """A small step against each method's gradient, on a memorised forget set's logits, lowers the forget answers'
+    log-likelihood (UNDIAL at its β 10 against a reference near the model)."""
+    x, forget = make_inputs()
+    loss, parts = L.unlearning_loss(x, L.LossConfig(method=method))
     assert torch.isfinite(loss)
-    (grad,) = torch.autograd.grad(loss, x.forget_logps)
-    assert (grad > 0).all()  # a gradient step on the loss lowers log π_θ(y|x) of every forget example
+    (grad,) = torch.autograd.grad(loss, forget)
+    before = x.forget.logps.detach()
+    after, _ = L.sequence_logprobs(forget.detach() - 0.05 * grad / grad.norm(), LABELS)
+    assert (after < before).all()
     assert ("retain" in parts) == (L.METHODS[method][1] is not None)
 
 
-def test_method_needs_and_reference_use():
-    assert "ref_forget_logps" not in L.method_needs("simnpo")
-    assert not any(n.startswith("ref_") for n in L.method_needs("simnpo_nll"))
-    assert "ref_forget_logps" in L.method_needs("npo")
-    assert "ref_retain_logits" in L.method_needs("simnpo_kl")
-    assert {"idk_logps", "ref_idk_logps"} <= set(L.method_needs("idkpo"))
+def test_reads_say_what_each_method_reads_and_whether_it_keeps_a_reference_model():
+    reads = {m: set(L.method_reads(m)) for m in L.METHODS}
+    assert reads["simnpo"] == {L.Read("forget", "sequence")}
+    assert not any(r.reference for r in reads["simnpo_nll"])
+    assert L.Read("forget", "sequence", reference=True) in reads["npo"] and not L.keeps_reference_model(reads["npo"])
+    assert L.keeps_reference_model(reads["simnpo_kl"]) and L.keeps_reference_model(reads["undial"])
+    assert {L.Read("refusal", "sequence"), L.Read("refusal", "sequence", True)} <= reads["idkpo"]
+    assert reads["wga"] == {L.Read("forget", "tokens"), L.Read("retain", "sequence")}
+    assert reads["ceu"] == {L.Read("forget", "logits")}
 
 
-def test_missing_inputs_are_named():
-    x = L.LossInputs(forget_logps=torch.tensor([-1.0]), forget_lengths=torch.tensor([1]))
-    with pytest.raises(ValueError, match="ref_forget_logps"):
-        L.unlearning_loss(x, L.LossConfig(method="npo"))
+def test_gather_inputs_runs_each_batch_and_model_once_with_everything_read_of_it():
+    calls = []
+
+    def forward(batch, reference, wanted):
+        calls.append((batch, reference, wanted))
+        return L.outputs_of(torch.randn(2, 5, 7), LABELS, wanted)
+
+    x = L.gather_inputs(L.method_reads("npo_kl"), forward)
+    assert sorted(calls) == [
+        ("forget", False, frozenset({"sequence"})),
+        ("forget", True, frozenset({"sequence"})),
+        ("retain", False, frozenset({"logits"})),
+        ("retain", True, frozenset({"logits"})),
+    ]
+    assert x.retain.logits is not None and x.retain.logps is None and x.refusal is None
+
+
+def test_each_method_takes_its_published_defaults_and_the_given_values_win():
+    assert L.LossConfig("npo_kl").beta == 0.1 and L.LossConfig("simnpo_nll").beta == 4.5
+    undial = L.LossConfig("undial")
+    assert (undial.beta, undial.retain_weight) == (10.0, 0.0)  # open-unlearning's UNDIAL.yaml
+    satimp = L.LossConfig("satimp")
+    assert (satimp.beta, satimp.beta2, satimp.forget_weight) == (5.0, 1.0, 0.1)
+    pdu = L.LossConfig("pdu")
+    assert (pdu.dual_step_size, pdu.dual_update, pdu.dual_warmup_epochs) == (1.0, "step", 5.0)
+    assert L.LossConfig("satimp", beta2=0.0, forget_weight=1.0).forget_weight == 1.0
 
 
 @pytest.mark.parametrize(
@@ -257,6 +303,13 @@ def test_missing_inputs_are_named():
         ({"method": "npo_sim"}, "unknown method 'npo_sim'; use one of ga, graddiff"),
         ({"margin_convention": "code"}, "use one of paper, authors_code"),
         ({"kl_positions": "prompt"}, "use one of response, all"),
+        ({"method": "undial", "undial_positions": "all"}, "use one of answer, open_unlearning"),
+        ({"method": "pdu", "dual_update": "batch"}, "use one of step, epoch"),
+        ({"method": "satimp", "beta2": -1.0}, "beta2 must be"),
+        ({"method": "pdu", "retain_epsilon": 0.0}, "retain_epsilon must be a finite number > 0"),
+        ({"method": "pdu", "retain_epsilon": -0.5}, "retain_epsilon must be"),
+        ({"method": "pdu", "dual_step_size": -1.0}, "dual_step_size must be"),
+        ({"method": "ceu", "ignore_first_answer_tokens": -1}, "ignore_first_answer_tokens must be"),
     ],
 )
 def test_bad_hyperparameters_say_what_is_allowed(kwargs, message):
@@ -294,25 +347,19 @@ def test_rmu_terms_are_token_means_of_the_squared_error_over_the_hidden_dimensio
 
 
 def test_rmu_method_weights_its_two_terms():
-    hidden, mask = torch.ones(2, 3, 4), torch.ones(2, 3, dtype=torch.bool)
+    hidden, labels = torch.ones(2, 3, 4), torch.tensor([[-100, 1, 2], [-100, 3, 4]])
+    logits = torch.zeros(2, 3, 5)
     inputs = L.LossInputs(
-        forget_logps=torch.zeros(2),
-        forget_lengths=torch.ones(2),
-        forget_hidden=hidden,
-        forget_mask=mask,
+        forget=L.outputs_of(logits, labels, {"hidden"}, hidden[:, :-1]),
+        retain=L.outputs_of(logits, labels, {"hidden"}, hidden[:, :-1]),
+        reference={"retain": L.outputs_of(logits, labels, {"hidden"}, 3 * hidden[:, :-1])},
         control=torch.zeros(4),
-        retain_hidden=hidden,
-        ref_retain_hidden=hidden * 3,
-        retain_mask=mask,
     )
     loss, parts = L.unlearning_loss(inputs, L.LossConfig("rmu", forget_weight=2.0, retain_weight=100.0))
     assert parts["forget"].item() == pytest.approx(1.0) and parts["retain"].item() == pytest.approx(4.0)
     assert loss.item() == pytest.approx(2.0 * 1.0 + 100.0 * 4.0)
-    assert L.method_needs("rmu") == (
-        "forget_hidden",
-        "forget_mask",
-        "control",
-        "retain_hidden",
-        "ref_retain_hidden",
-        "retain_mask",
-    )
+    assert set(L.method_reads("rmu")) == {
+        L.Read("forget", "hidden"),
+        L.Read("retain", "hidden"),
+        L.Read("retain", "hidden", reference=True),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -25,18 +26,32 @@ METHOD_COLORS = {
     "graddiff": "#404040",
     "idkpo": "#9467bd",
     "rmu": "#e6a800",
+    "undial": "#17becf",
+    "wga": "#8c564b",
+    "satimp": "#e377c2",
+    "ceu": "#bcbd22",
+    "pdu": "#393b79",
     "target": "#2ca02c",
     "retain": "#ff7f0e",
 }
+# A method with no colour of its own or of its family (one a user added) takes one of these, chosen by its name
+FALLBACK_COLORS = ("#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363")
 FORMATS = ("png", "pdf")
 
 
 def method_color(method: str) -> str:
-    """The colour of a method, the same in every figure; unknown variants take their family's colour."""
+    """The colour of a method, the same in every figure; variants take their family's colour (``npo_kl`` a shade
+    of NPO's when it has none of its own), a method we do not know one of FALLBACK_COLORS chosen by its name."""
     method = {"retrain": "retain", "retrained": "retain", "original": "target", "pretrained": "target"}.get(
         method, method
     )
-    return METHOD_COLORS.get(method, METHOD_COLORS.get(METHODS.get(method, (method,))[0], "#17becf"))
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    family = METHODS[method][0].name if method in METHODS else method
+    if family in METHOD_COLORS:
+        return METHOD_COLORS[family]
+    # zlib.crc32, not hash(): the same colour in every process (hash() of a str is salted per process)
+    return FALLBACK_COLORS[zlib.crc32(method.encode()) % len(FALLBACK_COLORS)]
 
 
 def method_label(method: str) -> str:
@@ -48,6 +63,11 @@ def method_label(method: str) -> str:
         "graddiff": "GradDiff",
         "idkpo": "IdkPO",
         "rmu": "RMU",
+        "undial": "UNDIAL",
+        "wga": "WGA",
+        "satimp": "SatImp",
+        "ceu": "CE-U",
+        "pdu": "PDU",
         "nll": "NLL",
         "kl": "KL",
         "target": "target",

@@ -161,7 +161,9 @@ def llm_command(
     bio_corpus: Path | None = typer.Option(None, help="WMDP: the gated bio forget corpus (bio_remove_dataset.jsonl)."),
     max_forget_chunks: int | None = typer.Option(None, help="WMDP: unlearn on the first N forget chunks only."),
     methods: str | None = typer.Option(
-        None, help="Unlearning methods, comma-separated (default: npo_nll,simnpo_nll; WMDP also rmu; see README)."
+        None,
+        help="Unlearning methods, comma-separated: ga, graddiff, npo, npo_nll, npo_kl, simnpo, simnpo_nll, simnpo_kl, "
+        "idkpo, rmu, undial, wga, satimp, ceu, pdu (default: npo_nll,simnpo_nll; WMDP also rmu).",
     ),
     preset: str | None = typer.Option(
         None,
@@ -183,6 +185,21 @@ def llm_command(
     retain_weight: float | None = typer.Option(None, help="Weight of the retain term."),
     kl_positions: str | None = typer.Option(None, help="KL term over response (default) or all positions."),
     steering: float | None = typer.Option(None, help="RMU's steering coefficient c (default 6.5)."),
+    beta2: float | None = typer.Option(None, help="SatImp's β2 (its β1 is --beta; default 1)."),
+    ignore_first_answer_tokens: int | None = typer.Option(
+        None, help="CE-U: answer tokens left out at the start of each answer (default 1)."
+    ),
+    undial_positions: str | None = typer.Option(None, help="UNDIAL: answer (default) or open_unlearning positions."),
+    flattening_positions: str | None = typer.Option(
+        None, help="PDU's forget loss: answer (default) or open_unlearning positions."
+    ),
+    retain_epsilon: float | None = typer.Option(
+        None, help="PDU: the bound ε on the retain loss (default: (1 + tolerance) × the starting model's)."
+    ),
+    retain_tolerance: float | None = typer.Option(None, help="PDU: the tolerance of the default ε (default 0.1)."),
+    dual_step_size: float | None = typer.Option(None, help="PDU: the dual variable's step size η (default 1)."),
+    dual_update: str | None = typer.Option(None, help="PDU: move the dual variable every step (default) or epoch."),
+    dual_warmup_epochs: float | None = typer.Option(None, help="PDU: epochs before the dual variable moves (5)."),
     rmu_layer: int | None = typer.Option(None, help="RMU: the decoder layer whose activations it moves (default 7)."),
     rmu_params: str | None = typer.Option(
         None,

@@ -13,7 +13,9 @@ from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_e
 def markov(
     chains: int = typer.Option(3, help="Number of chains K: one retain chain and K-1 forget chains."),
     case: str = typer.Option("difficulty,length", help="Cases to run, comma-separated: difficulty, length."),
-    methods: str = typer.Option("npo,simnpo", help="Unlearning methods, comma-separated (see README)."),
+    methods: str = typer.Option(
+        "npo,simnpo", help="Unlearning methods, comma-separated: any of `simnpo llm`'s but idkpo and rmu (README)."
+    ),
     iterations: int = typer.Option(50, help="Unlearning iterations."),
     eval_every: int = typer.Option(
         1, help="Evaluate every K iterations (and after the last); crossings are interpolated between evaluations."
@@ -22,8 +24,19 @@ def markov(
         "1", "--betas", "--beta", help="Inverse temperature β of NPO/SimNPO; several (0.5,1,2,5) make a sweep."
     ),
     margin: float = typer.Option(0.0, help="SimNPO's margin γ (paper convention)."),
-    forget_weight: float = typer.Option(1.0, help="Weight of the forget loss."),
-    retain_weight: float = typer.Option(1.0, help="Weight of the retain term (methods with _nll/_kl)."),
+    forget_weight: float | None = typer.Option(
+        None, help="Weight of the forget loss (the method's default: 1 but SatImp)."
+    ),
+    retain_weight: float | None = typer.Option(
+        None, help="Weight of the retain term (the method's default: 1 but UNDIAL; PDU's starting dual variable)."
+    ),
+    beta2: float | None = typer.Option(None, help="SatImp's β2 (its β1 is --betas; default 1)."),
+    retain_epsilon: float | None = typer.Option(
+        None, help="PDU: the bound ε on the retain loss (default: 1.1 × the pretrained model's)."
+    ),
+    dual_warmup_epochs: float | None = typer.Option(
+        None, help="PDU: passes over the forget set before the dual variable moves (default 5)."
+    ),
     lrs: str = typer.Option("5e-4", "--lr", "--lrs", help="Unlearning learning rate (AdamW); several make a sweep."),
     batch_size: int = typer.Option(4, help="Unlearning batch size (forget and retain)."),
     pretrain_lr: float = typer.Option(5e-4, help="Pretraining/retraining learning rate."),
@@ -82,6 +95,9 @@ def markov(
             "margin": margin,
             "forget_weight": forget_weight,
             "retain_weight": retain_weight,
+            "beta2": beta2,
+            "retain_epsilon": retain_epsilon,
+            "dual_warmup_epochs": dual_warmup_epochs,
         }
         method_names = parse_list(methods, str, "--methods")
         unlearn_cfg = unlearn_config(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from simnpo.losses import method_needs
+from simnpo.losses import keeps_reference_model, method_reads
 
 
 def on_main(accelerator, step: Callable[[], object], others_too: bool = False) -> object:
@@ -63,7 +63,7 @@ def check_backend(accelerator, method: str, lora_rank: int) -> None:
     backend = sharded_backend(accelerator)
     if backend is None:
         return
-    if any(name.startswith("ref_retain") for name in method_needs(method)):
+    if keeps_reference_model(method_reads(method)):
         raise ValueError(
             f"{method} keeps a frozen reference model, which {backend} cannot shard here (it would be a whole copy "
             "on every GPU); use an NLL variant, or DDP (multi_gpu.yaml) for a model that fits twice on one GPU"

@@ -3,9 +3,10 @@
 
 A preset holds ``settings`` for the benchmark (the split or corpus it is for: a different one given is refused),
 ``defaults`` of the benchmark's settings that a given option replaces, ``shared`` values every method runs with,
-and ``methods``: values per method family (``ga``, ``npo``, ``simnpo``, ``idkpo``, ``rmu``; a full method name such
-as ``npo_kl`` may override its family). Precedence: shared < per method < command-line options (which apply to every
-method). A requested method the preset has no values for is refused. ``lora_lr`` (shared or per method) is the lr
+and ``methods``: values per method family (``ga``, ``npo``, ``simnpo``, ``idkpo``, ``rmu``, ``undial``, …; a full method
+name such as ``npo_kl`` may override its family). Precedence: the method's own defaults (``losses.METHOD_DEFAULTS``)
+< shared < per method < command-line options (which apply to every method): a preset only overrides, and a method it
+does not name runs with its defaults and the preset's shared values. ``lora_lr`` (shared or per method) is the lr
 used instead of ``lr`` when ``--lora-rank`` is given without ``--lr``.
 """
 
@@ -31,13 +32,8 @@ def check_preset(presets: dict[str, dict], name: str, given_settings: dict, else
 
 def method_values(name: str, chosen: dict, method: str, given: dict) -> dict:
     """Every value ``method`` runs with under the preset ``chosen`` (called ``name``): shared < per method <
-    ``given`` (the options on the command line). Raises ValueError when the preset holds no values for it."""
-    per_method = chosen["methods"].get(method, chosen["methods"].get(method_family(method)))
-    if per_method is None:
-        raise ValueError(
-            f"preset {name} has no values for method {method}; it sets {', '.join(chosen['methods'])} "
-            "(pick other --methods or another --preset)"
-        )
+    ``given`` (the options on the command line); what none of them sets is the method's default."""
+    per_method = chosen["methods"].get(method, chosen["methods"].get(method_family(method), {}))
     values = {**chosen["shared"], **per_method, **given}
     # LoRA adapters need a larger step than full fine-tuning: with --lora-rank and no --lr, the preset's adapter lr
     lora_lr = values.pop("lora_lr", None)

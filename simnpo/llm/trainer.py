@@ -21,18 +21,26 @@ import math
 import shutil
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from simnpo.llm.batches import References, loss_inputs, micro_batches
 from simnpo.llm.data import EncodedBatch
 from simnpo.llm.distributed import check_backend, configure_deepspeed, evaluation_view, nonfinite_loss
 from simnpo.llm.finetune import lr_schedule
 from simnpo.llm.generation import shard_map
-from simnpo.llm.rmu import RmuLayers, layer_output, rmu_layers
-from simnpo.losses import LossConfig, LossInputs, method_needs, predicted_positions, sequence_logprobs, unlearning_loss
+from simnpo.llm.rmu import rmu_layers
+from simnpo.losses import (
+    LossConfig,
+    dual_ascent,
+    keeps_reference_model,
+    method_reads,
+    predicted_positions,
+    sequence_logprobs,
+    unlearning_loss,
+)
 from simnpo.runs import read_json, write_json
 
 SCHEDULES = ("linear", "constant")
@@ -152,6 +160,11 @@ def reference_logprobs(model, data: EncodedBatch, batch_size: int, accelerator) 
     return torch.tensor(shard_map(logprobs, list(range(len(data))), accelerator))
 
 
+def token_mean_nll(model, data: EncodedBatch, batch_size: int, accelerator) -> float:
+    """The token-mean NLL of ``data`` under ``model`` (PDU's retain loss of the starting model)."""
+    return float(-reference_logprobs(model, data, batch_size, accelerator).sum() / answer_tokens(data).sum())
+
+
 def make_optimizer(model, config: TrainerConfig):
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "paged_adamw_32bit":
@@ -197,88 +210,6 @@ def answer_tokens(data: EncodedBatch) -> torch.Tensor:
     return predicted_positions(data.labels).sum(-1)
 
 
-@dataclass
-class References:
-    """What the reference model (the policy at step 0) contributes: log π_ref of each forget item and refusal,
-    computed once, and for KL variants a frozen copy kept resident."""
-
-    forget: torch.Tensor | None = None
-    idk: torch.Tensor | None = None
-    model: object | None = None
-    rmu: RmuLayers | None = None
-
-
-@dataclass
-class MicroBatch:
-    """One process's share of one accumulation micro-step: forget rows, their retain partners, and the divisors of
-    the token-mean terms (the global batch's token counts over its number of micro-batches)."""
-
-    forget: torch.Tensor
-    retain: torch.Tensor
-    forget_token_count: float
-    retain_token_count: float
-
-
-def loss_inputs(model, data: UnlearningData, batch: MicroBatch, ref: References, needs, device) -> LossInputs:
-    """The forward passes one micro-batch of a method needs (forget, refusals, paired retain items, the reference's
-    retain logits or RMU's frozen activations), as the loss library's inputs."""
-    idx, rmu = batch.forget, ref.rmu
-    forget = data.forget[idx].trimmed().to(device)
-    _, logps, lengths, hidden = _forward(model, forget, rmu.layer if rmu else None)
-    inputs = LossInputs(forget_logps=logps, forget_lengths=lengths, forget_token_count=batch.forget_token_count)
-    if rmu is not None:
-        inputs.forget_hidden, inputs.forget_mask, inputs.control = (
-            hidden,
-            predicted_positions(forget.labels),
-            rmu.control,
-        )
-    if ref.forget is not None:
-        inputs.ref_forget_logps = ref.forget[idx].to(device)
-    if data.idk is not None:
-        inputs.idk_logps = _forward(model, data.idk[idx].trimmed().to(device))[1]
-        inputs.ref_idk_logps = ref.idk[idx].to(device)
-    if any(name.startswith("retain") for name in needs):
-        retain = data.retain[batch.retain].trimmed().to(device)
-        logits, inputs.retain_logps, inputs.retain_lengths, hidden = _forward(model, retain, rmu.layer if rmu else None)
-        inputs.retain_logits, inputs.retain_labels = logits, retain.labels
-        inputs.retain_token_count = batch.retain_token_count
-        if ref.model is not None:
-            with torch.no_grad():
-                ref_logits, _, _, ref_hidden = _forward(ref.model, retain, rmu.frozen_layer if rmu else None)
-            inputs.ref_retain_logits = ref_logits
-            if rmu is not None:
-                inputs.retain_hidden, inputs.ref_retain_hidden = hidden, ref_hidden
-                inputs.retain_mask = predicted_positions(retain.labels)
-    return inputs
-
-
-def _forward(model, batch: EncodedBatch, layer: torch.nn.Module | None = None):
-    """Logits, log π(y|x), |y|, and (given ``layer``) its hidden states at the positions that predict a token
-    [batch, seq - 1, d], aligned with the shifted labels as the token-mean terms count them."""
-    with layer_output(layer) if layer is not None else nullcontext([]) as hidden:
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
-    logps, lengths = sequence_logprobs(logits, batch.labels)
-    return logits, logps, lengths, hidden[0][:, :-1] if hidden else None
-
-
-def micro_batches(
-    batch_idx: torch.Tensor, partners: torch.Tensor, tokens: tuple[torch.Tensor, torch.Tensor], accelerator
-) -> list[MicroBatch]:
-    """This process's micro-batches of one global batch: micro-step m of process r takes the slice
-    (m · processes + r) of the batch; token counts are the global batch's, shared out over all micro-batches."""
-    world, rank = accelerator.num_processes, accelerator.process_index
-    accumulation = accelerator.gradient_accumulation_steps
-    shares = world * accumulation
-    per_device = len(batch_idx) // shares
-    forget_count = tokens[0][batch_idx].sum().item() / shares
-    retain_count = tokens[1][partners[batch_idx]].sum().item() / shares
-    out = []
-    for micro in range(accumulation):
-        idx = batch_idx[(micro * world + rank) * per_device :][:per_device]
-        out.append(MicroBatch(idx, partners[idx], forget_count, retain_count))
-    return out
-
-
 def unlearn(
     model,
     data: UnlearningData,
@@ -295,15 +226,15 @@ def unlearn(
     every ``eval_every`` epochs and after the last. Returns the prepared model: ``distributed.save_model`` writes
     it, ``accelerator.unwrap_model`` gives the plain model on one process."""
     check_backend(accelerator, config.method, config.lora_rank)
-    needs = method_needs(config.method)
+    reads = method_reads(config.method)
     accumulation = config.accumulation(accelerator.num_processes)
     accelerator.gradient_accumulation_steps = accumulation
     per_device = config.batch_size // (accelerator.num_processes * accumulation)
     model = training_ready(model, config)
     ref = References()
-    if any(name.startswith("ref_retain") for name in needs):  # only KL variants and RMU keep a frozen model
+    if keeps_reference_model(reads):  # KL variants, UNDIAL and RMU read more of it than log π_ref
         ref.model = copy.deepcopy(model).eval().requires_grad_(False).to(accelerator.device)
-    if "forget_hidden" in needs:
+    if any(read.output == "hidden" for read in reads):
         ref.rmu = rmu_layers(model, ref.model, config.rmu_layer, config.rmu_params, config.loss.steering, config.seed)
         ref.rmu.control = ref.rmu.control.to(accelerator.device)
     optimizer = make_optimizer(model, config)
@@ -313,31 +244,38 @@ def unlearn(
     accelerator.free_memory()  # forget models prepared by an earlier method: save/load_state cover this run only
     configure_deepspeed(accelerator, per_device, accumulation, config.max_grad_norm)
     model, optimizer = accelerator.prepare(model, optimizer)
-    if "ref_forget_logps" in needs:  # θ = θ_ref at step 0: the policy's own log-probs, computed once
+    if ref.model is None and any(read.reference for read in reads):  # θ = θ_ref at step 0: computed once
         ref.forget = reference_logprobs(model, data.forget, per_device * 4, accelerator)
         if data.idk is not None:
-            ref.idk = reference_logprobs(model, data.idk, per_device * 4, accelerator)
+            ref.refusal = reference_logprobs(model, data.idk, per_device * 4, accelerator)
+    dual = dual_ascent(config.loss, lambda: token_mean_nll(model, data.retain, per_device * 4, accelerator))
     checkpoint = Path(folder) / "checkpoint"
-    start_epoch = _resume(accelerator, checkpoint, scheduler)
+    start_epoch = _resume(accelerator, checkpoint, scheduler, dual)
     advance = progress(f"{config.method}", (config.epochs - start_epoch) * steps_per_epoch) if progress else None
     tokens = answer_tokens(data.forget), answer_tokens(data.retain)
     for epoch in range(start_epoch, config.epochs):
         model.train()
         partners = retain_partners(len(data.forget), len(data.retain), config.seed, epoch)
         for step, batch_idx in enumerate(global_batches(len(data.forget), config.batch_size, config.seed, epoch)):
+            retain_parts = []
             for batch in micro_batches(batch_idx, partners, tokens, accelerator):
                 with accelerator.accumulate(model):  # forward and backward in one: DDP's no_sync spans both
-                    inputs = loss_inputs(model, data, batch, ref, needs, accelerator.device)
-                    loss = unlearning_loss(inputs, config.loss)[0]
+                    inputs = loss_inputs(model, data, batch, ref, reads, accelerator.device)
+                    loss, parts = unlearning_loss(inputs, config.loss, dual.multiplier if dual else None)
+                    retain_parts.append(parts.get("retain"))
                     if (bad := nonfinite_loss(loss, accelerator)) is not None:  # every process stops at once
                         where = f"epoch {epoch + 1} step {step + 1}"
                         raise NonFiniteLoss(_nonfinite_message(config.method, bad, where, start_epoch, checkpoint))
                     _backward_step(model, optimizer, loss, config, accelerator)
             scheduler.step()
+            if dual is not None:  # the global batch's retain loss, the same on every process
+                dual.after_step(accelerator.reduce(torch.stack(retain_parts).mean(), "mean").item(), epoch)
             if advance:
                 advance(1, f"loss {loss.item():.4f}")
+        if dual is not None:
+            dual.after_epoch(epoch + 1)
         if save_checkpoints:
-            _save_checkpoint(accelerator, checkpoint, epoch + 1, scheduler)
+            _save_checkpoint(accelerator, checkpoint, epoch + 1, scheduler, dual)
         start_epoch = epoch + 1
         if evaluate and (epoch + 1 == config.epochs or (eval_every and (epoch + 1) % eval_every == 0)):
             with evaluation_view(model, accelerator) as view:
@@ -363,17 +301,20 @@ def _nonfinite_message(method: str, bad: tuple[float, int | None], where: str, s
     return f"{method}: the loss became {seen} at {where}; stopped, keeping {kept}; lower --lr or --beta"
 
 
-def _resume(accelerator, checkpoint: Path, scheduler) -> int:
-    """The epoch to start from: 0, or the saved epoch after loading the full training state from ``checkpoint``."""
+def _resume(accelerator, checkpoint: Path, scheduler, dual=None) -> int:
+    """The epoch to start from: 0, or the saved epoch after loading the full training state from ``checkpoint``
+    (PDU's dual variable included)."""
     if not (checkpoint / "state.json").is_file():
         return 0
     accelerator.load_state(str(checkpoint))
     state = read_json(checkpoint / "state.json")
     scheduler.load_state_dict(state["scheduler"])
+    if dual is not None:
+        dual.multiplier, dual.epsilon = state["dual"]
     return state["epoch"]
 
 
-def _save_checkpoint(accelerator, checkpoint: Path, epoch: int, scheduler) -> None:
+def _save_checkpoint(accelerator, checkpoint: Path, epoch: int, scheduler, dual=None) -> None:
     """Save the full training state under a temporary name and swap it in, so a kill never leaves half a state:
     every process writes its part (RNG states, shards) before the main process renames the folder."""
     staging = checkpoint.with_name(checkpoint.name + ".tmp")
@@ -383,7 +324,8 @@ def _save_checkpoint(accelerator, checkpoint: Path, epoch: int, scheduler) -> No
     accelerator.save_state(str(staging), safe_serialization=False)  # tied embeddings: no safetensors warnings
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        write_json(staging / "state.json", {"epoch": epoch, "scheduler": scheduler.state_dict()})
+        state = {"epoch": epoch, "scheduler": scheduler.state_dict()}
+        write_json(staging / "state.json", state | ({"dual": [dual.multiplier, dual.epsilon]} if dual else {}))
         if checkpoint.exists():
             shutil.rmtree(checkpoint)
         staging.rename(checkpoint)

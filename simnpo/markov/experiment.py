@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simnpo.losses import method_needs, npo_weights, sequence_logprobs, simnpo_weights
+from simnpo.losses import Read, method_reads, npo_weights, sequence_logprobs, simnpo_weights
 from simnpo.markov.data import CASES, DataConfig, case_chains, sample_data, split_tokens
 from simnpo.markov.metrics import exact_chain_kl, kl_to_chain, kl_to_model
 from simnpo.markov.model import MODEL_REVISION, ModelConfig
@@ -150,7 +150,7 @@ def run_case_seed(
     forget, retain = split_tokens(data, "train", list(range(1, len(data)))), split_tokens(data, "train", [0])
     # NPO's reference log-probabilities of the forget set, shared by every cell of the sweep
     ref_forget = None
-    if any("ref_forget_logps" in method_needs(m) for m in unlearn_cfg.methods):
+    if any(Read("forget", "sequence", reference=True) in method_reads(m) for m in unlearn_cfg.methods):
         ref_forget = sequence_logprobs(forward_all(pretrained, forget), forget.labels.to(device))[0]
     advance = progress(f"{label}: unlearn ({len(todo)} runs)", len(todo) * unlearn_cfg.iterations)
     for beta, lr, method in todo:

@@ -7,13 +7,28 @@ log-probabilities of the forget set are computed once from the frozen pretrained
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from simnpo.losses import LossConfig, LossInputs, method_needs, nll_loss, sequence_logprobs, unlearning_loss
+from simnpo.losses import (
+    LossConfig,
+    LossInputs,
+    Outputs,
+    computed_outputs,
+    dual_ascent,
+    gather_inputs,
+    keeps_reference_model,
+    method_reads,
+    nll_loss,
+    outputs_of,
+    sequence_logprobs,
+    unlearning_loss,
+)
 from simnpo.markov.data import TokenBatch
 from simnpo.markov.model import MarkovGPT, ModelConfig
 from simnpo.runs import atomic_path
@@ -35,7 +50,7 @@ class TrainConfig:
             raise ValueError("pretraining needs lr > 0, batch size >= 1 and epochs >= 1")
 
 
-PUBLISHED_BETA = 1.0  # the authors' Markov setting (docs/markov.md); LLM defaults are losses.DEFAULT_BETA
+PUBLISHED_BETA = 1.0  # the authors' Markov setting (docs/markov.md); LLM defaults are losses.METHOD_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -54,8 +69,15 @@ class UnlearnConfig:
     def __post_init__(self) -> None:
         if not self.losses:
             raise ValueError("give at least one unlearning method")
-        if "idkpo" in self.methods:
-            raise ValueError("idkpo needs refusal answers, which Markov chains do not have; choose another method")
+        for method in self.methods:  # Markov chains have no refusal answers; the small GPT exposes no layer
+            outputs = {read.batch if read.batch == "refusal" else read.output for read in method_reads(method)}
+            if outputs & {"refusal", "hidden"}:
+                what = (
+                    "refusal answers, which Markov chains do not have"
+                    if "refusal" in outputs
+                    else "a layer's activations"
+                )
+                raise ValueError(f"{method} needs {what}; choose another method")
         if not (self.iterations >= 1 and self.lr > 0 and self.batch_size >= 1):
             raise ValueError("unlearning needs iterations >= 1, lr > 0 and batch size >= 1")
         if not 1 <= self.eval_every <= self.iterations:
@@ -145,6 +167,30 @@ def forward_all(model: MarkovGPT, data: TokenBatch, batch_size: int = 256) -> to
     return torch.cat([model(data.input_ids[i : i + batch_size].to(device)) for i in range(0, len(data), batch_size)])
 
 
+def step_inputs(
+    model: MarkovGPT, reference: MarkovGPT, batches: dict[str, TokenBatch], reads, ref_forget_logps=None
+) -> LossInputs:
+    """One iteration's loss inputs: a forward pass per batch and model the method reads (``losses.gather_inputs``);
+    ``ref_forget_logps``: log π_ref of the forget batch's rows, when computed once before the first iteration."""
+
+    def forward(name: str, uses_reference: bool, wanted: frozenset[str]) -> Outputs:
+        batch = batches[name]
+        if uses_reference and ref_forget_logps is not None:
+            return computed_outputs(batch.labels, ref_forget_logps)
+        with torch.no_grad() if uses_reference else nullcontext():
+            logits = (reference if uses_reference else model)(batch.input_ids)
+        return outputs_of(logits, batch.labels, wanted)
+
+    return gather_inputs(reads, forward)
+
+
+def _token_mean_nll(model: MarkovGPT, data: TokenBatch) -> float:
+    """The token-mean NLL of ``data`` under ``model`` (PDU's retain loss of the pretrained model)."""
+    device = next(model.parameters()).device
+    logps, lengths = sequence_logprobs(forward_all(model, data), data.labels.to(device))
+    return float(-logps.sum() / lengths.sum())
+
+
 def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Index batches without replacement from a shuffled order, reshuffled when a pass ends; like a DataLoader with
     ``shuffle=True``, the last batch of a pass may be smaller."""
@@ -167,43 +213,41 @@ def unlearn(
     """Unlearn ``forget`` from a copy of ``pretrained`` with ``method``; calls ``evaluate(model, iteration, losses)``
     before the first iteration (0) and after each evaluated one (``config.evaluated``). ``ref_forget_logps`` [n]:
     the pretrained model's log-probabilities of ``forget`` when already computed (a sweep shares them)."""
-    loss_config = config.loss_config(method)
-    needs = method_needs(method)
+    loss_config, reads = config.loss_config(method), method_reads(method)
     model = copy.deepcopy(pretrained).train()
     reference = pretrained.eval()  # frozen: never stepped, gradients never requested
     device = next(model.parameters()).device
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, eps=config.adam_eps, weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed)
-    if "ref_forget_logps" not in needs:
+    keep_reference = keeps_reference_model(reads)
+    if keep_reference or not any(read.reference for read in reads):
         ref_forget_logps = None
     elif ref_forget_logps is None:  # computed once, as the LLM trainer does
         ref_forget_logps = sequence_logprobs(forward_all(reference, forget), forget.labels.to(device))[0]
+    dual = dual_ascent(loss_config, lambda: _token_mean_nll(reference, retain))
     evaluate(model.eval(), 0, {})
     # the authors draw both batches from shuffled DataLoaders: without replacement, a new order each pass
     forget_batches = shuffled_batches(len(forget), config.batch_size, generator)
     retain_batches = shuffled_batches(len(retain), config.batch_size, generator)
+    steps_per_epoch = math.ceil(len(forget) / config.batch_size)
     for iteration in range(1, config.iterations + 1):
         model.train()
         idx = next(forget_batches)
-        batch = forget[idx].to(device)
-        logps, lengths = sequence_logprobs(model(batch.input_ids), batch.labels)
-        inputs = LossInputs(forget_logps=logps, forget_lengths=lengths)
-        if ref_forget_logps is not None:
-            inputs.ref_forget_logps = ref_forget_logps[idx.to(device)]
-        if "retain_logps" in needs or "retain_logits" in needs:
-            rbatch = retain[next(retain_batches)].to(device)
-            logits = model(rbatch.input_ids)
-            inputs.retain_logps, inputs.retain_lengths = sequence_logprobs(logits, rbatch.labels)
-            inputs.retain_logits, inputs.retain_labels = logits, rbatch.labels
-            if "ref_retain_logits" in needs:
-                with torch.no_grad():
-                    inputs.ref_retain_logits = reference(rbatch.input_ids)
-        loss, parts = unlearning_loss(inputs, loss_config)
+        batches = {"forget": forget[idx].to(device)}
+        if any(read.batch == "retain" for read in reads):
+            batches["retain"] = retain[next(retain_batches)].to(device)
+        ref_logps = None if ref_forget_logps is None else ref_forget_logps[idx.to(device)]
+        inputs = step_inputs(model, reference, batches, reads, ref_logps)
+        loss, parts = unlearning_loss(inputs, loss_config, dual.multiplier if dual else None)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{method}: the loss became {loss.item()} at iteration {iteration}")
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+        if dual is not None:  # PDU; an epoch is a pass over the forget set
+            dual.after_step(parts["retain"].item(), (iteration - 1) // steps_per_epoch)
+            if iteration % steps_per_epoch == 0:
+                dual.after_epoch(iteration // steps_per_epoch)
         if config.evaluated(iteration):
             evaluate(model.eval(), iteration, {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}})
         if step:

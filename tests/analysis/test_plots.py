@@ -132,3 +132,32 @@ def test_a_corrupt_results_file_is_one_line_naming_it(tmp_path):
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert f"{tmp_path / 'run' / 'results.json'} is not valid JSON" in result.output
     assert not (tmp_path / "plots").exists()
+
+
+def test_trade_off_figure_takes_any_number_of_methods():
+    """Every method of the table, and one a user added, drawn in a colour of its own with its own legend entry."""
+    from matplotlib.colors import to_hex
+
+    from simnpo.analysis.style import METHOD_COLORS, method_color, method_label
+    from simnpo.losses import METHODS
+
+    names = ["target", "retain", *METHODS, "my_method"]
+    models = [
+        {"run": "r", "model": n, "model_utility": 0.5 + i / 100, "forget_quality": 0.1} for i, n in enumerate(names)
+    ]
+    history = [{**m, "epoch": e} for m in models[2:] for e in (1, 2)]
+    fig = plot_quality_utility(models, history)
+    points = fig.axes[0].collections
+    colours = [to_hex(p.get_facecolor()[0]) for p in points]
+    assert len(points) == len(names) and len(set(colours)) == len(names)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][-6:-1] == [
+        "UNDIAL",
+        "WGA",
+        "SatImp",
+        "CE-U",
+        "PDU",
+    ]
+    assert method_color("my_method") == method_color("my_method") not in METHOD_COLORS.values()
+    assert method_label("wga_nll") == "WGA+NLL"
+    paths = [line for line in fig.axes[0].lines if (line.get_gid() or "").startswith("path")]
+    assert len(paths) == len(names) - 2

@@ -59,11 +59,13 @@ def test_llm_runs_every_step_and_resumes(cache, tmp_path):
         (["--preset", "paper-forget05", "--split", "forget10"], "preset paper-forget05 is for forget05, not forget10"),
         (["--preset", "paper-forget11"], "unknown preset 'paper-forget11'"),
         (["--beta", "0"], "beta must be a finite number > 0"),
+        (["--methods", "wga", "--beta", "-1"], "beta must be a finite number > 0"),
+        (["--methods", "pdu", "--retain-epsilon", "0"], "retain_epsilon must be a finite number > 0"),
+        (["--methods", "satimp", "--beta2", "-0.5"], "beta2 must be a finite number >= 0"),
         (["--bench", "harmbench"], "unknown benchmark 'harmbench'; use one of tofu, muse, wmdp"),
         (["--schedule", "cosine"], "unknown schedule 'cosine'"),
         (["--template", "vicuna"], "unknown template 'vicuna'"),
         (["--template", "llama3"], "the built-in mini-TOFU's tokenizer has no chat template"),
-        (["--preset", "paper-forget10", "--methods", "ga,simnpo"], "preset paper-forget10 has no values for method ga"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(cache, tmp_path, args, message):
@@ -171,3 +173,31 @@ def test_an_rmu_layer_the_model_lacks_is_one_line_before_anything_is_written(
     assert result.exit_code == 2, result.output
     assert result.output.strip() == "error: --rmu-layer 9 matches no module: the model has decoder layers 0 to 1"
     assert not out.exists()
+
+
+def test_a_method_the_preset_does_not_name_runs_with_its_own_defaults(tmp_path):
+    """A preset only overrides: UNDIAL, which paper-forget10 does not name, keeps its published β 10 and retain
+    weight 0 and takes the preset's shared optimisation."""
+    args = ["llm", "--preset", "paper-forget10", "--methods", "undial,simnpo_nll", "--dry-run"]
+    result = runner.invoke(app, [*args, "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    methods = json.loads(result.output)["methods"]
+    assert (methods["undial"]["loss"]["beta"], methods["undial"]["loss"]["retain_weight"]) == (10.0, 0.0)
+    assert methods["undial"]["lr"] == methods["simnpo_nll"]["lr"] == 1e-5
+    assert methods["simnpo_nll"]["loss"]["beta"] == 4.5
+
+
+def test_every_new_method_unlearns_the_built_in_with_its_defaults(cache, tmp_path):
+    """UNDIAL, WGA, SatImp, CE-U and PDU (its dual variable moving from the first step, its ε measured) each run on
+    the built-in mini-TOFU and lower the forget answers' probability."""
+    methods = "undial,wga,satimp,ceu,pdu"
+    args = ["llm", *TINY, "--methods", methods, "--eval-every", "0", "--dual-warmup-epochs", "0", "--lr", "2e-3"]
+    result = runner.invoke(app, [*args, "--cache-dir", str(cache), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    start = json.loads((tmp_path / "target" / "TOFU_SUMMARY.json").read_text())["forget_Q_A_Prob"]
+    for method in methods.split(","):
+        (final,) = json.loads((tmp_path / method / "history.json").read_text())
+        assert final["forget_Q_A_Prob"] < start, method
+    state = json.loads((tmp_path / "pdu" / "checkpoint" / "state.json").read_text())
+    multiplier, epsilon = state["dual"]
+    assert epsilon > 0 and multiplier != 1.0  # ε measured on the target's retain set; λ moved from its start

@@ -97,3 +97,15 @@ def test_unwritable_output_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     result = runner.invoke(app, ["markov", "--out", str(tmp_path / "file" / "run")])
     assert result.exit_code == 2 and "cannot write to output folder" in result.output
+
+
+def test_every_method_defined_on_sequences_runs_and_the_others_are_refused(tmp_path):
+    methods = "ga,graddiff,npo,npo_nll,npo_kl,simnpo,simnpo_nll,simnpo_kl,undial,wga,satimp,ceu,pdu"
+    args = ["markov", "--chains", "3", *TINY, "--methods", methods, "--case", "length", "--out", str(tmp_path / "run")]
+    result = runner.invoke(app, [*args, "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    (point,) = json.loads((tmp_path / "run" / "results.json").read_text())["points"]
+    assert list(point["cases"]["length"]["methods"]) == methods.split(",")
+    for method, message in (("idkpo", "refusal answers"), ("rmu", "a layer's activations")):
+        result = runner.invoke(app, ["markov", "--methods", method, "--out", str(tmp_path / method)])
+        assert result.exit_code == 2 and message in result.output and not (tmp_path / method).exists()

@@ -14,8 +14,8 @@ from simnpo.cli import main
 def nan_on(process: int) -> None:
     original, calls = trainer.unlearning_loss, []
 
-    def unlearning_loss(inputs, config):
-        loss, parts = original(inputs, config)
+    def unlearning_loss(inputs, config, retain_weight=None):
+        loss, parts = original(inputs, config, retain_weight)
         calls.append(1)
         if int(os.environ["RANK"]) == process and len(calls) >= 2:
             print(f"process {process}: NaN injected", file=sys.stderr, flush=True)

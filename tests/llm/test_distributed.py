@@ -198,6 +198,7 @@ def fake_accelerator(kind: str, zero_stage: int | None = None):
     [
         ("FSDP", None, "npo_kl", 0, "npo_kl keeps a frozen reference model, which FSDP cannot shard"),
         ("DEEPSPEED", 3, "simnpo_kl", 0, "which DeepSpeed ZeRO-3 cannot shard"),
+        ("DEEPSPEED", 3, "undial", 0, "undial keeps a frozen reference model"),  # it reads the reference's logits
         ("FSDP", None, "simnpo_nll", 8, "--lora-rank is not supported under FSDP"),
     ],
 )
@@ -206,6 +207,13 @@ def test_sharded_backends_refuse_kl_references_and_lora_with_one_line(kind, stag
 
     with pytest.raises(ValueError, match=message):
         check_backend(fake_accelerator(kind, stage), method, lora)
+
+
+def test_sharded_backends_run_methods_reading_no_more_of_the_reference_than_its_log_probabilities():
+    from simnpo.llm.distributed import check_backend
+
+    for method in ("npo_nll", "simnpo_nll", "idkpo", "wga", "satimp", "ceu", "pdu"):
+        check_backend(fake_accelerator("FSDP"), method, 0)
 
 
 def test_unsharded_backends_run_every_method():

@@ -19,7 +19,7 @@ from simnpo.llm.muse.data import HUB_IDS, load_muse
 from simnpo.llm.muse.evaluate import MuseEvalConfig, evaluate_muse, muse_summary
 from simnpo.llm.muse.metrics import RETRAIN_AUC
 from simnpo.llm.trainer import UnlearningData
-from simnpo.losses import METHODS, method_needs
+from simnpo.losses import METHODS, Read, method_reads
 from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, SUMMARY_FILES
 
 OPTIONS = ("corpus", "retrain_auc", "batch_size")
@@ -113,7 +113,7 @@ METRICS = ("verbmem_f", "knowmem_f", "privleak", "knowmem_r")
 
 
 def check_methods(methods: tuple[str, ...]) -> None:
-    if any(m in METHODS and "idk_logps" in method_needs(m) for m in methods):
+    if any(m in METHODS and Read("refusal", "sequence") in method_reads(m) for m in methods):
         raise ValueError("idkpo needs question/answer pairs to pair with refusals; MUSE's forget set is text")
 
 

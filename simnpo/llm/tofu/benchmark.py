@@ -32,7 +32,7 @@ from simnpo.llm.tofu.evaluate import (
 )
 from simnpo.llm.tofu.metrics import forget_quality
 from simnpo.llm.trainer import UnlearningData
-from simnpo.losses import method_needs
+from simnpo.losses import Read, method_reads
 from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, SUMMARY_FILES, TEMPLATE
 
 OPTIONS = ("split", "protocol", "template", "max_new_tokens", "retain_results", "batch_size", "generation_batch_size")
@@ -144,7 +144,7 @@ def encode_unlearning_data(
         return encode_qa(tokenizer, template, [r["question"] for r in rows], answers, max_length, mask_pad_tokens)
 
     idk = None
-    if "idk_logps" in method_needs(method):
+    if Read("refusal", "sequence") in method_reads(method):
         choice = torch.randint(len(REFUSALS), (len(forget_rows),), generator=torch.Generator().manual_seed(seed))
         idk = encoded(forget_rows, [REFUSALS[i] for i in choice])
     forget = encoded(forget_rows, [r["answer"] for r in forget_rows])

@@ -17,12 +17,19 @@ _PAPER_TOFU = {
 }
 # The NPO baseline as published (Zhang et al. 2024; open-unlearning's NPO default): β 0.1, weights 1 and 1.
 NPO = {"beta": 0.1, "forget_weight": 1.0, "retain_weight": 1.0}
-# open-unlearning's other defaults: DPO/IdkPO β 0.1, GradDiff weights 1 and 1, SimNPO = the paper's forget10 values.
+# open-unlearning's other defaults (configs/trainer/*.yaml): DPO/IdkPO β 0.1, GradDiff weights 1 and 1, SimNPO = the
+# paper's forget10 values; UNDIAL, WGA and SatImp with their own lr and epochs; PDU's ε, which open-unlearning requires,
+# is measured (losses.dual_ascent)
 _OPEN_UNLEARNING = {
     "ga": {"forget_weight": 1.0, "retain_weight": 1.0},
     "npo": NPO,
     "simnpo": {"beta": 4.5, "forget_weight": 0.125, "retain_weight": 1.0, "margin": 0.0},
     "idkpo": {"beta": 0.1, "forget_weight": 1.0, "retain_weight": 1.0},
+    "undial": {"lr": 1e-4, "epochs": 10, "beta": 10.0, "forget_weight": 1.0, "retain_weight": 0.0},
+    "wga": {"lr": 1e-5, "epochs": 5, "beta": 1.0, "forget_weight": 1.0, "retain_weight": 1.0},
+    "satimp": {"lr": 1e-5, "epochs": 5, "beta": 5.0, "beta2": 1.0, "forget_weight": 0.1, "retain_weight": 1.0},
+    "ceu": {"ignore_first_answer_tokens": 1, "forget_weight": 1.0},
+    "pdu": {"forget_weight": 1.0, "retain_weight": 1.0, "dual_step_size": 1.0, "dual_warmup_epochs": 5.0},
 }
 
 

@@ -28,7 +28,7 @@ from simnpo.llm.wmdp.data import (
 )
 from simnpo.llm.wmdp.evaluate import WmdpEvalConfig, evaluate_wmdp, wmdp_summary
 from simnpo.llm.wmdp.harness import require_lm_eval
-from simnpo.losses import METHODS, method_needs
+from simnpo.losses import METHODS, Read, method_reads
 from simnpo.runs import EVAL_FILES, SUMMARY_FILES
 
 OPTIONS = ("tasks", "limit", "batch_size", "forget_corpora", "retain_corpus", "bio_corpus", "max_forget_chunks")
@@ -119,7 +119,7 @@ def encode(tokenizer, plan: Plan, config) -> UnlearningData:
 
 
 def check_methods(methods: tuple[str, ...]) -> None:
-    if any(m in METHODS and "idk_logps" in method_needs(m) for m in methods):
+    if any(m in METHODS and Read("refusal", "sequence") in method_reads(m) for m in methods):
         raise ValueError("idkpo needs question/answer pairs to pair with refusals; WMDP's forget set is text")
 
 
