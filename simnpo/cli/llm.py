@@ -163,7 +163,8 @@ def llm_command(
     methods: str | None = typer.Option(
         None,
         help="Unlearning methods, comma-separated: ga, graddiff, npo, npo_nll, npo_kl, simnpo, simnpo_nll, simnpo_kl, "
-        "idkpo, rmu, undial, wga, satimp, ceu, pdu (default: npo_nll,simnpo_nll; WMDP also rmu).",
+        "idkpo, rmu, undial, wga, satimp, ceu, pdu, or all (every one the benchmark runs; default: npo_nll,simnpo_nll; "
+        "WMDP also rmu).",
     ),
     preset: str | None = typer.Option(
         None,
@@ -245,6 +246,7 @@ def llm_command(
         values = check_preset(chosen, preset, options)
         settings = chosen.make_settings({**values.get("defaults", {}), **values.get("settings", {}), **options})
         method_names = parse_list(methods, str, "--methods") if methods is not None else chosen.default_methods
+        method_names = chosen.runnable_methods() if method_names == ("all",) else method_names
         chosen.check_methods(method_names)
         trainers = method_configs(method_names, preset, values, given(ctx, LOSS_OPTIONS + TRAINING_OPTIONS))
         if eval_every is None:  # the built-ins draw each method's path; real runs evaluate at the end

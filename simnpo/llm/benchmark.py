@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simnpo.losses import METHODS
+
 
 @dataclass(frozen=True)
 class Request:
@@ -96,3 +98,14 @@ class Benchmark:
     # did not train on, for benchmarks whose forget rows are their evaluation items (TOFU)
     held_out: Callable[[dict, list[int], Plan, Any], dict] | None = None
     eval_parts: int = 4
+
+    def runnable_methods(self) -> tuple[str, ...]:
+        """Every method of the loss library this benchmark can run (``--methods all``), in the library's order."""
+        runnable = []
+        for method in METHODS:
+            try:
+                self.check_methods((method,))
+            except ValueError:  # e.g. IdkPO on a benchmark of texts without question/answer pairs
+                continue
+            runnable.append(method)
+        return tuple(runnable)

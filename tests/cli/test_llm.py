@@ -187,6 +187,16 @@ def test_a_method_the_preset_does_not_name_runs_with_its_own_defaults(tmp_path):
     assert methods["simnpo_nll"]["loss"]["beta"] == 4.5
 
 
+def test_methods_all_is_every_method_the_benchmark_runs(tmp_path):
+    from simnpo.losses import METHODS
+
+    for bench, refused in (("tofu", set()), ("muse", {"idkpo"}), ("wmdp", {"idkpo"})):
+        args = ["llm", "--bench", bench, "--methods", "all", "--dry-run", "--cache-dir", str(tmp_path)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert list(json.loads(result.output)["methods"]) == [m for m in METHODS if m not in refused], bench
+
+
 def test_every_new_method_unlearns_the_built_in_with_its_defaults(cache, tmp_path):
     """UNDIAL, WGA, SatImp, CE-U and PDU (its dual variable moving from the first step, its ε measured) each run on
     the built-in mini-TOFU and lower the forget answers' probability."""

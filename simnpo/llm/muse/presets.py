@@ -50,7 +50,21 @@ PRESETS: dict[str, dict] = {
             "retain_weight": 1.0,
             "max_grad_norm": 0.0,
         },
-        "methods": {"ga": {}, "npo": {"beta": 0.1}, "simnpo": {"beta": 2.5, "margin": 0.0}},
+        "methods": {
+            "ga": {},
+            "npo": {"beta": 0.1},
+            "simnpo": {"beta": 2.5, "margin": 0.0},
+            # the others, each the best by the best-point rule of the settings measured (README): RMU of 3 (lr 1e-3
+            # to 2e-2, c 40, α 3 or 10: the larger steps lose KnowMem on D_r), UNDIAL of 3 (lr 1e-4 to 1e-3), WGA
+            # of 4 (β 0.25 or 1; lr 1e-4 to 1e-3), SatImp of 4 ((β1, β2) (5, 1) or (1, 0.5); lr 1e-4 to 1e-3),
+            # CE-U of 4 (lr 3e-5 to 1e-3: from 3e-4 up it erases both corpora), PDU of 3 (lr 1e-4 to 1e-3, warm-up 1)
+            "rmu": {"rmu_layer": 2, "lr": 1e-3, "steering": 40.0, "retain_weight": 3.0},
+            "undial": {"lr": 1e-4},
+            "wga": {"beta": 0.25, "lr": 1e-4},
+            "satimp": {},
+            "ceu": {"lr": 3e-5},
+            "pdu": {"dual_warmup_epochs": 1.0},
+        },
     },
 }
 

@@ -73,6 +73,16 @@ PRESETS: dict[str, dict] = {
             "idkpo": {"beta": 0.1},
             # the best of 9 settings measured (README): RMU hardly moves TOFU's truth ratios at the others' lr
             "rmu": {"rmu_layer": 2, "lr": 2e-2, "steering": 40.0, "retain_weight": 10.0},
+            # open-unlearning's other baselines, each the best by the best-point rule of the settings measured
+            # (README): UNDIAL of 6 (β 3, 10, 30; lr 5e-4 to 2e-3), WGA of 7 (β 0.25 to 2; lr 5e-4 to 2e-3),
+            # SatImp of 8 (β1 0.25 to 5, β2 0 to 1; lr 5e-4 to 2e-3; its (5, 1) hardly moves memorised answers,
+            # whose (1 − p) is near 0), CE-U of 6 (lr 5e-5 to 2e-3: from 5e-4 up it collapses utility to 0), PDU of
+            # 6 (lr 2e-4 to 2e-3, forget weight 1 or 0.1, warm-up 0 or 1 of the 5 epochs)
+            "undial": {"beta": 10.0},
+            "wga": {"beta": 0.25},
+            "satimp": {"beta": 1.0, "beta2": 0.5, "lr": 1e-3},
+            "ceu": {"lr": 1e-4},
+            "pdu": {"forget_weight": 0.1, "dual_warmup_epochs": 1.0},
         },
     },
 }

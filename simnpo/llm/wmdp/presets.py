@@ -56,6 +56,13 @@ PRESETS: dict[str, dict] = {
             "simnpo": {"beta": 0.25, "margin": 0.0},
             "rmu": {"rmu_layer": 2, "lr": 5e-3, "epochs": 10, "steering": 40.0, "retain_weight": 3.0},
             "ga": {},
+            # open-unlearning's other baselines, of 2 or 3 settings each (lr 5e-4, 2e-3; CE-U also 1e-4), the one
+            # nearest chance keeping the general accuracy near the target's (README)
+            "undial": {},
+            "wga": {},
+            "satimp": {},
+            "ceu": {"lr": 1e-4},
+            "pdu": {"lr": 5e-4, "dual_warmup_epochs": 1.0},
         },
     },
 }
