@@ -136,6 +136,7 @@ def test_a_corrupt_results_file_is_one_line_naming_it(tmp_path):
 
 def test_trade_off_figure_takes_any_number_of_methods():
     """Every method of the table, and one a user added, drawn in a colour of its own with its own legend entry."""
+    import matplotlib.pyplot as plt
     from matplotlib.colors import to_hex
 
     from simnpo.analysis.style import METHOD_COLORS, method_color, method_label
@@ -161,3 +162,4 @@ def test_trade_off_figure_takes_any_number_of_methods():
     assert method_label("wga_nll") == "WGA+NLL"
     paths = [line for line in fig.axes[0].lines if (line.get_gid() or "").startswith("path")]
     assert len(paths) == len(names) - 2
+    plt.close(fig)

@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 from rouge_score import rouge_scorer
 from sklearn.metrics import roc_auc_score
 
+from simnpo.llm.mia import min_k_score  # noqa: F401  MUSE's Min-K%, the same as the MIA attacks'
 from simnpo.llm.models import decode
 
 STOP_STRINGS = ("\n\n", "\nQuestion", "Question:")
@@ -50,15 +50,6 @@ def truncate_tokens(tokenizer, text: str, max_tokens: int = 128) -> str:
     special tokens and with tokenisation spaces cleaned up."""
     ids = tokenizer(text, add_special_tokens=True)["input_ids"][:max_tokens]
     return decode(tokenizer, ids)
-
-
-def min_k_score(token_logprobs: Sequence[float], k: float = 0.4) -> float:
-    """Min-K% Prob: minus the mean of the floor(k·n) lowest token log-probabilities of one text, as MUSE's
-    ``privleak.inference`` takes ``int(len(all_prob) * ratio)``. Below 1/k tokens MUSE's count is 0 and its score
-    NaN; we take the single lowest."""
-    values = np.sort(np.asarray(token_logprobs, dtype=float))
-    count = max(1, math.floor(k * len(values)))
-    return float(-values[:count].mean())
 
 
 def privleak_auc(forget_scores: Sequence[float], holdout_scores: Sequence[float]) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from simnpo.llm.benchmark import Benchmark, Plan, Request, Table
@@ -18,6 +19,7 @@ from simnpo.llm.data import require_pad_token
 from simnpo.llm.finetune import FinetuneConfig
 from simnpo.llm.models import check_source, load_tokenizer, model_type, quiet_hugging_face
 from simnpo.llm.templates import Template, resolve_template, template_named
+from simnpo.llm.tofu import metrics as M
 from simnpo.llm.tofu import presets
 from simnpo.llm.tofu.builtin import BUILTIN_TEMPLATE, DEFAULT_CACHE, ensure_model, mini_tofu
 from simnpo.llm.tofu.data import FORGET_SPLITS, PERTURBED_SETS, REFUSALS, encode_qa, load_tofu
@@ -25,17 +27,24 @@ from simnpo.llm.tofu.evaluate import (
     ORIGINAL_MAX_ITEMS,
     TofuEvalConfig,
     evaluate_tofu,
-    forget_ratios,
-    retain_truth_ratios,
-    subset_summary,
     summary,
 )
-from simnpo.llm.tofu.metrics import forget_quality
+from simnpo.llm.tofu.privacy import holdout_split, privleak_entry
+from simnpo.llm.tofu.reference import TofuReference, forget_ratios, reference_of, retain_reference
 from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import Read, method_reads
 from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, SUMMARY_FILES, TEMPLATE
 
-OPTIONS = ("split", "protocol", "template", "max_new_tokens", "retain_results", "batch_size", "generation_batch_size")
+OPTIONS = (
+    "split",
+    "protocol",
+    "template",
+    "max_new_tokens",
+    "retain_results",
+    "batch_size",
+    "generation_batch_size",
+    "mia",
+)
 
 
 def resolve(request: Request, settings: TofuEvalConfig) -> tuple[TofuEvalConfig, list[str]]:
@@ -72,7 +81,11 @@ def plan(request: Request, settings: TofuEvalConfig, train: bool = False) -> Pla
         assets = mini_tofu(cache, finetune_config=FinetuneConfig(epochs=epochs), template=own)
     result = Plan(str(assets.data) if assets else request.data, settings, notes=notes)
     forget_rows = load_tofu(result.data, f"{settings.split}_perturbed")
-    for name in (*PERTURBED_SETS, *((settings.split, FORGET_SPLITS[settings.split]) if train else ())):
+    for name in (
+        *PERTURBED_SETS,
+        holdout_split(settings.split),
+        *((settings.split, FORGET_SPLITS[settings.split]) if train else ()),
+    ):
         load_tofu(result.data, name)
     if request.model is not None:  # its tokenizer was checked by `resolve`
         result.models.append(("model", request.model))
@@ -81,10 +94,10 @@ def plan(request: Request, settings: TofuEvalConfig, train: bool = False) -> Pla
         result.build = lambda name, progress: ensure_model(assets, name, progress)
     if settings.retain_results is not None:
         n_forget = len(forget_rows[:ORIGINAL_MAX_ITEMS] if settings.protocol == "original" else forget_rows)
-        result.reference = retain_truth_ratios(settings.retain_results, settings.split, settings.protocol)
-        if len(result.reference) != n_forget:
+        result.reference = retain_reference(settings.retain_results, settings.split, settings.protocol)
+        if len(result.reference.ratios) != n_forget:
             raise ValueError(
-                f"{settings.retain_results} holds {len(result.reference)} forget items but "
+                f"{settings.retain_results} holds {len(result.reference.ratios)} forget items but "
                 f"{settings.split} has {n_forget}; give the retain model's results for the same split"
             )
     elif request.model is None:  # the built-in retain model is the built-in target's reference, not another model's
@@ -93,21 +106,26 @@ def plan(request: Request, settings: TofuEvalConfig, train: bool = False) -> Pla
     return result
 
 
-def evaluate(model, tokenizer, plan: Plan, reference, advance=None, accelerator=None) -> dict:
-    return evaluate_tofu(model, tokenizer, plan.data, plan.settings, reference, advance, accelerator)
+def evaluate(model, tokenizer, plan: Plan, reference: TofuReference | None, advance=None, accelerator=None) -> dict:
+    ratios, auc = (reference.ratios, reference.mia_auc) if reference else (None, None)
+    return evaluate_tofu(model, tokenizer, plan.data, plan.settings, ratios, advance, accelerator, auc)
 
 
-def against_itself(results: dict) -> tuple[dict, list[float]]:
-    """The retain model's forget quality against itself (1.0); its per-item forget truth ratios are every later
-    model's reference."""
-    ratios = forget_ratios(results)
-    results["forget_quality"] = {"agg_value": forget_quality(ratios, ratios), "reference": "itself"}
-    return results, ratios
+def against_itself(results: dict) -> tuple[dict, TofuReference]:
+    """The retain model's forget quality (1.0) and privleak (0) against itself; its results are every later model's
+    reference."""
+    reference = reference_of(results)
+    quality = M.forget_quality(reference.ratios, reference.ratios)
+    results["forget_quality"] = {"agg_value": quality, "reference": "itself"}
+    results["privleak"] = privleak_entry(results, reference.mia_auc) | {"reference": "itself"}
+    return results, reference
 
 
 def note(label: str, results: dict) -> str | None:
     quality = results["forget_quality"]
-    return None if quality["agg_value"] is not None else f"forget quality of {label} unavailable: {quality['reason']}"
+    if quality["agg_value"] is not None:
+        return None
+    return f"forget quality of {label} unavailable, privleak against AUC 0.5: {quality['reason']}"
 
 
 def encode(tokenizer, plan: Plan, config) -> UnlearningData:
@@ -165,12 +183,28 @@ def held_out(results: dict, relearned: list[int], plan: Plan, reference) -> dict
     questions = {load_tofu(plan.data, plan.settings.split)[i]["question"] for i in relearned}
     inputs = results["forget_Q_A_ROUGE"]["value_by_index"]
     items = [int(k) for k in sorted(inputs, key=int) if inputs[k]["input"] not in questions]
-    return subset_summary(results, items, reference)
+    return subset_summary(results, items, reference.ratios if reference else None)
+
+
+def subset_summary(results: dict, items: list[int], retain_ratios: list[float] | None) -> dict:
+    """The forget-set headline numbers of the forget items ``items`` alone: forget quality (against the retain
+    model's ratios of the same items; None without them), truth ratio score, answer probability and ROUGE-L."""
+    ratios = np.asarray(forget_ratios(results), float)[items]
+    by_index = {key: results[key]["value_by_index"] for key in ("forget_Q_A_Prob", "forget_Q_A_ROUGE")}
+    quality = None if retain_ratios is None else M.forget_quality(ratios, np.asarray(retain_ratios, float)[items])
+    return {
+        "forget_quality": quality,
+        "forget_truth_ratio": M.forget_truth_ratio_score(ratios),
+        "forget_Q_A_Prob": float(np.mean([by_index["forget_Q_A_Prob"][str(i)]["prob"] for i in items])),
+        "forget_Q_A_ROUGE": float(np.mean([by_index["forget_Q_A_ROUGE"][str(i)]["rougeL_recall"] for i in items])),
+        "items": len(items),
+    }
 
 
 def row(s: dict) -> list[str]:
-    cells = ("model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE")
-    return [_quality(s["forget_quality"])] + [f"{s[key]:.3f}" for key in (*cells, "forget_answer_loss_per_token")]
+    cells = [f"{s[key]:.3f}" for key in ("model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE")]
+    privleak = "n/a" if s.get("privleak") is None else f"{s['privleak']:.1f}"
+    return [_quality(s["forget_quality"]), *cells, privleak, f"{s['forget_answer_loss_per_token']:.3f}"]
 
 
 def _quality(value) -> str:
@@ -190,6 +224,7 @@ TABLE = Table(
         "forget truth ratio",
         "forget prob",
         "forget ROUGE-L",
+        "privleak",
         "answer loss/token",
     ),
     row=row,
@@ -215,7 +250,7 @@ BENCHMARK = Benchmark(
     plan=plan,
     evaluate=evaluate,
     against_itself=against_itself,
-    reference_of=forget_ratios,
+    reference_of=reference_of,
     summary=summary,
     note=note,
     encode=encode,
@@ -228,5 +263,5 @@ BENCHMARK = Benchmark(
         best_point,
     ),
     held_out=held_out,
-    eval_parts=5,  # four sets scored, then every generation
+    eval_parts=6,  # four sets scored, the holdout set, then every generation
 )

@@ -11,14 +11,23 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from simnpo.llm import mia
 from simnpo.llm.generation import greedy_generate, shard_map
+from simnpo.llm.mia import MIN_K
 from simnpo.llm.models import decode
 from simnpo.llm.scoring import shared_prefix_logits
 from simnpo.llm.templates import Template, detect_template, encode_pair, prompt_ids, template_named
 from simnpo.llm.tofu import metrics as M
-from simnpo.llm.tofu.data import FORGET_SPLITS, encode_prompts, load_tofu
-from simnpo.losses import token_logprobs
-from simnpo.runs import read_json
+from simnpo.llm.tofu.data import FORGET_SPLITS, encode_prompts, encode_qa, load_tofu
+from simnpo.llm.tofu.privacy import (
+    RESULT_KEYS,
+    attack_results,
+    check_attacks,
+    holdout_split,
+    privleak_entry,
+)
+from simnpo.llm.tofu.reference import forget_ratios
+from simnpo.losses import IGNORE_INDEX, token_logprobs
 
 # what each protocol is (docs/conventions.md): open-unlearning's attention mask hides every token equal to the pad
 # token (its collator's ``input_ids != pad_token_id``), which matters where the pad is a token of the prompts (the EOS
@@ -59,6 +68,9 @@ class TofuEvalConfig:
     # generated tokens, and the fewer batches, the fewer steps (each a pass over the weights)
     generation_batch_size: int = 128
     max_length: int = 512
+    # membership-inference attacks beyond Min-K% (which privleak needs and is always run): tofu/privacy.RESULT_KEYS
+    mia: tuple[str, ...] = ()
+    mia_k: float = MIN_K  # Min-K% and Min-K%++'s k (open-unlearning's 0.4)
 
     def __post_init__(self) -> None:
         if self.split not in FORGET_SPLITS:
@@ -69,6 +81,18 @@ class TofuEvalConfig:
             raise ValueError("max_new_tokens, batch sizes and max_length must be >= 1")
         if self.template is not None:
             template_named(self.template)
+        attacks = self.mia.split(",") if isinstance(self.mia, str) else self.mia  # command line (text) or config.json
+        object.__setattr__(self, "mia", tuple(a.strip() for a in attacks if a.strip()))
+        check_attacks(self.mia)
+        if "reference" in self.mia:
+            raise ValueError("the reference attack needs a reference model, which TOFU's evaluation does not load yet")
+        if not 0 < self.mia_k <= 1:
+            raise ValueError(f"mia_k must be in (0, 1], got {self.mia_k}")
+
+    @property
+    def attacks(self) -> tuple[str, ...]:
+        """Min-K% (for privleak), then the attacks asked for."""
+        return tuple(dict.fromkeys(("min_k", *self.mia)))
 
     @property
     def open_unlearning(self) -> bool:
@@ -90,6 +114,8 @@ def score_answers(
     batch_size: int,
     max_length: int = 512,
     open_unlearning: bool = False,
+    attacks: tuple[str, ...] = (),
+    k: float = mia.MIN_K,
 ) -> dict[str, list[list[float]]]:
     """avg_loss, token count |y|, exact memorisation and extraction strength of every answer of every item.
 
@@ -98,13 +124,17 @@ def score_answers(
     their shared prompt (``scoring.shared_prefix_logits``), about ``batch_size`` sequences at a time. EM and ES leave
     out the last answer position (its EOS), as open-unlearning's ``tokenwise_vocab_logprobs`` does.
     ``open_unlearning``: open-unlearning's attention mask (``data.pad_right``) and its float32 loss computation
-    (``metrics.open_unlearning_answer_loss``); otherwise every token attended and the exact mean NLL.
+    (``metrics.open_unlearning_answer_loss``); otherwise every token attended and the exact mean NLL. ``attacks``:
+    also each answer's score under these membership-inference attacks (``llm/mia.py``; LOSS is avg_loss, GradNorm
+    is ``gradnorm_scores``'), over the tokens EM and ES score.
     """
     owner = [i for i, group in enumerate(answers) for _ in group]
     rows = [
         encode_pair(tokenizer, template, questions[i], a, max_length) for i, group in enumerate(answers) for a in group
     ]
+    in_batch = [a for a in attacks if a in ("min_k", "min_k++", "zlib")]
     scores = {name: torch.empty(len(rows)) for name in ("avg_loss", "tokens", "em", "es")}
+    scores |= {name: torch.empty(len(rows), dtype=torch.float64) for name in in_batch}
     batches = shared_prefix_logits(model, rows, owner, batch_size, tokenizer.pad_token_id, open_unlearning)
     for idx, logits, labels in batches:
         logp, mask = token_logprobs(logits, labels)
@@ -117,6 +147,15 @@ def score_answers(
         scores["tokens"][idx] = mask.sum(-1).float().cpu()
         scores["em"][idx] = M.exact_memorisation(predictions, labels[:, 1:], without_eos).float().cpu()
         scores["es"][idx] = M.extraction_strength(predictions, labels[:, 1:], without_eos).float().cpu()
+        if "min_k" in in_batch:
+            scores["min_k"][idx] = mia.min_k_scores(logp, without_eos, k)
+        if "min_k++" in in_batch:
+            scores["min_k++"][idx] = mia.min_k_plus_plus_scores(logp, *mia.next_token_moments(logits), without_eos, k)
+    if "zlib" in in_batch:  # the answer's text as open-unlearning decodes its labels
+        texts = [decode(tokenizer, [t for t in row_labels if t != IGNORE_INDEX]) for _, row_labels in rows]
+        scores["zlib"] = mia.zlib_scores(scores["avg_loss"], texts)
+    if "loss" in attacks:
+        scores["loss"] = scores["avg_loss"]
     out = {name: [[] for _ in answers] for name in scores}
     for j, i in enumerate(owner):
         for name, values in scores.items():
@@ -154,20 +193,51 @@ def _prob_entry(losses: list[float]) -> dict:
     return {"prob": probs[0] if len(losses) == 1 else probs, "avg_loss": losses[0] if len(losses) == 1 else losses}
 
 
-def item_scores(model, tokenizer, rows: list[dict], base: str, config: TofuEvalConfig) -> list[dict]:
-    """What the model's likelihoods say about each item: every answer's avg_loss (answer, then the base of the truth
-    ratio unless it is the answer, then the perturbed ones), the answer's EM and ES, and the ROUGE reference."""
+def _scored_with_attacks(model, tokenizer, rows, answers, config: TofuEvalConfig, attacks: tuple[str, ...]):
+    """``score_answers`` of the items' answers, and per item its first answer's score under each attack."""
+    in_batch = tuple(a for a in attacks if a != "gradnorm")
     questions = [r["question"] for r in rows]
-    answers = [[r["answer"], *([r[base]] if base != "answer" else []), *r["perturbed_answer"]] for r in rows]
-    template = config.prompt_template()
     scores = score_answers(
-        model, tokenizer, template, questions, answers, config.batch_size, config.max_length, config.open_unlearning
-    )
+        model, tokenizer, config.prompt_template(), questions, answers, config.batch_size, config.max_length,
+        config.open_unlearning, in_batch, config.mia_k,
+    )  # fmt: skip
+    gradnorms = gradnorm_scores(model, tokenizer, rows, config) if "gradnorm" in attacks else None
+    attacked = [
+        {a: scores[a][i][0] for a in in_batch} | ({"gradnorm": gradnorms[i]} if gradnorms else {})
+        for i in range(len(rows))
+    ]
+    return scores, attacked
+
+
+def item_scores(
+    model, tokenizer, rows: list[dict], base: str, config: TofuEvalConfig, attacks: tuple[str, ...] = ()
+) -> list[dict]:
+    """What the model's likelihoods say about each item: every answer's avg_loss (answer, then the base of the truth
+    ratio unless it is the answer, then the perturbed ones), the answer's EM and ES, the ROUGE reference, and its
+    scores under ``attacks`` (``mia``)."""
+    answers = [[r["answer"], *([r[base]] if base != "answer" else []), *r["perturbed_answer"]] for r in rows]
+    scores, attacked = _scored_with_attacks(model, tokenizer, rows, answers, config, attacks)
+    template = config.prompt_template()
     references = [decoded_answer(tokenizer, template, r["question"], r["answer"], config.max_length) for r in rows]
     return [
-        {"losses": loss, "tokens": int(n[0]), "em": em[0], "es": es[0], "reference": ref}
-        for loss, n, em, es, ref in zip(scores["avg_loss"], scores["tokens"], scores["em"], scores["es"], references)
+        {"losses": loss, "tokens": int(n[0]), "em": em[0], "es": es[0], "reference": ref, "mia": m}
+        for loss, n, em, es, ref, m in zip(
+            scores["avg_loss"], scores["tokens"], scores["em"], scores["es"], references, attacked
+        )
     ]
+
+
+def attack_scores(model, tokenizer, rows: list[dict], config: TofuEvalConfig) -> list[dict[str, float]]:
+    """Each item's answer (a holdout item's) scored by every attack of ``config.attacks``."""
+    answers = [[r["answer"]] for r in rows]
+    return _scored_with_attacks(model, tokenizer, rows, answers, config, config.attacks)[1]
+
+
+def gradnorm_scores(model, tokenizer, rows: list[dict], config: TofuEvalConfig) -> list[float]:
+    """GradNorm of each item's answer (``mia.gradnorm_scores``), encoded as the benchmark encodes it."""
+    encode = functools.partial(encode_qa, tokenizer, config.prompt_template(), max_length=config.max_length)
+    batches = (encode([r["question"]], [r["answer"]], mask_pad_tokens=config.open_unlearning) for r in rows)
+    return mia.gradnorm_scores(model, batches)
 
 
 def set_metrics(rows: list[dict], items: list[dict], key: str, base: str, forget_set: bool) -> dict:
@@ -233,6 +303,7 @@ def evaluate_tofu(
     retain_ratios: list[float] | None = None,
     advance: Callable[[int], None] | None = None,
     accelerator=None,
+    retain_auc: float | None = None,
 ) -> dict:
     """Every TOFU metric of ``model`` on ``config.split``, with forget quality against ``retain_ratios`` (the retain
     model's per-item forget truth ratios) or reported as unavailable. With an ``accelerate.Accelerator`` of several
@@ -245,9 +316,13 @@ def evaluate_tofu(
     for name, (tofu_config, _, base) in SETS.items():
         rows = load_tofu(data, tofu_config or f"{config.split}_perturbed")
         sets[name] = rows[:ORIGINAL_MAX_ITEMS] if config.protocol == "original" else rows
-        score = functools.partial(item_scores, model, tokenizer, base=base, config=config)
+        attacks = config.attacks if name == "forget" else ()
+        score = functools.partial(item_scores, model, tokenizer, base=base, config=config, attacks=attacks)
         scored[name] = shard_map(score, sets[name], accelerator)
         advance(1)
+    holdout_rows = load_tofu(data, holdout_split(config.split))
+    holdout = shard_map(functools.partial(attack_scores, model, tokenizer, config=config), holdout_rows, accelerator)
+    advance(1)
     # every set's questions generated together: a batch of rows that leave as they finish costs its longest row's
     # steps, so fewer, larger batches cost less (item results do not depend on the batch)
     questions = [row["question"] for rows in sets.values() for row in rows]
@@ -269,6 +344,9 @@ def evaluate_tofu(
             )
         results["forget_quality"] = {"agg_value": M.forget_quality(ratios, retain_ratios)}
     results["model_utility"] = {"agg_value": M.model_utility({k: results[k]["agg_value"] for k in M.UTILITY_KEYS})}
+    forget_mia = {a: [item["mia"][a] for item in scored["forget"]] for a in config.attacks}
+    results.update(attack_results(forget_mia, {a: [item[a] for item in holdout] for a in config.attacks}))
+    results["privleak"] = privleak_entry(results, retain_auc)
     results["_meta"] = {
         "split": config.split,
         "protocol": config.protocol,
@@ -276,49 +354,6 @@ def evaluate_tofu(
         "forget_items": len(ratios),
     }
     return results
-
-
-def subset_summary(results: dict, items: list[int], retain_ratios: list[float] | None) -> dict:
-    """The forget-set headline numbers of the forget items ``items`` alone: forget quality (against the retain
-    model's ratios of the same items; None without them), truth ratio score, answer probability and ROUGE-L."""
-    ratios = np.asarray(forget_ratios(results), float)[items]
-    by_index = {key: results[key]["value_by_index"] for key in ("forget_Q_A_Prob", "forget_Q_A_ROUGE")}
-    quality = None if retain_ratios is None else M.forget_quality(ratios, np.asarray(retain_ratios, float)[items])
-    return {
-        "forget_quality": quality,
-        "forget_truth_ratio": M.forget_truth_ratio_score(ratios),
-        "forget_Q_A_Prob": float(np.mean([by_index["forget_Q_A_Prob"][str(i)]["prob"] for i in items])),
-        "forget_Q_A_ROUGE": float(np.mean([by_index["forget_Q_A_ROUGE"][str(i)]["rougeL_recall"] for i in items])),
-        "items": len(items),
-    }
-
-
-def forget_ratios(results: dict) -> list[float]:
-    """The per-item forget truth ratios of a TOFU_EVAL dict, in item order."""
-    by_index = results["forget_truth_ratio"]["value_by_index"]
-    return [by_index[k]["score"] for k in sorted(by_index, key=int)]
-
-
-def retain_truth_ratios(path, split: str, protocol: str = "open-unlearning") -> list[float]:
-    """The retain model's per-item forget truth ratios from our TOFU_EVAL.json or open-unlearning's (which holds no
-    protocol: its own, ``open-unlearning``); one made for another split or under another protocol is refused."""
-    try:
-        results = read_json(path)  # a file that is not JSON says so itself
-    except FileNotFoundError:
-        raise ValueError(f"retain results file {path} not found") from None
-    meta = results.get("_meta", {}) if isinstance(results, dict) else {}
-    if meta.get("split") is not None and meta["split"] != split:
-        raise ValueError(f"{path} holds retain-model results for {meta['split']}, not {split}")
-    made_under = meta.get("protocol", "open-unlearning")
-    if made_under != protocol:
-        raise ValueError(
-            f"{path} holds retain-model results made under the {made_under} protocol, not {protocol}; "
-            f"evaluate the retain model with --protocol {protocol}"
-        )
-    try:
-        return forget_ratios(results)
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path} has no forget_truth_ratio.value_by_index; give a TOFU_EVAL.json") from None
 
 
 def summary(results: dict) -> dict:
@@ -334,8 +369,11 @@ def summary(results: dict) -> dict:
         *M.UTILITY_KEYS,
     ]
     losses = [v["avg_loss"] for v in results["forget_Q_A_Prob"]["value_by_index"].values()]
+    attacks = {key: results[key]["agg_value"] for key in RESULT_KEYS.values() if key in results}
     return {
         **{n: results[n]["agg_value"] for n in names},
+        **attacks,
+        "privleak": results["privleak"]["agg_value"] if "privleak" in results else None,
         "forget_answer_loss_per_token": float(np.mean(losses)),
         **results["_meta"],
     }

@@ -8,6 +8,7 @@ import torch
 
 from simnpo.llm.templates import TEMPLATES
 from simnpo.llm.tofu import evaluate as E
+from simnpo.llm.tofu import reference as R
 from simnpo.llm.tofu.data import encode_qa, load_tofu
 from simnpo.llm.tofu.metrics import UTILITY_KEYS
 from simnpo.losses import sequence_logprobs
@@ -95,10 +96,11 @@ def test_forget_quality_against_itself_is_one_and_sizes_must_match(tiny_model, t
 def test_retain_results_from_ours_and_open_unlearning(tmp_path, results):
     ours = tmp_path / "ours.json"
     ours.write_text(json.dumps(results))
-    ratios = E.retain_truth_ratios(ours, "forget10")
-    assert ratios == [results["forget_truth_ratio"]["value_by_index"][str(i)]["score"] for i in range(80)]
+    reference = R.retain_reference(ours, "forget10")
+    assert reference.ratios == [results["forget_truth_ratio"]["value_by_index"][str(i)]["score"] for i in range(80)]
+    assert reference.mia_auc == results["mia_min_k"]["agg_value"]  # privleak's reference
     with pytest.raises(ValueError, match="holds retain-model results for forget10, not forget05"):
-        E.retain_truth_ratios(ours, "forget05")
+        R.retain_reference(ours, "forget05")
     theirs = tmp_path / "TOFU_EVAL.json"  # open-unlearning: no _meta, keys in any order
     theirs.write_text(
         json.dumps(
@@ -110,19 +112,19 @@ def test_retain_results_from_ours_and_open_unlearning(tmp_path, results):
             }
         )
     )
-    assert E.retain_truth_ratios(theirs, "forget01") == [0.1, 0.2, 0.3]
+    assert R.retain_reference(theirs, "forget01") == R.TofuReference([0.1, 0.2, 0.3], None)  # no AUC: 0.5 used
     # every file records its protocol (open-unlearning's own files are its protocol's); another one is refused
     assert results["_meta"]["protocol"] == "open-unlearning"
     with pytest.raises(ValueError, match="made under the open-unlearning protocol, not attend-all; evaluate the"):
-        E.retain_truth_ratios(theirs, "forget01", "attend-all")
+        R.retain_reference(theirs, "forget01", "attend-all")
     ours.write_text(json.dumps({**results, "_meta": {**results["_meta"], "protocol": "attend-all"}}))
     with pytest.raises(ValueError, match="made under the attend-all protocol, not open-unlearning"):
-        E.retain_truth_ratios(ours, "forget10")
+        R.retain_reference(ours, "forget10")
     with pytest.raises(ValueError, match="not found"):
-        E.retain_truth_ratios(tmp_path / "none.json", "forget10")
+        R.retain_reference(tmp_path / "none.json", "forget10")
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="has no forget_truth_ratio.value_by_index"):
-        E.retain_truth_ratios(tmp_path / "bad.json", "forget10")
+        R.retain_reference(tmp_path / "bad.json", "forget10")
 
 
 @pytest.mark.parametrize(
