@@ -27,7 +27,7 @@ MODEL_CONFIGS = {
     "llama3": "Llama-3.2-1B-Instruct",
 }
 METRICS = ("forget_Q_A_Prob", "forget_Q_A_ROUGE", "forget_Truth_Ratio", "model_utility", "exact_memorization")
-METRICS += ("extraction_strength",)
+METRICS += ("extraction_strength", "privleak")  # privleak: its pre-computed mia_min_k is kept in the results
 # config attributes that decide what the model computes, reported for the parity tool to compare
 CONFIG_KEYS = ("rope_theta", "rope_scaling", "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
 CONFIG_KEYS += ("num_key_value_heads", "head_dim", "rms_norm_eps", "tie_word_embeddings", "max_position_embeddings")

@@ -201,6 +201,14 @@ def print_table(ours: dict, theirs: dict) -> None:
             ]
             same = f"{sum(a == b for a, b in pairs)}/{len(pairs)} identical"
         print(f"{key:<26} {len(theirs[key]['value_by_index']):>5} {relative:>28.2e} {loss:>21.2e}  {same}")
+    for side in ("forget", "holdout"):  # the Min-K% scores of privleak's two sets
+        if "mia_min_k" in ours and "mia_min_k" in theirs:
+            relative, _ = differences(ours["mia_min_k"][side], theirs["mia_min_k"][side])
+            items = len(theirs["mia_min_k"][side]["value_by_index"])
+            print(f"{'mia_min_k ' + side:<26} {items:>5} {relative:>28.2e} {'':>21}")
+    if "privleak" in ours and "privleak" in theirs:
+        a, b = ours["privleak"]["agg_value"], theirs["privleak"]["agg_value"]
+        print(f"privleak: ours {a:.6f}, theirs {b:.6f} (difference {abs(a - b):.1e})")
     utility = abs(ours["model_utility"]["agg_value"] - theirs["model_utility"]["agg_value"])
     print(
         f"model utility: ours {ours['model_utility']['agg_value']:.6f}, theirs "
