@@ -17,10 +17,8 @@ from simnpo.cli.common import app, echo_error, parse_list, print_table, progress
 TEMPLATE_HELP = "TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."
 DRY_RUN_HELP = "Print the fully resolved configuration as JSON and exit (loads no model, writes nothing)."
 BENCH_HELP = "Benchmark: tofu, muse or wmdp."
-MIA_HELP = (
-    "TOFU: membership-inference attacks to run besides Min-K% (which privleak uses), comma-separated: loss, zlib, "
-    "min_k++, gradnorm."
-)
+MIA_HELP = "TOFU: membership-inference attacks besides privleak's Min-K%: loss, zlib, min_k++, gradnorm, reference."
+MIA_REFERENCE_HELP = "TOFU: the reference attack's model (a folder or hub id with the same tokenizer)."
 TASKS_HELP = (
     "WMDP tasks, comma-separated: wmdp_bio, wmdp_cyber, wmdp_chem, mmlu (default: all but Chem; built-in: Bio, MMLU)."
 )
@@ -101,6 +99,7 @@ def eval_command(
     ),
     protocol: str = typer.Option("open-unlearning", help=PROTOCOL_HELP),
     mia: str | None = typer.Option(None, help=MIA_HELP),
+    mia_reference: str | None = typer.Option(None, help=MIA_REFERENCE_HELP),
     max_new_tokens: int = typer.Option(200, help="Generation length (open-unlearning protocol)."),
     template: str | None = typer.Option(None, help=TEMPLATE_HELP),
     tasks: str | None = typer.Option(None, help=TASKS_HELP),
@@ -185,6 +184,7 @@ def llm_command(
     retain_results: Path | None = typer.Option(None, help="The retain model's TOFU_EVAL.json for forget quality."),
     protocol: str | None = typer.Option(None, help=PROTOCOL_HELP),
     mia: str | None = typer.Option(None, help=MIA_HELP),
+    mia_reference: str | None = typer.Option(None, help=MIA_REFERENCE_HELP),
     beta: float | None = typer.Option(None, help="β for every method (default: the preset's per method)."),
     margin: float | None = typer.Option(None, help="SimNPO's margin γ."),
     margin_convention: str | None = typer.Option(None, help="paper (default) or authors_code."),

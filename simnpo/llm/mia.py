@@ -32,7 +32,6 @@ from torch import Tensor
 
 from simnpo.losses import token_logprobs
 
-ATTACKS = ("loss", "zlib", "min_k", "min_k++", "gradnorm", "reference")
 MIN_K = 0.4  # open-unlearning's configs/eval/tofu_metrics/mia_min_k*.yaml
 GRADNORM_P = 2.0  # its mia_gradnorm.yaml
 SIGMA_FLOOR = 1e-6  # Min-K%++'s clamp of σ², as open-unlearning's min_k_plus_plus.py

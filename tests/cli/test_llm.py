@@ -61,6 +61,8 @@ def test_llm_runs_every_step_and_resumes(cache, tmp_path):
         (["--beta", "0"], "beta must be a finite number > 0"),
         (["--methods", "wga", "--beta", "-1"], "beta must be a finite number > 0"),
         (["--mia", "loss,minkk"], "unknown attack 'minkk'; use one of loss, zlib"),
+        (["--mia", "reference"], "the reference attack needs a reference model: give --mia-reference MODEL"),
+        (["--mia-reference", "/no/such/model"], "model folder /no/such/model does not exist"),
         (["--methods", "pdu", "--retain-epsilon", "0"], "retain_epsilon must be a finite number > 0"),
         (["--methods", "satimp", "--beta2", "-0.5"], "beta2 must be a finite number >= 0"),
         (["--bench", "harmbench"], "unknown benchmark 'harmbench'; use one of tofu, muse, wmdp"),

@@ -44,6 +44,7 @@ OPTIONS = (
     "batch_size",
     "generation_batch_size",
     "mia",
+    "mia_reference",
 )
 
 
@@ -92,6 +93,8 @@ def plan(request: Request, settings: TofuEvalConfig, train: bool = False) -> Pla
     else:
         result.models.append(("target", assets.model("target")))
         result.build = lambda name, progress: ensure_model(assets, name, progress)
+    if settings.mia_reference is not None:
+        check_source(settings.mia_reference, "model")
     if settings.retain_results is not None:
         n_forget = len(forget_rows[:ORIGINAL_MAX_ITEMS] if settings.protocol == "original" else forget_rows)
         result.reference = retain_reference(settings.retain_results, settings.split, settings.protocol)

@@ -24,6 +24,7 @@ from simnpo.llm.tofu.privacy import (
     attack_results,
     check_attacks,
     holdout_split,
+    load_reference_model,
     privleak_entry,
 )
 from simnpo.llm.tofu.reference import forget_ratios
@@ -71,6 +72,7 @@ class TofuEvalConfig:
     # membership-inference attacks beyond Min-K% (which privleak needs and is always run): tofu/privacy.RESULT_KEYS
     mia: tuple[str, ...] = ()
     mia_k: float = MIN_K  # Min-K% and Min-K%++'s k (open-unlearning's 0.4)
+    mia_reference: str | None = None  # the Reference attack's model (a folder or hub id; the same tokenizer)
 
     def __post_init__(self) -> None:
         if self.split not in FORGET_SPLITS:
@@ -84,15 +86,15 @@ class TofuEvalConfig:
         attacks = self.mia.split(",") if isinstance(self.mia, str) else self.mia  # command line (text) or config.json
         object.__setattr__(self, "mia", tuple(a.strip() for a in attacks if a.strip()))
         check_attacks(self.mia)
-        if "reference" in self.mia:
-            raise ValueError("the reference attack needs a reference model, which TOFU's evaluation does not load yet")
+        if "reference" in self.mia and self.mia_reference is None:
+            raise ValueError("the reference attack needs a reference model: give --mia-reference MODEL")
         if not 0 < self.mia_k <= 1:
             raise ValueError(f"mia_k must be in (0, 1], got {self.mia_k}")
 
     @property
     def attacks(self) -> tuple[str, ...]:
-        """Min-K% (for privleak), then the attacks asked for."""
-        return tuple(dict.fromkeys(("min_k", *self.mia)))
+        """Min-K% (for privleak), then the attacks asked for (Reference whenever its model is given)."""
+        return tuple(dict.fromkeys(("min_k", *self.mia, *(("reference",) if self.mia_reference else ()))))
 
     @property
     def open_unlearning(self) -> bool:
@@ -126,7 +128,7 @@ def score_answers(
     ``open_unlearning``: open-unlearning's attention mask (``data.pad_right``) and its float32 loss computation
     (``metrics.open_unlearning_answer_loss``); otherwise every token attended and the exact mean NLL. ``attacks``:
     also each answer's score under these membership-inference attacks (``llm/mia.py``; LOSS is avg_loss, GradNorm
-    is ``gradnorm_scores``'), over the tokens EM and ES score.
+    is ``mia.gradnorm_scores``'), over the tokens EM and ES score.
     """
     owner = [i for i, group in enumerate(answers) for _ in group]
     rows = [
@@ -193,30 +195,47 @@ def _prob_entry(losses: list[float]) -> dict:
     return {"prob": probs[0] if len(losses) == 1 else probs, "avg_loss": losses[0] if len(losses) == 1 else losses}
 
 
-def _scored_with_attacks(model, tokenizer, rows, answers, config: TofuEvalConfig, attacks: tuple[str, ...]):
-    """``score_answers`` of the items' answers, and per item its first answer's score under each attack."""
-    in_batch = tuple(a for a in attacks if a != "gradnorm")
-    questions = [r["question"] for r in rows]
-    scores = score_answers(
-        model, tokenizer, config.prompt_template(), questions, answers, config.batch_size, config.max_length,
-        config.open_unlearning, in_batch, config.mia_k,
+def _scored_with_attacks(
+    model, tokenizer, rows, answers, config: TofuEvalConfig, attacks: tuple[str, ...], reference_model=None
+):
+    """``score_answers`` of the items' answers, and per item its first answer's score under each attack (Reference:
+    its avg_loss minus ``reference_model``'s)."""
+    in_batch = tuple(a for a in attacks if a not in ("gradnorm", "reference"))
+    questions, template = [r["question"] for r in rows], config.prompt_template()
+    score = functools.partial(
+        score_answers, tokenizer=tokenizer, template=template, questions=questions, batch_size=config.batch_size,
+        max_length=config.max_length, open_unlearning=config.open_unlearning, k=config.mia_k,
     )  # fmt: skip
-    gradnorms = gradnorm_scores(model, tokenizer, rows, config) if "gradnorm" in attacks else None
+    scores = score(model, answers=answers, attacks=in_batch)
+    other = {}
+    if "gradnorm" in attacks:  # one item at a time, encoded as the benchmark encodes it
+        encode = functools.partial(encode_qa, tokenizer, template, max_length=config.max_length)
+        items = (encode([r["question"]], [r["answer"]], mask_pad_tokens=config.open_unlearning) for r in rows)
+        other["gradnorm"] = mia.gradnorm_scores(model, items)
+    if "reference" in attacks:
+        theirs = score(reference_model, answers=[group[:1] for group in answers])["avg_loss"]
+        ours = [losses[0] for losses in scores["avg_loss"]]
+        other["reference"] = mia.reference_scores(torch.tensor(ours), torch.tensor([x[0] for x in theirs])).tolist()
     attacked = [
-        {a: scores[a][i][0] for a in in_batch} | ({"gradnorm": gradnorms[i]} if gradnorms else {})
-        for i in range(len(rows))
+        {a: scores[a][i][0] for a in in_batch} | {a: values[i] for a, values in other.items()} for i in range(len(rows))
     ]
     return scores, attacked
 
 
 def item_scores(
-    model, tokenizer, rows: list[dict], base: str, config: TofuEvalConfig, attacks: tuple[str, ...] = ()
+    model,
+    tokenizer,
+    rows: list[dict],
+    base: str,
+    config: TofuEvalConfig,
+    attacks: tuple[str, ...] = (),
+    reference_model=None,
 ) -> list[dict]:
     """What the model's likelihoods say about each item: every answer's avg_loss (answer, then the base of the truth
     ratio unless it is the answer, then the perturbed ones), the answer's EM and ES, the ROUGE reference, and its
     scores under ``attacks`` (``mia``)."""
     answers = [[r["answer"], *([r[base]] if base != "answer" else []), *r["perturbed_answer"]] for r in rows]
-    scores, attacked = _scored_with_attacks(model, tokenizer, rows, answers, config, attacks)
+    scores, attacked = _scored_with_attacks(model, tokenizer, rows, answers, config, attacks, reference_model)
     template = config.prompt_template()
     references = [decoded_answer(tokenizer, template, r["question"], r["answer"], config.max_length) for r in rows]
     return [
@@ -227,17 +246,12 @@ def item_scores(
     ]
 
 
-def attack_scores(model, tokenizer, rows: list[dict], config: TofuEvalConfig) -> list[dict[str, float]]:
+def attack_scores(
+    model, tokenizer, rows: list[dict], config: TofuEvalConfig, reference_model=None
+) -> list[dict[str, float]]:
     """Each item's answer (a holdout item's) scored by every attack of ``config.attacks``."""
     answers = [[r["answer"]] for r in rows]
-    return _scored_with_attacks(model, tokenizer, rows, answers, config, config.attacks)[1]
-
-
-def gradnorm_scores(model, tokenizer, rows: list[dict], config: TofuEvalConfig) -> list[float]:
-    """GradNorm of each item's answer (``mia.gradnorm_scores``), encoded as the benchmark encodes it."""
-    encode = functools.partial(encode_qa, tokenizer, config.prompt_template(), max_length=config.max_length)
-    batches = (encode([r["question"]], [r["answer"]], mask_pad_tokens=config.open_unlearning) for r in rows)
-    return mia.gradnorm_scores(model, batches)
+    return _scored_with_attacks(model, tokenizer, rows, answers, config, config.attacks, reference_model)[1]
 
 
 def set_metrics(rows: list[dict], items: list[dict], key: str, base: str, forget_set: bool) -> dict:
@@ -312,16 +326,19 @@ def evaluate_tofu(
     if config.template is None:
         config = replace(config, template=detect_template(tokenizer, model.config.model_type)[0])
     advance = advance or (lambda parts: None)
+    reference_model = load_reference_model(config.mia_reference, model, tokenizer) if config.mia_reference else None
     sets, scored = {}, {}
     for name, (tofu_config, _, base) in SETS.items():
         rows = load_tofu(data, tofu_config or f"{config.split}_perturbed")
         sets[name] = rows[:ORIGINAL_MAX_ITEMS] if config.protocol == "original" else rows
         attacks = config.attacks if name == "forget" else ()
-        score = functools.partial(item_scores, model, tokenizer, base=base, config=config, attacks=attacks)
+        score = functools.partial(item_scores, model, tokenizer, base=base, config=config, attacks=attacks,
+                                  reference_model=reference_model)  # fmt: skip
         scored[name] = shard_map(score, sets[name], accelerator)
         advance(1)
     holdout_rows = load_tofu(data, holdout_split(config.split))
-    holdout = shard_map(functools.partial(attack_scores, model, tokenizer, config=config), holdout_rows, accelerator)
+    attack = functools.partial(attack_scores, model, tokenizer, config=config, reference_model=reference_model)
+    holdout = shard_map(attack, holdout_rows, accelerator)
     advance(1)
     # every set's questions generated together: a batch of rows that leave as they finish costs its longest row's
     # steps, so fewer, larger batches cost less (item results do not depend on the batch)

@@ -7,6 +7,7 @@ question, answer, its chat template) and is reported as ``mia_ATTACK`` {forget, 
 from __future__ import annotations
 
 from simnpo.llm import mia
+from simnpo.llm.models import load_model
 
 # our attack names -> open-unlearning's result keys (src/evals/metrics/mia/__init__.py)
 RESULT_KEYS = {
@@ -17,7 +18,6 @@ RESULT_KEYS = {
     "gradnorm": "mia_gradnorm",
     "reference": "mia_reference",
 }
-DEFAULT_ATTACKS = ("min_k",)  # what privleak needs; the others on request (--mia)
 NO_RETAIN_AUC = 0.5  # open-unlearning's ref_value
 
 
@@ -69,3 +69,16 @@ def retain_auc_of(results: dict) -> float | None:
     """The retain model's Min-K% AUC from its TOFU_EVAL dict, ours or open-unlearning's (None where it has none)."""
     entry = results.get("mia_min_k")
     return entry.get("agg_value") if isinstance(entry, dict) else None
+
+
+def load_reference_model(name: str, model, tokenizer):
+    """The Reference attack's model, on ``model``'s device in its dtype; it scores the evaluated model's tokens, so
+    it must read them (a vocabulary at least the tokenizer's)."""
+    parameter = next(model.parameters())
+    reference = load_model(name, str(parameter.device), str(parameter.dtype).removeprefix("torch."))
+    if reference.config.vocab_size < len(tokenizer):
+        raise ValueError(
+            f"the reference model {name} has {reference.config.vocab_size} tokens, the tokenizer {len(tokenizer)}; "
+            "give a reference model of the same tokenizer"
+        )
+    return reference

@@ -22,8 +22,23 @@ EVERY_ATTACK = replace(
 
 
 @pytest.fixture(scope="module")
-def attacked(tiny_model, tokenizer, tofu_folder):
-    return E.evaluate_tofu(tiny_model, tokenizer, str(tofu_folder), EVERY_ATTACK)
+def reference_folder(trained_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reference")
+    trained_model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def attacked(tiny_model, tokenizer, tofu_folder, reference_folder):
+    config = replace(EVERY_ATTACK, mia=(*EVERY_ATTACK.mia, "reference"), mia_reference=str(reference_folder))
+    return E.evaluate_tofu(tiny_model, tokenizer, str(tofu_folder), config)
+
+
+def mean_nll(model, tokenizer, question: str, answer: str) -> float:
+    ids, labels = encode_pair(tokenizer, TEMPLATES["llama2"], question, answer)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), -1)
+    return -float(np.mean([logp[t - 1, labels[t]].item() for t in range(len(ids)) if labels[t] != -100]))
 
 
 def one_item(model, tokenizer, question: str, answer: str, k: float = 0.4) -> dict[str, float]:
@@ -58,12 +73,19 @@ def one_item(model, tokenizer, question: str, answer: str, k: float = 0.4) -> di
     }
 
 
-def test_every_attack_scores_each_item_as_one_item_at_a_time(attacked, tiny_model, tokenizer, tofu_folder):
+def test_every_attack_scores_each_item_as_one_item_at_a_time(
+    attacked, tiny_model, trained_model, tokenizer, tofu_folder
+):
     for side, split in (("forget", "forget10_perturbed"), ("holdout", "holdout10")):
         rows = load_tofu(tofu_folder, split)
         assert len(attacked["mia_min_k"][side]["value_by_index"]) == len(rows)
         for i in (0, 7, len(rows) - 1):
-            expected = one_item(tiny_model, tokenizer, rows[i]["question"], rows[i]["answer"])
+            question, answer = rows[i]["question"], rows[i]["answer"]
+            expected = one_item(tiny_model, tokenizer, question, answer)
+            reference = mean_nll(tiny_model, tokenizer, question, answer) - mean_nll(
+                trained_model, tokenizer, question, answer
+            )
+            expected["mia_reference"] = reference
             for key, value in expected.items():
                 got = attacked[key][side]["value_by_index"][str(i)]["score"]
                 assert got == pytest.approx(value, rel=1e-5), (side, i, key)
@@ -72,7 +94,7 @@ def test_every_attack_scores_each_item_as_one_item_at_a_time(attacked, tiny_mode
 def test_results_in_open_unlearnings_layout_and_privleak_against_half(attacked):
     from simnpo.llm.mia import mia_auc
 
-    for key in ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus", "mia_gradnorm"):
+    for key in ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus", "mia_gradnorm", "mia_reference"):
         entry = attacked[key]
         scores = {side: [v["score"] for v in entry[side]["value_by_index"].values()] for side in ("forget", "holdout")}
         assert entry["auc"] == entry["agg_value"] == mia_auc(scores["forget"], scores["holdout"])
@@ -99,7 +121,7 @@ def test_privleak_of_the_built_in_run(small_runs):
 
 @pytest.mark.parametrize(
     "mia, message",
-    [("loss,minkk", "unknown attack 'minkk'; use one of loss, zlib"), ("reference", "needs a reference model")],
+    [("loss,minkk", "unknown attack 'minkk'; use one of loss, zlib"), ("reference", "give --mia-reference MODEL")],
 )
 def test_bad_attacks_are_refused(mia, message):
     with pytest.raises(ValueError, match=message):
