@@ -32,10 +32,11 @@ def chat_model(smollm2):
 
 @pytest.fixture(scope="module")
 def few_tofu(tofu_folder, tmp_path_factory):
-    """A TOFU folder of a few mini-TOFU items per evaluation set (and forget01 / retain99 to unlearn on)."""
+    """A TOFU folder of a few mini-TOFU items per evaluation set, holdout01 for privleak (and forget01 / retain99 to
+    unlearn on)."""
     folder = tmp_path_factory.mktemp("few-tofu")
     sizes = {"forget01_perturbed": 3, "forget01": 3, "retain99": 6, "retain_perturbed": 2}
-    sizes |= {"real_authors_perturbed": 2, "world_facts_perturbed": 2}
+    sizes |= {"real_authors_perturbed": 2, "world_facts_perturbed": 2, "holdout01": 3}
     for name, n in sizes.items():
         lines = (tofu_folder / f"{name}.json").read_text().splitlines()[:n]
         (folder / f"{name}.json").write_text("\n".join(lines) + "\n")
@@ -64,7 +65,7 @@ def one_item(model, tokenizer, question: str, answers: list[str], max_new_tokens
     user = {"role": "user", "content": question}
     prompt = chat_ids(tokenizer, [SYSTEM, user], True)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    losses, first = [], None
+    losses, first, min_k = [], None, None
     for answer in answers:
         full = chat_ids(tokenizer, [SYSTEM, user, {"role": "assistant", "content": answer}], False)
         full = full if full[-1] == eos else [*full, eos]
@@ -77,6 +78,10 @@ def one_item(model, tokenizer, question: str, answers: list[str], max_new_tokens
             logits[..., :-1, :].contiguous().transpose(-1, -2), labels[..., 1:].contiguous()
         )
         losses.append((nll.sum() / (labels != -100).sum()).item())
+        if min_k is None:  # Min-K% of the first answer as its tokenwise_logprobs and min_k.py take it: the EOS left out
+            logp = torch.log_softmax(logits, -1)[0, :-1].gather(-1, ids[0, 1:, None])[:, 0]
+            scored = sorted(logp[len(prompt) - 1 : len(full) - 2].tolist())
+            min_k = -float(np.mean(scored[: max(1, int(len(scored) * 0.4))]))
     ids = torch.tensor([prompt])
     with torch.no_grad():
         out = model.generate(
@@ -84,7 +89,7 @@ def one_item(model, tokenizer, question: str, answers: list[str], max_new_tokens
         )
     generation = decoded(tokenizer, out[0, len(prompt) :].tolist()).strip()
     reference = decoded(tokenizer, first).replace(decoded(tokenizer, prompt), "").strip()
-    return {"losses": losses, "generation": generation, "reference": reference}
+    return {"losses": losses, "generation": generation, "reference": reference, "min_k": min_k}
 
 
 def test_tofu_evaluation_equals_open_unlearnings_procedure_one_item_at_a_time(chat_model, few_tofu):
@@ -118,6 +123,15 @@ def test_tofu_evaluation_equals_open_unlearnings_procedure_one_item_at_a_time(ch
             assert (rouge["generation"], rouge["ground_truth"]) == (item["generation"], item["reference"])
             expected = scorer.score(item["reference"], item["generation"])["rougeL"].recall
             assert rouge["rougeL_recall"] == pytest.approx(expected)
+            if key == "forget":  # privleak's Min-K% scores: a mean of float32 log-probabilities, batched with the
+                min_k = results["mia_min_k"]["forget"]["value_by_index"][str(i)]["score"]  # prompt's KV cache (1.2e-5)
+                assert min_k == pytest.approx(item["min_k"], rel=3e-5)
+    holdout = [json.loads(line) for line in (few_tofu / "holdout01.json").read_text().splitlines()]
+    for i, row in enumerate(holdout):
+        min_k = results["mia_min_k"]["holdout"]["value_by_index"][str(i)]["score"]
+        assert min_k == pytest.approx(
+            one_item(model, tokenizer, row["question"], [row["answer"]], 1)["min_k"], rel=1e-5
+        )
 
 
 def test_the_open_unlearning_mask_hides_the_chat_prompts_eos_tokens_and_moves_the_numbers(chat_model, few_tofu):
