@@ -123,8 +123,10 @@ def test_tofu_evaluation_equals_open_unlearnings_procedure_one_item_at_a_time(ch
             assert (rouge["generation"], rouge["ground_truth"]) == (item["generation"], item["reference"])
             expected = scorer.score(item["reference"], item["generation"])["rougeL"].recall
             assert rouge["rougeL_recall"] == pytest.approx(expected)
-            if key == "forget":  # privleak's Min-K% scores: a mean of float32 log-probabilities, batched with the
-                min_k = results["mia_min_k"]["forget"]["value_by_index"][str(i)]["score"]  # prompt's KV cache (1.2e-5)
+            if key == "forget":
+                # privleak's Min-K% scores: means of float32 log-probabilities, here batched over the prompt's KV
+                # cache, there one unpadded pass (measured 1.2e-5 apart)
+                min_k = results["mia_min_k"]["forget"]["value_by_index"][str(i)]["score"]
                 assert min_k == pytest.approx(item["min_k"], rel=3e-5)
     holdout = [json.loads(line) for line in (few_tofu / "holdout01.json").read_text().splitlines()]
     for i, row in enumerate(holdout):
