@@ -37,11 +37,17 @@ GRADNORM_P = 2.0  # its mia_gradnorm.yaml
 SIGMA_FLOOR = 1e-6  # Min-K%++'s clamp of σ², as open-unlearning's min_k_plus_plus.py
 
 
+def without_last(mask: Tensor) -> Tensor:
+    """``mask`` [b, T-1] with each row's last position left out (the answer's EOS, which open-unlearning's
+    ``tokenwise_logprobs`` and ``tokenwise_vocab_logprobs`` drop)."""
+    return mask & (mask.cumsum(-1) < mask.sum(-1, keepdim=True))
+
+
 def scored_tokens(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Each labelled token's log-probability [b, T-1] (float32 or wider) and the mask [b, T-1] of the scored ones:
-    every labelled token but each row's last (open-unlearning's ``tokenwise_logprobs`` drops the EOS)."""
+    every labelled token but each row's last."""
     logps, mask = token_logprobs(logits, labels)
-    return logps, mask & (mask.cumsum(-1) < mask.sum(-1, keepdim=True))
+    return logps, without_last(mask)
 
 
 def next_token_moments(logits: Tensor) -> tuple[Tensor, Tensor]:

@@ -262,7 +262,8 @@ def unlearn(
                 with accelerator.accumulate(model):  # forward and backward in one: DDP's no_sync spans both
                     inputs = loss_inputs(model, data, batch, ref, reads, accelerator.device)
                     loss, parts = unlearning_loss(inputs, config.loss, dual.multiplier if dual else None)
-                    retain_parts.append(parts.get("retain"))
+                    if dual is not None:
+                        retain_parts.append(parts["retain"])
                     if (bad := nonfinite_loss(loss, accelerator)) is not None:  # every process stops at once
                         where = f"epoch {epoch + 1} step {step + 1}"
                         raise NonFiniteLoss(_nonfinite_message(config.method, bad, where, start_epoch, checkpoint))

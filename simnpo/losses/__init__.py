@@ -187,9 +187,8 @@ class LossConfig:
                 object.__setattr__(self, name, value)
         if not (math.isfinite(self.beta) and self.beta > 0):
             raise ValueError(f"beta must be a finite number > 0, got {self.beta}")
-        for name in ("margin", "forget_weight", "retain_weight", "steering", "beta2", "retain_tolerance"):
-            self._check_non_negative(name)
-        for name in ("dual_step_size", "dual_warmup_epochs", "ignore_first_answer_tokens"):
+        non_negative = ("margin", "forget_weight", "retain_weight", "steering", "beta2", "retain_tolerance")
+        for name in (*non_negative, "dual_step_size", "dual_warmup_epochs", "ignore_first_answer_tokens"):
             self._check_non_negative(name)
         if self.retain_epsilon is not None and not (math.isfinite(self.retain_epsilon) and self.retain_epsilon > 0):
             raise ValueError(

@@ -70,14 +70,13 @@ class UnlearnConfig:
         if not self.losses:
             raise ValueError("give at least one unlearning method")
         for method in self.methods:  # Markov chains have no refusal answers; the small GPT exposes no layer
-            outputs = {read.batch if read.batch == "refusal" else read.output for read in method_reads(method)}
-            if outputs & {"refusal", "hidden"}:
-                what = (
-                    "refusal answers, which Markov chains do not have"
-                    if "refusal" in outputs
-                    else "a layer's activations"
+            reads = method_reads(method)
+            if any(read.batch == "refusal" for read in reads):
+                raise ValueError(
+                    f"{method} needs refusal answers, which Markov chains do not have; choose another method"
                 )
-                raise ValueError(f"{method} needs {what}; choose another method")
+            if any(read.output == "hidden" for read in reads):
+                raise ValueError(f"{method} needs a layer's activations; choose another method")
         if not (self.iterations >= 1 and self.lr > 0 and self.batch_size >= 1):
             raise ValueError("unlearning needs iterations >= 1, lr > 0 and batch size >= 1")
         if not 1 <= self.eval_every <= self.iterations:
@@ -187,8 +186,7 @@ def step_inputs(
 def _token_mean_nll(model: MarkovGPT, data: TokenBatch) -> float:
     """The token-mean NLL of ``data`` under ``model`` (PDU's retain loss of the pretrained model)."""
     device = next(model.parameters()).device
-    logps, lengths = sequence_logprobs(forward_all(model, data), data.labels.to(device))
-    return float(-logps.sum() / lengths.sum())
+    return nll_loss(*sequence_logprobs(forward_all(model, data), data.labels.to(device))).item()
 
 
 def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:

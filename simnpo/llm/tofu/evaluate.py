@@ -127,8 +127,8 @@ def score_answers(
     out the last answer position (its EOS), as open-unlearning's ``tokenwise_vocab_logprobs`` does.
     ``open_unlearning``: open-unlearning's attention mask (``data.pad_right``) and its float32 loss computation
     (``metrics.open_unlearning_answer_loss``); otherwise every token attended and the exact mean NLL. ``attacks``:
-    also each answer's score under these membership-inference attacks (``llm/mia.py``; LOSS is avg_loss, GradNorm
-    is ``mia.gradnorm_scores``'), over the tokens EM and ES score.
+    also the score of each item's first answer under these membership-inference attacks (``llm/mia.py``; LOSS is
+    avg_loss, GradNorm is ``mia.gradnorm_scores``'), over the tokens EM and ES score; NaN for the other answers.
     """
     owner = [i for i, group in enumerate(answers) for _ in group]
     rows = [
@@ -136,7 +136,8 @@ def score_answers(
     ]
     in_batch = [a for a in attacks if a in ("min_k", "min_k++", "zlib")]
     scores = {name: torch.empty(len(rows)) for name in ("avg_loss", "tokens", "em", "es")}
-    scores |= {name: torch.empty(len(rows), dtype=torch.float64) for name in in_batch}
+    scores |= {name: torch.full((len(rows),), float("nan"), dtype=torch.float64) for name in in_batch}
+    first = torch.tensor([j == 0 or owner[j] != owner[j - 1] for j in range(len(owner))])  # each item's answer
     batches = shared_prefix_logits(model, rows, owner, batch_size, tokenizer.pad_token_id, open_unlearning)
     for idx, logits, labels in batches:
         logp, mask = token_logprobs(logits, labels)
@@ -145,17 +146,20 @@ def score_answers(
         else:
             scores["avg_loss"][idx] = (-logp.sum(-1) / mask.sum(-1).clamp(min=1)).float().cpu()
         predictions = logits[:, :-1].argmax(-1)
-        without_eos = mask & (torch.cumsum(mask, -1) < mask.sum(-1, keepdim=True))
+        without_eos = mia.without_last(mask)
         scores["tokens"][idx] = mask.sum(-1).float().cpu()
         scores["em"][idx] = M.exact_memorisation(predictions, labels[:, 1:], without_eos).float().cpu()
         scores["es"][idx] = M.extraction_strength(predictions, labels[:, 1:], without_eos).float().cpu()
+        sel = first[idx].to(logits.device)  # the attacks score only each item's answer
         if "min_k" in in_batch:
-            scores["min_k"][idx] = mia.min_k_scores(logp, without_eos, k)
+            scores["min_k"][idx[sel.cpu()]] = mia.min_k_scores(logp[sel], without_eos[sel], k)
         if "min_k++" in in_batch:
-            scores["min_k++"][idx] = mia.min_k_plus_plus_scores(logp, *mia.next_token_moments(logits), without_eos, k)
+            moments = mia.next_token_moments(logits[sel])
+            scores["min_k++"][idx[sel.cpu()]] = mia.min_k_plus_plus_scores(logp[sel], *moments, without_eos[sel], k)
     if "zlib" in in_batch:  # the answer's text as open-unlearning decodes its labels
-        texts = [decode(tokenizer, [t for t in row_labels if t != IGNORE_INDEX]) for _, row_labels in rows]
-        scores["zlib"] = mia.zlib_scores(scores["avg_loss"], texts)
+        answer_rows = first.nonzero()[:, 0]
+        texts = [decode(tokenizer, [t for t in rows[j][1] if t != IGNORE_INDEX]) for j in answer_rows.tolist()]
+        scores["zlib"][answer_rows] = mia.zlib_scores(scores["avg_loss"][answer_rows], texts)
     if "loss" in attacks:
         scores["loss"] = scores["avg_loss"]
     out = {name: [[] for _ in answers] for name in scores}

@@ -92,12 +92,12 @@ def test_every_attack_scores_each_item_as_one_item_at_a_time(
 
 
 def test_results_in_open_unlearnings_layout_and_privleak_against_half(attacked):
-    from simnpo.llm.mia import mia_auc
-
     for key in ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus", "mia_gradnorm", "mia_reference"):
         entry = attacked[key]
         scores = {side: [v["score"] for v in entry[side]["value_by_index"].values()] for side in ("forget", "holdout")}
-        assert entry["auc"] == entry["agg_value"] == mia_auc(scores["forget"], scores["holdout"])
+        # the AUC by hand: the share of (forget, holdout) pairs where the holdout item scores higher, ties half
+        pairs = [(h > f) + 0.5 * (h == f) for f in scores["forget"] for h in scores["holdout"]]
+        assert entry["auc"] == entry["agg_value"] == pytest.approx(sum(pairs) / len(pairs))
         assert entry["forget"]["agg_value"] == pytest.approx(np.mean(scores["forget"]))
     auc = attacked["mia_min_k"]["agg_value"]
     assert (
