@@ -45,6 +45,7 @@ BEST_POINT_UTILITY = {"tofu": 0.95, "muse": 0.9}
 # The sections of config.json, named independently of the classes they hold. Runs written before these names
 # keyed their sections by class name; ``read_config`` maps those (OLD_SECTIONS).
 REQUEST, RUN, EVALUATION, TEMPLATE, RELEARN = "request", "run", "evaluation", "template", "relearn"
+QUANTIZE = "quantize"
 EXPERIMENT, MODEL, PRETRAINING, UNLEARNING, WEIGHTS = "experiment", "model", "pretraining", "unlearning", "weights"
 SWEEP = "sweep"
 OLD_SECTIONS = {

@@ -28,7 +28,7 @@ quiet_hugging_face()
 
 @pytest.fixture(scope="session")
 def small_runs(tmp_path_factory):
-    """A tiny Markov run, a tiny `simnpo llm` run with evaluation every epoch, its relearning, a tiny
+    """A tiny Markov run, a tiny `simnpo llm` run with evaluation every epoch, its relearning and 4-bit attack, a tiny
     `simnpo llm --bench muse` run, and a tiny `simnpo llm --bench wmdp` run with its relearning."""
     from simnpo.cli import app
 
@@ -64,6 +64,7 @@ def small_runs(tmp_path_factory):
             str(root / "llm"),
         ],
         ["relearn", str(root / "llm"), "--steps", "2", "--eval-at", "0,2", "--max-new-tokens", "4"],
+        ["attack", "quantize", str(root / "llm"), "--bits", "4", "--device", "cpu"],
         ["llm", "--bench", "muse", "--finetune-epochs", "2", "--epochs", "1", "--cache-dir", str(root / "muse-cache")]
         + ["--out", str(root / "muse")],
         ["llm", "--bench", "wmdp", "--finetune-epochs", "1", "--epochs", "1", "--methods", "simnpo_nll,rmu"]

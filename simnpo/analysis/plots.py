@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from simnpo.analysis import attacks, muse, tofu, wmdp
 from simnpo.analysis import markov as mk
-from simnpo.analysis import muse, tofu, wmdp
 from simnpo.analysis.style import save_figure
 from simnpo.runs import MARKOV_RESULTS_FILE
 
@@ -22,6 +22,7 @@ KINDS = (
     "muse-table",
     "wmdp-forget-utility",
     "wmdp-relearn",
+    "attacks",
 )
 
 
@@ -61,6 +62,8 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
         if run["muse"]:
             title = f"MUSE ({folder.name})"
             out[f"muse_table_{folder.name}"] = lambda m=run["muse"], t=title: muse.plot_metric_table(m, t)
+        for name, report in attacks.load_reports(folder):  # `simnpo attack quantize` and `simnpo attack all`
+            out[f"attack_{name}"] = lambda r=report: attacks.plot_attacks(r)
         models, history = run["models"], run["history"]
         if {"target", "retain"} <= {r["model"] for r in models} and len(models) > 2:
             out[f"tofu_truth_ratio_{folder.name}"] = lambda m=models: tofu.plot_truth_ratio_memorisation(m)
@@ -102,6 +105,8 @@ def kind_of(name: str) -> str:
         return "tofu-weights"
     if name.startswith("muse_table"):
         return "muse-table"
+    if name.startswith("attack_"):
+        return "attacks"
     return {
         "tofu_quality_utility": "tofu-quality-utility",
         "tofu_epochs": "tofu-epochs",
@@ -121,7 +126,7 @@ def select(folders: list[Path], kinds: tuple[str, ...] | None) -> dict[str, Call
         what = f" of kind {', '.join(kinds)}" if kinds else ""
         raise ValueError(
             f"nothing to plot{what} in {', '.join(str(f) for f in folders)}: give folders of simnpo markov, llm, "
-            "eval or relearn runs"
+            "eval, relearn or attack runs"
         )
     return available
 

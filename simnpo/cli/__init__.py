@@ -2,7 +2,7 @@
 
 Imports point one way: this package's ``__init__`` imports the command modules, which import ``common``."""
 
-from simnpo.cli import figures, llm, markov, relearn  # noqa: F401  (each registers its commands on the app)
+from simnpo.cli import attack, figures, llm, markov, relearn  # noqa: F401  (each registers its commands on the app)
 from simnpo.cli.common import app
 
 

@@ -36,7 +36,7 @@ def weights(
 
 @app.command()
 def plot(
-    runs: list[Path] = typer.Argument(..., help="Run folders of simnpo markov, llm, eval or relearn."),
+    runs: list[Path] = typer.Argument(..., help="Run folders of simnpo markov, llm, eval, relearn or attack."),
     kind: str | None = typer.Option(None, help="Figure kinds, comma-separated (default: every one supported)."),
     out: Path | None = typer.Option(None, help="Output folder (default: a new runs/plot-<time>)."),
 ) -> None:

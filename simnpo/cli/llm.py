@@ -17,8 +17,8 @@ from simnpo.cli.common import app, echo_error, parse_list, print_table, progress
 TEMPLATE_HELP = "TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."
 DRY_RUN_HELP = "Print the fully resolved configuration as JSON and exit (loads no model, writes nothing)."
 BENCH_HELP = "Benchmark: tofu, muse or wmdp."
-MIA_HELP = "TOFU: membership-inference attacks besides privleak's Min-K%: loss, zlib, min_k++, gradnorm, reference."
-MIA_REFERENCE_HELP = "TOFU: the reference attack's model (a folder or hub id with the same tokenizer)."
+MIA_HELP = "TOFU and MUSE: attacks besides PrivLeak's Min-K%: loss, zlib, min_k, min_k++, gradnorm, reference."
+MIA_REFERENCE_HELP = "TOFU and MUSE: the reference attack's model (a folder or hub id with the same tokenizer)."
 TASKS_HELP = (
     "WMDP tasks, comma-separated: wmdp_bio, wmdp_cyber, wmdp_chem, mmlu (default: all but Chem; built-in: Bio, MMLU)."
 )

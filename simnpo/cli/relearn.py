@@ -10,6 +10,16 @@ import typer
 from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
 from simnpo.cli.llm import BENCH_HELP, GGUF_HELP, MODEL_HELP, bench_options, benchmark, make_request, source_lines
 
+# the relearning options, shared with `simnpo attack all`
+FRACTION = typer.Option(0.5, help="Fraction of the forget set to relearn on.")
+SAMPLES = typer.Option(None, help="Or this many forget rows (the authors' WMDP relearning: 400).")
+WARMUP_STEPS = typer.Option(0, help="Linear warm-up steps, then a constant lr.")
+STEPS = typer.Option(50, help="Relearning steps.")
+LR = typer.Option(1e-4, help="Learning rate (AdamW, constant after --warmup-steps).")
+BATCH_SIZE = typer.Option(4, help="Batch size.")
+EVAL_AT = typer.Option("0,5,10,25,50", help="Steps at which to evaluate, comma-separated.")
+SEED = typer.Option(0, help="Seed of the relearned subset and batch order.")
+
 
 @app.command()
 def relearn(
@@ -23,15 +33,15 @@ def relearn(
     ),
     split: str = typer.Option("forget10", help="With --model: the TOFU forget split."),
     retain_results: Path | None = typer.Option(None, help="With --model: the retain model's TOFU_EVAL.json."),
-    fraction: float = typer.Option(0.5, help="Fraction of the forget set to relearn on."),
-    samples: int | None = typer.Option(None, help="Or this many forget rows (the authors' WMDP relearning: 400)."),
-    warmup_steps: int = typer.Option(0, help="Linear warm-up steps, then a constant lr."),
-    steps: int = typer.Option(50, help="Relearning steps."),
-    lr: float = typer.Option(1e-4, help="Learning rate (AdamW, constant after --warmup-steps)."),
-    batch_size: int = typer.Option(4, help="Batch size."),
-    eval_at: str = typer.Option("0,5,10,25,50", help="Steps at which to evaluate, comma-separated."),
+    fraction: float = FRACTION,
+    samples: int | None = SAMPLES,
+    warmup_steps: int = WARMUP_STEPS,
+    steps: int = STEPS,
+    lr: float = LR,
+    batch_size: int = BATCH_SIZE,
+    eval_at: str = EVAL_AT,
     max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
-    seed: int = typer.Option(0, help="Seed of the relearned subset and batch order."),
+    seed: int = SEED,
     device: str = typer.Option("cpu", help="Torch device."),
     cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
     out: Path | None = typer.Option(None, help="Output folder (default: RUN/relearn or runs/relearn-<time>)."),

@@ -59,6 +59,10 @@ class Table:
     # (summary key, label, format) shown before and after relearning, and the curve keys relearning records
     relearn_columns: tuple[tuple[str, str, Callable[[Any], str]], ...] = ()
     curve_keys: tuple[str, ...] = ()
+    # what the attacks report beside the forget columns: the utility (summary key, label, format), and the forget
+    # metric whose return toward the target's value measures recovered knowledge (``attacks.recovered``)
+    utility: tuple[str, str, Callable[[Any], str]] | None = None
+    knowledge: str | None = None
 
     def header(self, settings) -> tuple[str, ...]:
         """The column names after the model label, for the run's settings (WMDP's depend on the tasks scored)."""

@@ -34,6 +34,15 @@ from simnpo.losses import token_logprobs
 
 MIN_K = 0.4  # open-unlearning's configs/eval/tofu_metrics/mia_min_k*.yaml
 GRADNORM_P = 2.0  # its mia_gradnorm.yaml
+# our attack names -> open-unlearning's result keys (src/evals/metrics/mia/__init__.py)
+RESULT_KEYS = {
+    "loss": "mia_loss",
+    "zlib": "mia_zlib",
+    "min_k": "mia_min_k",
+    "min_k++": "mia_min_k_plus_plus",
+    "gradnorm": "mia_gradnorm",
+    "reference": "mia_reference",
+}
 SIGMA_FLOOR = 1e-6  # Min-K%++'s clamp of σ², as open-unlearning's min_k_plus_plus.py
 
 
@@ -109,16 +118,18 @@ def gradnorm_score(model, loss: Tensor, p: float = GRADNORM_P) -> float:
     return torch.stack(norms).mean().item()
 
 
-def gradnorm_scores(model, batches: Iterable, p: float = GRADNORM_P) -> list[float]:
+def gradnorm_scores(model, batches: Iterable, p: float = GRADNORM_P, last_token: bool = False) -> list[float]:
     """``gradnorm_score`` of each one-item batch (``input_ids``, ``attention_mask``, ``labels``) over its scored
-    tokens: a forward and a backward pass per item, as open-unlearning loops over a batch's items. The model stays in
-    eval mode where open-unlearning switches to train mode, which differs only for a model with dropout."""
+    tokens (an answer's without its EOS; ``last_token``: every labelled token, as a whole text is scored): a forward
+    and a backward pass per item, as open-unlearning loops over a batch's items. The model stays in eval mode where
+    open-unlearning switches to train mode, which differs only for a model with dropout."""
     device = next(model.parameters()).device
     out = []
     with torch.enable_grad():  # evaluation runs under no_grad
         for batch in batches:
             ids, attention = batch.input_ids.to(device), batch.attention_mask.to(device)
-            logps, mask = scored_tokens(model(input_ids=ids, attention_mask=attention).logits, batch.labels.to(device))
+            logits, labels = model(input_ids=ids, attention_mask=attention).logits, batch.labels.to(device)
+            logps, mask = token_logprobs(logits, labels) if last_token else scored_tokens(logits, labels)
             out.append(gradnorm_score(model, mean_nll(logps, mask)[0], p))
     return out
 
@@ -133,3 +144,30 @@ def mia_auc(forget_scores, holdout_scores) -> float:
 def privleak(auc: float, reference_auc: float = 0.5) -> float:
     """PrivLeak in percent: 0 for the retain model against itself, negative while the forget set still leaks."""
     return ((1 - auc) - (1 - reference_auc)) / ((1 - reference_auc) + 1e-10) * 100
+
+
+def check_attacks(attacks: tuple[str, ...]) -> None:
+    for name in attacks:
+        if name not in RESULT_KEYS:
+            raise ValueError(f"unknown attack {name!r}; use one of {', '.join(RESULT_KEYS)}")
+
+
+def _scores(values: list[float]) -> dict:
+    return {
+        "agg_value": float(sum(values) / len(values)),
+        "value_by_index": {str(i): {"score": v} for i, v in enumerate(values)},
+    }
+
+
+def attack_results(forget: dict[str, list[float]], holdout: dict[str, list[float]]) -> dict:
+    """``mia_ATTACK`` entries from each attack's per-item scores of the forget and the holdout items."""
+    out = {}
+    for name in forget:
+        auc = mia_auc(forget[name], holdout[name])
+        out[RESULT_KEYS[name]] = {
+            "forget": _scores(forget[name]),
+            "holdout": _scores(holdout[name]),
+            "auc": auc,
+            "agg_value": auc,
+        }
+    return out

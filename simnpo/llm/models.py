@@ -75,6 +75,19 @@ def load_model(name: str | Path, device: str = "cpu", dtype: str = "float32"):
     return model.to(device).eval()
 
 
+def load_reference_model(name: str, model, tokenizer):
+    """The Reference attack's model, on ``model``'s device in its dtype; it scores the evaluated model's tokens, so
+    it must read them (a vocabulary at least the tokenizer's)."""
+    parameter = next(model.parameters())
+    reference = load_model(name, str(parameter.device), str(parameter.dtype).removeprefix("torch."))
+    if reference.config.vocab_size < len(tokenizer):
+        raise ValueError(
+            f"the reference model {name} has {reference.config.vocab_size} tokens, the tokenizer {len(tokenizer)}; "
+            "give a reference model of the same tokenizer"
+        )
+    return reference
+
+
 def model_type(name: str | Path) -> str | None:
     """The ``model_type`` of a model's config (e.g. llama, phi), or None when it cannot be read."""
     from transformers import AutoConfig

@@ -22,7 +22,7 @@ from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import METHODS, Read, method_reads
 from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, SUMMARY_FILES
 
-OPTIONS = ("corpus", "retrain_auc", "batch_size")
+OPTIONS = ("corpus", "retrain_auc", "batch_size", "mia", "mia_reference")
 EVAL_DATA = (("verbmem", "forget"), ("knowmem", "forget_qa"), ("knowmem", "forget_qa_icl"), ("knowmem", "retain_qa"))
 EVAL_DATA += (("knowmem", "retain_qa_icl"), ("privleak", "forget"), ("privleak", "holdout"))
 TRAIN_DATA = (("raw", "forget"), ("raw", "retain1"))
@@ -145,6 +145,8 @@ TABLE = Table(
         (key, name, _one_decimal) for key, name in zip(METRICS[:3], ("VerbMem", "KnowMem", "PrivLeak"))
     ),
     curve_keys=METRICS,
+    utility=("knowmem_r", "KnowMem D_r", _one_decimal),
+    knowledge="knowmem_f",
 )
 
 BENCHMARK = Benchmark(

@@ -6,6 +6,8 @@
 - KnowMem on D_f and D_r (utility): the 10-shot prompt, ``knowmem_tokens`` (32) greedy tokens cut at the stop
   strings, ROUGE-L F1 against the answer, mean × 100.
 - PrivLeak: Min-40 % scores of the whole privleak forget and holdout texts, their AUC, relative to the retrain AUC.
+- On request (``mia``), open-unlearning's membership-inference attacks (``llm/mia.py``) on the same texts, scored as
+  MUSE scores them (whole texts, every token after the first), as ``mia_ATTACK`` {forget, holdout, auc, agg_value}.
 Prompts are tokenised as MUSE does, with the tokenizer's special tokens (Llama's BOS).
 """
 
@@ -16,10 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from simnpo.llm import mia
+from simnpo.llm.data import pad_right
 from simnpo.llm.generation import greedy_generate, shard_map, text_token_logprobs
+from simnpo.llm.models import load_reference_model
 from simnpo.llm.muse import metrics as M
 from simnpo.llm.muse.data import load_muse
+from simnpo.losses import token_logprobs
 
 CORPORA = ("news", "books")
 
@@ -36,8 +43,15 @@ class MuseEvalConfig:
     min_k: float = 0.4
     batch_size: int = 32
     retrain_auc: float | None = None
+    mia: tuple[str, ...] = ()  # attacks on the PrivLeak texts besides PrivLeak's own Min-K % (mia.RESULT_KEYS)
+    mia_reference: str | None = None  # the Reference attack's model (a folder or hub id; the same tokenizer)
 
     def __post_init__(self) -> None:
+        attacks = self.mia.split(",") if isinstance(self.mia, str) else self.mia  # command line (text) or config.json
+        object.__setattr__(self, "mia", tuple(a.strip() for a in attacks if a.strip()))
+        mia.check_attacks(self.mia)
+        if "reference" in self.mia and self.mia_reference is None:
+            raise ValueError("the reference attack needs a reference model: give --mia-reference MODEL")
         if self.corpus not in CORPORA:
             raise ValueError(f"unknown MUSE corpus {self.corpus!r}; use news or books")
         if self.retrain_auc is not None and not 0 < self.retrain_auc <= 1:
@@ -97,6 +111,45 @@ def min_k_scores(model, tokenizer, texts: list[str], config: MuseEvalConfig, acc
     return [M.min_k_score(logps, config.min_k) for logps in shard_map(fn, texts, accelerator)]
 
 
+@torch.no_grad()  # GradNorm turns gradients on for its own passes
+def text_attack_scores(model, tokenizer, texts: list[str], config: MuseEvalConfig, reference_model=None) -> list[dict]:
+    """Each text's score under each attack of ``config.mia`` (higher = less member-like): LOSS its mean NLL, ZLib that
+    over its zlib size, Min-K % and Min-K %++ at PrivLeak's k, Reference its mean NLL minus the reference model's,
+    GradNorm one text at a time; over every token after the first, as ``text_token_logprobs``."""
+    data = pad_right([(ids, ids) for ids in tokenizer(list(texts))["input_ids"]], tokenizer.pad_token_id)
+    device = next(model.parameters()).device
+    scores: dict[str, list[float]] = {a: [] for a in config.mia if a != "gradnorm"}
+    for start in range(0, len(texts), config.batch_size):
+        batch = data[torch.arange(start, min(start + config.batch_size, len(texts)))].trimmed().to(device)
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+        logp, mask = token_logprobs(logits, batch.labels)
+        loss = mia.mean_nll(logp, mask).double().cpu()
+        found = {"loss": loss, "zlib": mia.zlib_scores(loss, texts[start : start + len(loss)])}
+        if "min_k" in scores:
+            found["min_k"] = mia.min_k_scores(logp, mask, config.min_k)
+        if "min_k++" in scores:
+            found["min_k++"] = mia.min_k_plus_plus_scores(logp, *mia.next_token_moments(logits), mask, config.min_k)
+        if "reference" in scores:
+            theirs = reference_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            found["reference"] = mia.reference_scores(loss, mia.mean_nll(*token_logprobs(theirs, batch.labels)))
+        for name in scores:
+            scores[name] += found[name].tolist()
+    if "gradnorm" in config.mia:
+        one_by_one = (data[torch.tensor([i])].trimmed() for i in range(len(texts)))
+        scores["gradnorm"] = mia.gradnorm_scores(model, one_by_one, last_token=True)
+    return [{name: values[i] for name, values in scores.items()} for i in range(len(texts))]
+
+
+def attack_entries(model, tokenizer, forget: list[str], holdout: list[str], config: MuseEvalConfig, accelerator=None):
+    """``mia_ATTACK`` results of ``config.mia`` on the PrivLeak forget and holdout texts (the items shared out)."""
+    reference = load_reference_model(config.mia_reference, model, tokenizer) if config.mia_reference else None
+    fn = functools.partial(text_attack_scores, model, tokenizer, config=config, reference_model=reference)
+    forget_scores, holdout_scores = (shard_map(fn, texts, accelerator) for texts in (forget, holdout))
+    del reference
+    per_attack = lambda items: {a: [item[a] for item in items] for a in config.mia}  # noqa: E731
+    return mia.attack_results(per_attack(forget_scores), per_attack(holdout_scores))
+
+
 def privleak_entry(forget: list[float], holdout: list[float], retrain_auc: float | None) -> dict:
     """PrivLeak with its AUC and scores; ``agg_value`` is None without a retrain AUC to compare with."""
     auc = M.privleak_auc(forget, holdout)
@@ -131,11 +184,11 @@ def evaluate_muse(
         results[key] = knowmem(model, tokenizer, rows, icl, config, accelerator)
     if advance:
         advance(1)
-    forget, holdout = (
-        min_k_scores(model, tokenizer, [r["text"] for r in load_muse(data, "privleak", split)], config, accelerator)
-        for split in ("forget", "holdout")
-    )
+    texts = {split: [r["text"] for r in load_muse(data, "privleak", split)] for split in ("forget", "holdout")}
+    forget, holdout = (min_k_scores(model, tokenizer, texts[split], config, accelerator) for split in texts)
     results["privleak"] = privleak_entry(forget, holdout, retrain_auc)
+    if config.mia:
+        results.update(attack_entries(model, tokenizer, texts["forget"], texts["holdout"], config, accelerator))
     results["_meta"] = {"corpus": config.corpus}
     return results
 
@@ -145,5 +198,6 @@ def muse_summary(results: dict) -> dict:
     return {
         **{key: results[key]["agg_value"] for key in ("verbmem_f", "knowmem_f", "privleak", "knowmem_r")},
         "privleak_auc": results["privleak"]["auc"],
+        **{key: results[key]["agg_value"] for key in mia.RESULT_KEYS.values() if key in results},
         **results["_meta"],
     }

@@ -238,6 +238,8 @@ TABLE = Table(
         ("forget_Q_A_ROUGE", "forget ROUGE", lambda v: f"{v:.3f}"),
     ),
     curve_keys=("forget_quality", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE", "model_utility"),
+    utility=("model_utility", "model utility", lambda v: f"{v:.3f}"),
+    knowledge="forget_Q_A_Prob",
 )
 
 BENCHMARK = Benchmark(

@@ -14,19 +14,12 @@ import torch
 from simnpo.llm import mia
 from simnpo.llm.generation import greedy_generate, shard_map
 from simnpo.llm.mia import MIN_K
-from simnpo.llm.models import decode
+from simnpo.llm.models import decode, load_reference_model
 from simnpo.llm.scoring import shared_prefix_logits
 from simnpo.llm.templates import Template, detect_template, encode_pair, prompt_ids, template_named
 from simnpo.llm.tofu import metrics as M
 from simnpo.llm.tofu.data import FORGET_SPLITS, encode_prompts, encode_qa, load_tofu
-from simnpo.llm.tofu.privacy import (
-    RESULT_KEYS,
-    attack_results,
-    check_attacks,
-    holdout_split,
-    load_reference_model,
-    privleak_entry,
-)
+from simnpo.llm.tofu.privacy import holdout_split, privleak_entry
 from simnpo.llm.tofu.reference import forget_ratios
 from simnpo.losses import IGNORE_INDEX, token_logprobs
 
@@ -69,7 +62,7 @@ class TofuEvalConfig:
     # generated tokens, and the fewer batches, the fewer steps (each a pass over the weights)
     generation_batch_size: int = 128
     max_length: int = 512
-    # membership-inference attacks beyond Min-K% (which privleak needs and is always run): tofu/privacy.RESULT_KEYS
+    # membership-inference attacks beyond Min-K% (which privleak needs and is always run): mia.RESULT_KEYS
     mia: tuple[str, ...] = ()
     mia_k: float = MIN_K  # Min-K% and Min-K%++'s k (open-unlearning's 0.4)
     mia_reference: str | None = None  # the Reference attack's model (a folder or hub id; the same tokenizer)
@@ -85,7 +78,7 @@ class TofuEvalConfig:
             template_named(self.template)
         attacks = self.mia.split(",") if isinstance(self.mia, str) else self.mia  # command line (text) or config.json
         object.__setattr__(self, "mia", tuple(a.strip() for a in attacks if a.strip()))
-        check_attacks(self.mia)
+        mia.check_attacks(self.mia)
         if "reference" in self.mia and self.mia_reference is None:
             raise ValueError("the reference attack needs a reference model: give --mia-reference MODEL")
         if not 0 < self.mia_k <= 1:
@@ -366,7 +359,7 @@ def evaluate_tofu(
         results["forget_quality"] = {"agg_value": M.forget_quality(ratios, retain_ratios)}
     results["model_utility"] = {"agg_value": M.model_utility({k: results[k]["agg_value"] for k in M.UTILITY_KEYS})}
     forget_mia = {a: [item["mia"][a] for item in scored["forget"]] for a in config.attacks}
-    results.update(attack_results(forget_mia, {a: [item[a] for item in holdout] for a in config.attacks}))
+    results.update(mia.attack_results(forget_mia, {a: [item[a] for item in holdout] for a in config.attacks}))
     results["privleak"] = privleak_entry(results, retain_auc)
     results["_meta"] = {
         "split": config.split,
@@ -390,7 +383,7 @@ def summary(results: dict) -> dict:
         *M.UTILITY_KEYS,
     ]
     losses = [v["avg_loss"] for v in results["forget_Q_A_Prob"]["value_by_index"].values()]
-    attacks = {key: results[key]["agg_value"] for key in RESULT_KEYS.values() if key in results}
+    attacks = {key: results[key]["agg_value"] for key in mia.RESULT_KEYS.values() if key in results}
     return {
         **{n: results[n]["agg_value"] for n in names},
         **attacks,

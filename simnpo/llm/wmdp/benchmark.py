@@ -144,6 +144,8 @@ TABLE = Table(
     footer=lambda reference: [f"zero-shot accuracy by lm-evaluation-harness; chance {CHANCE} (1 − acc {1 - CHANCE})"],
     relearn_columns=tuple((task, f"{HAZARD_NAMES[task]} acc", _accuracy) for task in HAZARD_TASKS),
     curve_keys=tuple(TASKS),
+    utility=("mmlu", "MMLU acc", _accuracy),
+    knowledge="wmdp_bio",
 )
 
 BENCHMARK = Benchmark(
