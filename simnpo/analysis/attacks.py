@@ -28,7 +28,9 @@ CONDITION_LABELS = {
     "fp4": "4-bit FP4",
     "nf4": "4-bit NF4",
 }
-FLAT = 1e-9  # unlearning that moved the knowledge metric less than this removed nothing to recover
+# an unlearning that moved the knowledge metric by less than this share of the target's value removed too little for
+# a share of it to mean anything (a drop of 0.006 in forget probability would turn noise into ±50 %)
+MIN_DROP = 0.05
 
 
 def condition_label(condition: str) -> str:
@@ -60,8 +62,8 @@ def metric_columns(report: dict) -> list[list[str]]:
 
 def recovered(report: dict) -> dict[str, dict[str, float | None]]:
     """Per unlearned model (every model after the target), per attack condition: the percentage of the knowledge
-    metric's drop under unlearning that the attack brings back (None where unlearning moved it less than ``FLAT``
-    or a value is missing)."""
+    metric's drop under unlearning that the attack brings back (None where unlearning moved it less than
+    ``MIN_DROP`` of the target's value or a value is missing)."""
     key = report["knowledge"]
     models = list(report["models"].items())
     target = models[0][1][FULL].get(key)
@@ -71,7 +73,7 @@ def recovered(report: dict) -> dict[str, dict[str, float | None]]:
         row = {}
         for condition in report["conditions"][1:]:
             value = conditions.get(condition, {}).get(key)
-            usable = None not in (target, unlearned, value) and abs(target - unlearned) > FLAT
+            usable = None not in (target, unlearned, value) and abs(target - unlearned) > MIN_DROP * abs(target)
             row[condition] = 100 * (value - unlearned) / (target - unlearned) if usable else None
         out[model] = row
     return out

@@ -136,7 +136,7 @@ def print_report(bench, report: dict, what: str) -> None:
     if best is not None:
         worst = max(v for v in report["recovered"][best].values() if v is not None)
         typer.echo(
-            f"holds best: {best} (its strongest attack brings back {worst:.0f} % of the {report['knowledge']} "
+            f"holds best: {best} (its strongest attack brings back {round(worst)} % of the {knowledge_label(report)} "
             "that unlearning removed)"
         )
 
@@ -145,12 +145,15 @@ def attack_rows(bench, report: dict, model: str) -> tuple[list[str], list[list[s
     """One model's table: a row per condition (full precision, then each attack), its forget columns, utility and,
     for an unlearned model, the share of the forgotten knowledge the attack brings back."""
     from simnpo.analysis.attacks import condition_label
+    from simnpo.llm.quantize import CHANGED
 
     columns = [*bench.table.relearn_columns, *([bench.table.utility] if bench.table.utility else [])]
     by_condition = report["models"][model]
     shown = [c for c in columns if any(by_condition.get(k, {}).get(c[0]) is not None for k in report["conditions"])]
     recovered = report.get("recovered", {}).get(model)
     header = ["condition", *(label for _, label, _ in shown)]
+    changed = any(CHANGED in summary for summary in by_condition.values())
+    header += ["weights changed"] if changed else []
     header += [f"{knowledge_label(report)} recovered"] if recovered is not None else []
     rows = []
     for condition in report["conditions"]:
@@ -158,6 +161,8 @@ def attack_rows(bench, report: dict, model: str) -> tuple[list[str], list[list[s
         if summary is None:
             continue
         row = [condition_label(condition), *(_cell(fmt, summary.get(key)) for key, _, fmt in shown)]
+        if changed:
+            row.append(_cell(lambda v: f"{100 * v:.1f} %", summary.get(CHANGED)))
         if recovered is not None:
             share = recovered.get(condition)
             row.append("–" if share is None else f"{round(share)} %")

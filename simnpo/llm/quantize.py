@@ -4,7 +4,7 @@ a 4-bit copy of it can answer what the full-precision model forgot. Every model 
 and each unlearned model) is evaluated by the benchmark after 8-bit and 4-bit weight quantization.
 
 The library is bitsandbytes, through transformers' ``BitsAndBytesConfig``: it is the paper's own (its ``load_model``
-loads ``BitsAndBytesConfig(load_in_4bit=True)`` and ``load_in_8bit=True``), it is maintained, and since 0.46 it runs
+loads ``BitsAndBytesConfig(load_in_4bit=True)`` and ``load_in_8bit=True``), it is maintained, and from 0.48 on it runs
 on CPU as well as on CUDA, so the built-in benchmarks are attacked here exactly as a 7B model is on GPUs. 8-bit is
 LLM.int8 (row-wise absmax int8 weights; activations past ``int8_threshold`` are multiplied in 16 bits, bitsandbytes'
 and the paper's default 6.0; 0 quantizes every product); 4-bit is FP4 (the paper's default) or NF4, blocks of 64
@@ -21,12 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import Tensor
+
 from simnpo.llm.benchmark import Benchmark, Plan
 from simnpo.llm.models import DTYPES, check_source, load_model, load_tokenizer
 from simnpo.llm.relearn import plan_from_run
 from simnpo.runs import read_json, write_json
 
 FULL = "full"  # the condition of the model as saved, before quantization
+CHANGED = "changed_weights"  # the share of quantized weights that differ from the target's at a precision
 FOUR_BIT_TYPES = ("fp4", "nf4")
 FOUR_BIT_BLOCK = 64  # weights per absmax scale in bitsandbytes' 4-bit formats
 
@@ -60,7 +64,8 @@ def precision_name(bits: int, config: QuantizeConfig) -> str:
 def require_bitsandbytes() -> None:
     # bitsandbytes logs its optional kernels that it did not load, and LLM.int8 on CPU says at every product that it
     # casts float32 inputs to float16 (what it is meant to do): not the user's concern
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    for name in ("bitsandbytes", "kernels"):  # kernels: the hub's optional kernels bitsandbytes looks for
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
@@ -111,6 +116,55 @@ def check_block_widths(folder: str | Path) -> None:
             f"4-bit quantization needs layer widths that are multiples of {FOUR_BIT_BLOCK}; this model's {name} is "
             f"{width}: give --bits 8"
         )
+
+
+def quantized_codes(weight: Tensor, bits: int | None, config: QuantizeConfig) -> Tensor:
+    """The bucket bitsandbytes puts each weight of a matrix in, computed here by its definition: 8 bits, each row's
+    float16 values in 127ths of the row's absmax, rounded (LLM.int8); 4 bits, each block of 64 divided by its absmax
+    and rounded to the nearest of the 4-bit type's 16 levels (its index in ascending order); None, the weight."""
+    if bits is None:
+        return weight
+    if bits == 8:
+        rows = weight.half().float()
+        return torch.round(rows * 127 / rows.abs().amax(dim=1, keepdim=True).clamp(min=1e-12))
+    import bitsandbytes.functional as F
+
+    levels = F.get_4bit_type(config.four_bit_type, device="cpu").float().sort().values
+    blocks = weight.float().flatten().view(-1, FOUR_BIT_BLOCK)
+    normalised = blocks / blocks.abs().amax(dim=1, keepdim=True).clamp(min=1e-12)
+    return torch.bucketize(normalised, (levels[1:] + levels[:-1]) / 2).view_as(weight)
+
+
+def quantized_weights(folder: str | Path) -> dict[str, Path]:
+    """The weights bitsandbytes quantizes in a saved model, by name -> its safetensors file: every 2-D ``.weight``
+    but the embeddings and the output layer (transformers keeps those in full precision)."""
+    from safetensors import safe_open
+
+    names = {}
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        with safe_open(str(path), "pt") as file:
+            for name in file.keys():
+                skip = "embed" in name or "lm_head" in name or not name.endswith(".weight")
+                if not skip and len(file.get_slice(name).get_shape()) == 2:
+                    names[name] = path
+    return names
+
+
+def changed_share(target: str | Path, model: str | Path, bits: int | None, config: QuantizeConfig) -> float | None:
+    """The share of the quantized weights whose bucket at ``bits`` (``quantized_codes``; None: the full-precision
+    value) differs between ``model`` and the ``target`` it was unlearned from: Zhang et al.'s diagnosis, an update
+    smaller than half a quantization step leaves the weight in the target's bucket (only the scale moves, by the
+    update of the row's or block's largest weight). None when the folders share no such weights."""
+    from safetensors import safe_open
+
+    ours, theirs = quantized_weights(model), quantized_weights(target)
+    changed = total = 0
+    for name in ours.keys() & theirs.keys():
+        with safe_open(str(ours[name]), "pt") as mine, safe_open(str(theirs[name]), "pt") as original:
+            a, b = (quantized_codes(f.get_tensor(name).float(), bits, config) for f in (mine, original))
+        changed += int((a != b).sum())
+        total += a.numel()
+    return changed / total if total else None
 
 
 def attack_model(
@@ -196,6 +250,10 @@ def quantize_run(
         label: attack_model(bench, plan, reference, source, before, config, folder / label, device, advance)
         for label, source, before in models
     }
+    target = models[0][1]
+    for label, source, _ in models[1:]:  # why an attack brings back little or much: how many weights moved
+        for precision, bits in zip(config.precisions(), (None, *config.bits)):
+            summaries[label][precision][CHANGED] = changed_share(target, source, bits, config)
     return quantize_report(bench, config, summaries)
 
 

@@ -27,7 +27,7 @@ MODELS = {
     "target": {"full": summary(0.9), "int8": summary(0.9), "fp4": summary(0.88)},
     "npo": {"full": summary(0.1), "int8": summary(0.1), "fp4": summary(0.5)},  # 4-bit brings half back
     "simnpo": {"full": summary(0.3), "int8": summary(0.33), "fp4": summary(0.36)},
-    "untouched": {"full": summary(0.9), "int8": summary(0.8), "fp4": summary(0.7)},  # forgot nothing
+    "untouched": {"full": summary(0.88), "int8": summary(0.8), "fp4": summary(0.7)},  # a drop of 2 %: too small
 }
 
 
@@ -36,7 +36,7 @@ def test_recovery_is_the_share_of_the_drop_an_attack_brings_back():
     assert list(shares) == ["npo", "simnpo", "untouched"]  # the target is the reference, not judged
     assert shares["npo"] == pytest.approx({"int8": 0.0, "fp4": 100 * 0.4 / 0.8})
     assert shares["simnpo"] == pytest.approx({"int8": 100 * 0.03 / 0.6, "fp4": 100 * 0.06 / 0.6})
-    assert shares["untouched"] == {"int8": None, "fp4": None}  # nothing was removed, nothing to bring back
+    assert shares["untouched"] == {"int8": None, "fp4": None}  # too little was removed to measure a share of
     assert holds_best(quantize_report(MODELS)) == "simnpo"  # its worst attack: 10 %, NPO's 50 %
 
 

@@ -47,6 +47,13 @@ def test_quantize_evaluates_the_target_and_every_unlearned_model_at_each_precisi
     fp4 = read(run / "quantize" / "target" / "fp4" / "TOFU_EVAL.json")["forget_Q_A_Prob"]["value_by_index"]
     assert any(full[i]["prob"] != pytest.approx(fp4[i]["prob"], rel=1e-6) for i in full)
     assert set(report["recovered"]) == set(METHODS) and report["holds_best"] in (*METHODS, None)
+    assert "changed_weights" not in report["models"]["target"]["fp4"]  # the unlearned models against the target
+    assert report["models"]["npo_nll"]["full"]["changed_weights"] == 1.0  # unlearning moved every weight a little
+    assert (
+        0
+        < report["models"]["npo_nll"]["fp4"]["changed_weights"]
+        < report["models"]["npo_nll"]["int8"]["changed_weights"]
+    )  # fewer leave their bucket at 4 bits than at 8
     assert "npo_nll: quantization attack on TOFU" in result.output and "4-bit FP4" in result.output
     assert (run / "quantize" / "quantize.png").is_file()
     assert read(run / "quantize" / "config.json")["configs"]["quantize"]["bits"] == [8, 4]

@@ -6,7 +6,14 @@ import torch
 
 pytest.importorskip("bitsandbytes")
 
-from simnpo.llm.quantize import FULL, QuantizeConfig, attack_model, load_quantized  # noqa: E402
+from simnpo.llm.quantize import (  # noqa: E402
+    FULL,
+    QuantizeConfig,
+    attack_model,
+    changed_share,
+    load_quantized,
+    quantized_codes,
+)
 
 # NF4's 16 levels as QLoRA (Dettmers et al. 2023, Appendix E) defines them: quantiles of N(0, 1) scaled to [-1, 1]
 NF4 = [
@@ -43,6 +50,8 @@ def test_int8_is_row_wise_absmax_of_the_float16_weights(saved_model, model_64):
     assert weight.dtype == torch.int8 and torch.equal(weight.SCB.float(), scale)
     differ = (expected - weight.data.float()).abs()
     assert differ.max() <= 1 and (differ > 0).float().mean() < 1e-3  # only ties (x.5) may round the other way
+    codes = quantized_codes(model_64.model.layers[0].mlp.up_proj.weight.detach(), 8, QuantizeConfig())
+    assert (codes != weight.data.float()).float().mean() < 1e-3  # our buckets are bitsandbytes' int8 values
 
 
 @pytest.mark.parametrize("kind, levels", [("nf4", NF4), ("fp4", FP4)])
@@ -59,6 +68,8 @@ def test_four_bit_rounds_each_block_of_64_to_the_nearest_level(saved_model, mode
     nearest = code[(blocks / absmax).unsqueeze(-1).sub(code).abs().argmin(-1)]
     assert torch.allclose(dequantized.flatten(), (nearest * absmax).flatten(), atol=1e-6)
     assert not torch.allclose(dequantized, original)  # the premise: 4 bits moved the weights
+    codes = quantized_codes(original, 4, QuantizeConfig(four_bit_type=kind)).flatten().view(-1, 64)
+    assert torch.allclose(torch.tensor(sorted(levels))[codes] * absmax, dequantized.flatten().view(-1, 64), atol=1e-6)
 
 
 def test_quantized_layers_are_bitsandbytes_and_the_output_stays_close(saved_model, model_64):
@@ -87,6 +98,25 @@ def test_quantized_layers_are_bitsandbytes_and_the_output_stays_close(saved_mode
 def test_bad_settings_are_one_line(values, message):
     with pytest.raises(ValueError, match=message):
         QuantizeConfig(**values)
+
+
+def test_changed_share_counts_weights_that_leave_their_bucket(model_64, saved_model, tmp_path):
+    import copy
+
+    moved = copy.deepcopy(model_64)
+    weight = moved.model.layers[0].self_attn.o_proj.weight  # 64 × 64: one block a row
+    with torch.no_grad():
+        small = weight.abs().argmin()  # nearest 0: a nudge of 1e-6 keeps it in 0's bucket at 4 and 8 bits
+        weight.view(-1)[small] += 1e-6
+        row = weight[5]
+        row[row.abs().argmin()] = row.abs().max() * 0.99  # far from its value at every precision; the absmax stays
+    moved.save_pretrained(tmp_path)
+    count = sum(p.numel() for n, p in model_64.named_parameters() if p.dim() == 2 and "embed" not in n)
+    config = QuantizeConfig()
+    assert changed_share(saved_model, tmp_path, None, config) == pytest.approx(2 / count)
+    assert changed_share(saved_model, tmp_path, 8, config) == pytest.approx(1 / count)
+    assert changed_share(saved_model, tmp_path, 4, config) == pytest.approx(1 / count)
+    assert changed_share(saved_model, saved_model, 4, config) == 0
 
 
 def test_a_model_narrower_than_a_block_is_one_line(tiny_model, tmp_path):
