@@ -7,12 +7,14 @@ file: each file is written to a temporary name in the same folder and renamed in
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import hashlib
 import json
 import os
 import platform
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ DEFAULT_ROOT = Path("runs")
 
 # Every file name a run folder holds, defined once (the analysis reads what the commands write).
 CONFIG_FILE = "config.json"
+LOCK_FILE = ".simnpo.lock"  # the one writer of a run folder (``lock_run_folder``)
 SUMMARY_FILE = "summary.json"  # the summary of every evaluated model of an `eval` or `llm` run
 HISTORY_FILE = "history.json"  # one summary per evaluation point of an unlearned method
 MARKOV_RESULTS_FILE = "results.json"
@@ -94,10 +97,17 @@ def new_run_dir(name: str, root: Path | str = DEFAULT_ROOT) -> Path:
 
 
 def run_dir(out: Path | str | None, name: str, root: Path | str = DEFAULT_ROOT) -> Path:
-    """The folder a command writes to: ``out`` when the user named one (created if needed), else a new one."""
-    if out is None:
-        return new_run_dir(name, root)
-    out = Path(out)
+    """The folder a command writes to: ``out`` when the user named one (created if needed), else a new one; this
+    process is its one writer until it exits (``lock_run_folder``)."""
+    folder = new_run_dir(name, root) if out is None else writable_folder(Path(out))
+    note = lock_run_folder(folder)
+    if note is not None:
+        print(note, file=sys.stderr)
+    return folder
+
+
+def writable_folder(out: Path) -> Path:
+    """``out``, made if needed, once a file can be written in it."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"output path {out} exists and is not a folder; give a folder with --out")
     try:
@@ -108,6 +118,73 @@ def run_dir(out: Path | str | None, name: str, root: Path | str = DEFAULT_ROOT) 
             f"cannot write to output folder {out} ({err.strerror}); give a writable folder with --out"
         ) from None
     return out
+
+
+def lock_run_folder(folder: Path) -> str | None:
+    """Make this process the one writer of ``folder`` until it exits: ``LOCK_FILE`` holds its pid, host and start,
+    created atomically, removed at exit. A lock of a live process is a user error; one of a process of this host that
+    is gone (a killed run) is taken over, and the note saying so returned. Under a launcher of several processes the
+    main one (RANK 0) holds it for all; a lock this process already holds is kept (a command run twice in one
+    process, as tests do)."""
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    path, me = Path(folder) / LOCK_FILE, {"pid": os.getpid(), "host": socket.gethostname()}
+    note = None
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(path)
+            if owner is not None and {k: owner.get(k) for k in me} == me:
+                return note
+            if owner is None or owner.get("host") != me["host"] or _alive(owner.get("pid")):
+                who = "another process" if owner is None else f"process {owner.get('pid')} on {owner.get('host')}"
+                since = f" since {owner['started']}" if owner and "started" in owner else ""
+                raise ValueError(
+                    f"{folder} is in use by {who}{since}; wait for it to finish or give another --out "
+                    f"(if that run is dead, delete {path})"
+                ) from None
+            path.unlink(missing_ok=True)
+            note = f"note: {folder} was locked by process {owner.get('pid')}, which is gone; this run takes it over"
+            continue
+        with os.fdopen(fd, "w") as file:
+            json.dump({**me, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}, file)
+        if not _HELD:
+            atexit.register(release_locks)
+        _HELD.add(path)
+        return note
+
+
+_HELD: set[Path] = set()  # the lock files this process holds
+
+
+def release_locks() -> None:
+    """Remove every lock this process holds: at exit, and after each command (several run in one process in tests
+    and notebooks)."""
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for path in list(_HELD):
+        owner = _lock_owner(path)
+        if owner is not None and {k: owner.get(k) for k in me} == me:
+            path.unlink(missing_ok=True)
+        _HELD.discard(path)
+
+
+def _lock_owner(path: Path) -> dict | None:
+    try:
+        owner = json.loads(path.read_text())
+    except (OSError, ValueError):  # being written this instant, or unreadable
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError):  # a live process of another user, or no pid to check
+        return True
+    return True
 
 
 def _umask() -> int:

@@ -1,15 +1,20 @@
-"""Run folders: config.json contents, atomic writes, finding the latest run."""
+"""Run folders: config.json contents, atomic writes, finding the latest run, one writer per folder."""
 
 import json
 import os
+import socket
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from simnpo import runs
+from simnpo.cli import app
 
 
 @dataclass(frozen=True)
@@ -109,3 +114,65 @@ def test_a_corrupt_json_file_is_one_line_naming_it(tmp_path):
     (tmp_path / "results.json").write_text('{"cases": ')
     with pytest.raises(ValueError, match=r"results.json is not valid JSON \(Expecting value"):
         runs.read_json(tmp_path / "results.json")
+
+
+TINY_MARKOV = ["--retain-samples", "200", "--forget-samples", "100", "--iterations", "3", "--pretrain-epochs", "1"]
+
+
+def sleeper() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def write_lock(folder, pid: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = {"pid": pid, "host": socket.gethostname(), "started": "2026-12-05T00:00:00+00:00"}
+    (folder / runs.LOCK_FILE).write_text(json.dumps(lock))
+
+
+def test_a_folder_locked_by_a_live_process_is_refused_and_a_dead_ones_lock_taken_over(tmp_path, capsys):
+    other = sleeper()
+    try:
+        write_lock(tmp_path, other.pid)
+        with pytest.raises(ValueError, match=f"in use by process {other.pid} on .* since 2026-12-05"):
+            runs.run_dir(tmp_path, "x")
+    finally:
+        other.kill()
+        other.wait()
+    assert runs.run_dir(tmp_path, "x") == tmp_path  # the process is gone: its lock is taken over
+    assert f"locked by process {other.pid}, which is gone" in capsys.readouterr().err
+    assert json.loads((tmp_path / runs.LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert runs.run_dir(tmp_path, "x") == tmp_path  # this process already holds it
+    runs.release_locks()
+    assert not (tmp_path / runs.LOCK_FILE).exists()
+
+
+def test_a_command_frees_its_folder_when_it_ends(tmp_path):
+    result = CliRunner().invoke(app, ["weights", "--lengths", "5", "--betas", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0 and (tmp_path / "weights.png").is_file()
+    assert not (tmp_path / runs.LOCK_FILE).exists()
+
+
+def test_under_a_launcher_only_the_main_process_locks(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    runs.run_dir(tmp_path, "x")
+    assert not (tmp_path / runs.LOCK_FILE).exists()
+
+
+def test_a_second_command_on_a_run_folder_in_use_is_one_line_and_the_first_finishes(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "simnpo.cli", "markov", *TINY_MARKOV, "--no-cache", "--out", str(out)]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(600):  # the first command holds the folder once it has made it
+            if (out / runs.LOCK_FILE).is_file() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert first.poll() is None, "the first command ended before the second could start"
+        second = CliRunner().invoke(app, ["markov", *TINY_MARKOV, "--no-cache", "--out", str(out)])
+        assert second.exit_code == 2 and f"{out} is in use by process {first.pid}" in second.output
+        assert len(second.output.strip().splitlines()) == 1
+    finally:
+        output, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, output
+    assert (out / "results.json").is_file() and not (out / runs.LOCK_FILE).exists()  # released at exit
+    assert json.loads((out / "config.json").read_text())["argv"][1:] == command[3:]  # the first run's own

@@ -105,7 +105,7 @@ def attack_all(
 def _quantize_setup(run: Path, bits: str, four_bit_type: str, int8_threshold: float, device: str):
     """The run's benchmark, the quantization settings and the device, checked before anything is written."""
     from simnpo.llm.quantize import QuantizeConfig, check_run, require_bitsandbytes, resolve_device
-    from simnpo.runs import CONFIG_FILE, read_config
+    from simnpo.runs import CONFIG_FILE, lock_run_folder, read_config
 
     if not (Path(run) / CONFIG_FILE).is_file():
         raise ValueError(f"{run} is not a `simnpo llm` run folder (no config.json)")
@@ -114,6 +114,7 @@ def _quantize_setup(run: Path, bits: str, four_bit_type: str, int8_threshold: fl
     require_bitsandbytes()
     device = resolve_device(device)
     check_run(chosen, Path(run), config)  # e.g. a folder without finished unlearned models: one line, nothing written
+    lock_run_folder(Path(run))  # no `simnpo llm` may resume in it meanwhile
     return chosen, config, device
 
 

@@ -13,8 +13,16 @@ import typer
 
 import simnpo
 
+
+def _command_done(*args, **kwargs) -> None:
+    from simnpo.runs import release_locks
+
+    release_locks()  # the command's run folder is free for the next one
+
+
 app = typer.Typer(
     name="simnpo",
+    result_callback=_command_done,
     help="LLM unlearning with SimNPO, NPO and friends (arXiv 2410.07163).",
     no_args_is_help=True,
     add_completion=False,

@@ -288,11 +288,17 @@ def llm_command(
 def check_preset(bench, name: str, options: dict) -> dict:
     """The benchmark's preset ``name``, checked against the split or corpus given (and named when it belongs to
     another benchmark)."""
+    from dataclasses import fields
+
     from simnpo.llm.benchmarks import BENCHMARKS
     from simnpo.llm.presets import check_preset as check
+    from simnpo.llm.presets import check_preset_keys
+    from simnpo.llm.trainer import LOSS_OPTIONS, TRAINING_OPTIONS
 
     elsewhere = {p: b.name for b in BENCHMARKS.values() if b is not bench for p in b.presets}
-    return check(bench.presets, name, options, elsewhere)
+    chosen = check(bench.presets, name, options, elsewhere)
+    check_preset_keys(name, chosen, (f.name for f in fields(bench.settings)), LOSS_OPTIONS + TRAINING_OPTIONS)
+    return chosen
 
 
 def make_accelerator(device: str, bf16: bool):

@@ -49,7 +49,7 @@ def relearn(
     """Relearning attack: fine-tune unlearned models on part of the forget set and report how the forget metrics
     recover over the steps."""
     from simnpo.llm.relearn import RelearnConfig
-    from simnpo.runs import EVALUATION, RELEARN, run_dir, save_config
+    from simnpo.runs import EVALUATION, RELEARN, lock_run_folder, run_dir, save_config
 
     with user_errors():
         if (run is None) == (model is None):
@@ -60,6 +60,8 @@ def relearn(
         config = RelearnConfig(fraction, steps, lr, batch_size, steps_at, seed, samples, warmup_steps)
         chosen, targets, settings = relearn_targets(ctx, run, model, bench, data, cache_dir)
         folder = run_dir(out if out or run is None else run / "relearn", "relearn")
+        if run is not None:
+            lock_run_folder(Path(run))  # no `simnpo llm` may resume in it meanwhile
     save_config(folder, {RELEARN: config, EVALUATION: settings}, seed=seed, command="relearn", bench=chosen.name)
     with user_errors():  # e.g. more --samples than forget rows
         header, rows = relearn_each(chosen, targets, config, folder, device)

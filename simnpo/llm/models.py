@@ -47,6 +47,11 @@ def load_tokenizer(name: str | Path, pad_token: str | None = None):
         tokenizer = AutoTokenizer.from_pretrained(str(name))
     except Exception as err:
         raise ValueError(f"could not load a tokenizer from {name!r} ({_first_line(err)})") from None
+    if pad_token is not None and pad_token != "eos" and pad_token not in tokenizer.get_vocab():
+        raise ValueError(
+            f"--pad-token {pad_token!r} is not a token of {name}'s vocabulary; give one of its tokens, or eos "
+            f"(its EOS, {tokenizer.eos_token!r})"
+        )
     if pad_token is not None:
         tokenizer.pad_token = tokenizer.eos_token if pad_token == "eos" else pad_token
     return tokenizer

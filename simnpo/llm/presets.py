@@ -12,6 +12,9 @@ used instead of ``lr`` when ``--lora-rank`` is given without ``--lr``.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 from simnpo.losses import method_family
 
 
@@ -28,6 +31,29 @@ def check_preset(presets: dict[str, dict], name: str, given_settings: dict, else
             flag = "--" + key.replace("_", "-")
             raise ValueError(f"preset {name} is for {value}, not {given_settings[key]}; drop {flag} or the preset")
     return chosen
+
+
+def check_keys(keys: Iterable[str], valid: Iterable[str], where: str) -> None:
+    """Every key one of ``valid``; else one line naming the first unknown key, ``where`` it is, and the closest
+    valid name (a misspelt key would otherwise be silently ignored)."""
+    valid = sorted(valid)
+    for key in keys:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid names: {', '.join(valid)}"
+            raise ValueError(f"unknown key {key!r} in {where}; {hint}")
+
+
+def check_preset_keys(name: str, chosen: dict, settings: Iterable[str], method_options: Iterable[str]) -> None:
+    """A preset's keys: its ``settings`` and ``defaults`` name fields of the benchmark's settings, its ``shared`` and
+    per-method values options of a method (``lora_lr`` too)."""
+    check_keys(chosen, ("settings", "defaults", "shared", "methods"), f"preset {name}")
+    settings, method_options = list(settings), [*method_options, "lora_lr"]
+    for part in ("settings", "defaults"):
+        check_keys(chosen.get(part, {}), settings, f"preset {name} ({part})")
+    check_keys(chosen.get("shared", {}), method_options, f"preset {name} (shared)")
+    for method, values in chosen.get("methods", {}).items():
+        check_keys(values, method_options, f"preset {name} (methods: {method})")
 
 
 def method_values(name: str, chosen: dict, method: str, given: dict) -> dict:

@@ -56,6 +56,7 @@ def test_quantize_evaluates_the_target_and_every_unlearned_model_at_each_precisi
     )  # fewer leave their bucket at 4 bits than at 8
     assert "npo_nll: quantization attack on TOFU" in result.output and "4-bit FP4" in result.output
     assert (run / "quantize" / "quantize.png").is_file()
+    assert not any(run.rglob(".simnpo.lock"))  # the run folder and the attack's are free again
     assert read(run / "quantize" / "config.json")["configs"]["quantize"]["bits"] == [8, 4]
     plotted = runner.invoke(app, ["plot", str(run), "--kind", "attacks", "--out", str(run / "figures")])
     assert plotted.exit_code == 0 and (run / "figures" / "attack_quantize_quantize.png").is_file()

@@ -88,6 +88,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(builtin_run, tmp_path):
         (["--model", str(tmp_path / "missing")], "does not exist"),
         (["--data", str(partial), "--model", str(cache / "target")], "retain_perturbed.json not found"),
         (["--model", str(nopad), "--data", str(cache / "data")], "has no pad token; pass --pad-token"),
+        (
+            ["--model", str(cache / "target"), "--data", str(cache / "data"), "--pad-token", "nosuchtoken"],
+            "'nosuchtoken' is not a token of",
+        ),
         (["--data", str(cache / "data")], "--data needs --model"),
         (["--protocol", "tofu"], "unknown protocol"),
         (["--template", "alpaca"], "unknown template 'alpaca'"),
