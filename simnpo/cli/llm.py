@@ -119,6 +119,7 @@ def eval_command(
     (accelerate launch) share the items out."""
     from simnpo.llm.distributed import on_main
     from simnpo.llm.driver import evaluate_models
+    from simnpo.llm.runtime import make_accelerator, start_run
     from simnpo.runs import EVALUATION, REQUEST
 
     with user_errors():
@@ -233,6 +234,9 @@ def llm_command(
     torch_dtype: str = typer.Option("float32", help=DTYPE_HELP),
     finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning (TOFU 30, MUSE 100)."),
     cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
+    report_to: str = typer.Option(
+        "none", help="Log losses, lr, gradient norm and evaluations: tensorboard (into RUN/tracking), wandb, mlflow."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     out: Path | None = typer.Option(None, help="Output folder; an existing run with the same options resumes."),
 ) -> None:
@@ -242,6 +246,7 @@ def llm_command(
     from simnpo.llm.distributed import check_backend, on_main
     from simnpo.llm.driver import LLMRunConfig, describe_methods, method_configs
     from simnpo.llm.rmu import check_rmu
+    from simnpo.llm.runtime import make_accelerator, start_run
     from simnpo.llm.trainer import LOSS_OPTIONS, TRAINING_OPTIONS
     from simnpo.runs import EVALUATION, REQUEST, RUN
 
@@ -266,7 +271,7 @@ def llm_command(
             settings, notes = chosen.resolve(request, settings)
             configs = {REQUEST: request, RUN: run, EVALUATION: settings, **chosen.extra_configs(settings)}
             return print_dry_run({**head, "notes": notes}, configs)
-        accelerator = make_accelerator(request.device, bf16=any(t.bf16 for t in run.trainers))
+        accelerator = make_accelerator(request.device, any(t.bf16 for t in run.trainers), report_to)
         for trainer in run.trainers:  # before any model is loaded
             check_backend(accelerator, trainer.method, trainer.lora_rank)
         plan = on_main(accelerator, lambda: chosen.plan(request, settings, True), others_too=True)
@@ -275,6 +280,7 @@ def llm_command(
                 check_rmu(trainer.rmu_layer, trainer.rmu_params, plan.models[-1][1])
         configs = {REQUEST: request, RUN: run, EVALUATION: plan.settings, **chosen.extra_configs(plan.settings)}
         extra = {"seed": run.trainers[0].seed, "command": "llm", "preset": preset, "bench": bench}
+        extra["report_to"] = report_to
         folder, resumed = start_run(accelerator, out, f"llm-{bench}", configs, True, **extra)
     if accelerator.is_main_process:
         lines = [describe_methods(preset, trainers), *source_lines(request), *plan.notes]
@@ -301,34 +307,6 @@ def check_preset(bench, name: str, options: dict) -> dict:
     return chosen
 
 
-def make_accelerator(device: str, bf16: bool):
-    """The run's accelerator: on CPU when asked or when ``auto`` finds no GPU, bf16 autocast when a method asks for
-    it, else the launcher's mixed-precision setting (``accelerate launch --mixed_precision`` or its config file),
-    never overridden."""
-    import os
-
-    import torch
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    # a command earlier in this Python process (tests, a notebook) may have fixed another precision; the process
-    # group (PartialState) is kept
-    AcceleratorState._reset_state()
-    # accelerate joins the launcher's CPU processes only with cpu=True; without it each would run alone
-    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
-    try:
-        accelerator = Accelerator(cpu=cpu, mixed_precision="bf16" if bf16 else None)
-    except RuntimeError as err:  # e.g. an FSDP config on a machine without GPUs
-        raise ValueError(f"accelerate could not start this launch ({str(err).strip().splitlines()[0]})") from None
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if accelerator.num_processes != launched:
-        raise ValueError(
-            f"the launcher started {launched} processes but accelerate joined {accelerator.num_processes}; "
-            f"on a machine without GPUs give --device cpu or auto (not {device})"
-        )
-    return accelerator
-
-
 def source_lines(request) -> list[str]:
     """What the model is, when that is not its name: a GGUF checkpoint read from its converted folder."""
     from simnpo.llm.gguf import describe
@@ -341,25 +319,6 @@ def precision_line(accelerator, request) -> str:
     autocast = "no autocast" if accelerator.mixed_precision == "no" else f"{accelerator.mixed_precision} autocast"
     processes = f", {accelerator.num_processes} processes" if accelerator.num_processes > 1 else ""
     return f"precision: {request.torch_dtype} weights, {autocast} for every model of the table{processes}"
-
-
-def start_run(accelerator, out: Path | None, name: str, configs: dict, resume: bool, seed=None, **extra):
-    """The run folder, chosen and given its config.json by the main process alone and shared with every process
-    (one folder, whatever the number of processes), and whether an existing run resumes (``resume``: the same
-    configuration in ``out`` resumes, another is refused)."""
-    from simnpo.llm.distributed import on_main
-    from simnpo.runs import resume_or_save_config, run_dir, save_config
-
-    extra |= {"processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision}
-
-    def choose() -> tuple[Path, bool]:
-        folder = run_dir(out, name)
-        if resume:
-            return folder, resume_or_save_config(folder, configs, seed=seed, **extra)
-        save_config(folder, configs, seed=seed, **extra)
-        return folder, False
-
-    return on_main(accelerator, choose)
 
 
 def run_and_print(bench, request, run, plan, folder: Path, accelerator) -> None:

@@ -10,6 +10,7 @@ A run folder holds, per evaluated model, ``LABEL/<results file>`` (the benchmark
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from simnpo.llm.benchmark import Benchmark, Plan, Request
 from simnpo.llm.distributed import plain_loading, save_model
 from simnpo.llm.models import load_model, load_tokenizer
 from simnpo.llm.presets import method_values
+from simnpo.llm.runtime import log_numbers, tracked_run
 from simnpo.llm.trainer import TrainerConfig, unlearn
 from simnpo.runs import HISTORY_FILE, SUMMARY_FILE, read_json, write_json
 
@@ -176,15 +178,19 @@ def unlearn_each(
         tokenizer = load_tokenizer(start, request.pad_token)
         model = load_model(start, "cpu", request.torch_dtype)  # under ZeRO-3 with zero3_init_flag: built sharded
 
-        def evaluate_epoch(model, epoch: int, out=out, history=history, tokenizer=tokenizer) -> None:
+        data = encode(tokenizer, config)
+        steps_per_epoch = math.ceil(len(data.forget) / config.batch_size)
+
+        def evaluate_epoch(model, epoch: int, out=out, history=history, tokenizer=tokenizer, steps=steps_per_epoch):
             results, summary = evaluate(model, tokenizer)
+            log_numbers(accelerator, summary, epoch * steps, prefix="eval/")  # after that epoch's last step
             if accelerator.is_main_process:
                 write_json(out / "evals" / f"epoch{epoch}" / bench.results_file, results)
                 history.append({**summary, "epoch": epoch})
                 write_json(out / HISTORY_FILE, history)
 
-        data = encode(tokenizer, config)
-        final = unlearn(model, data, config, accelerator, out, evaluate_epoch, run.eval_every, progress)
+        with tracked_run(accelerator, method, lambda config=config: flat_values(config)):
+            final = unlearn(model, data, config, accelerator, out, evaluate_epoch, run.eval_every, progress)
         save_model(final, accelerator, out / "model", tokenizer)
         del model, final, data
         accelerator.free_memory()  # the prepared model and optimizer: the next method starts with an empty device

@@ -32,6 +32,7 @@ from simnpo.llm.distributed import check_backend, configure_deepspeed, evaluatio
 from simnpo.llm.finetune import lr_schedule
 from simnpo.llm.generation import shard_map
 from simnpo.llm.rmu import rmu_layers
+from simnpo.llm.runtime import log_numbers, tracking
 from simnpo.losses import (
     LossConfig,
     dual_ascent,
@@ -257,7 +258,7 @@ def unlearn(
         model.train()
         partners = retain_partners(len(data.forget), len(data.retain), config.seed, epoch)
         for step, batch_idx in enumerate(global_batches(len(data.forget), config.batch_size, config.seed, epoch)):
-            retain_parts = []
+            retain_parts, logged = [], []
             for batch in micro_batches(batch_idx, partners, tokens, accelerator):
                 with accelerator.accumulate(model):  # forward and backward in one: DDP's no_sync spans both
                     inputs = loss_inputs(model, data, batch, ref, reads, accelerator.device)
@@ -267,7 +268,10 @@ def unlearn(
                     if (bad := nonfinite_loss(loss, accelerator)) is not None:  # every process stops at once
                         where = f"epoch {epoch + 1} step {step + 1}"
                         raise NonFiniteLoss(_nonfinite_message(config.method, bad, where, start_epoch, checkpoint))
-                    _backward_step(model, optimizer, loss, config, accelerator)
+                    norm = _backward_step(model, optimizer, loss, config, accelerator)
+                    logged.append({"loss": loss.detach(), **{f"loss/{k}": v for k, v in parts.items()}})
+            if tracking(accelerator):
+                log_step(accelerator, logged, scheduler.get_last_lr()[0], norm, epoch * steps_per_epoch + step + 1)
             scheduler.step()
             if dual is not None:  # the global batch's retain loss, the same on every process
                 dual.after_step(accelerator.reduce(torch.stack(retain_parts).mean(), "mean").item(), epoch)
@@ -285,14 +289,24 @@ def unlearn(
     return model
 
 
-def _backward_step(model, optimizer, loss, config: TrainerConfig, accelerator) -> None:
+def _backward_step(model, optimizer, loss, config: TrainerConfig, accelerator):
     """Backward, and on the last micro-step of a global batch clip and step (accelerate skips the step otherwise;
-    under DeepSpeed the engine clips, ``configure_deepspeed`` having given it the same norm)."""
+    under DeepSpeed the engine clips, ``configure_deepspeed`` having given it the same norm). Returns the gradient
+    norm before clipping when it was measured (clipping, or tracking: an infinite bound measures without clipping)."""
     accelerator.backward(loss)
-    if accelerator.sync_gradients and config.max_grad_norm:
-        accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+    norm = None
+    if accelerator.sync_gradients and (config.max_grad_norm or tracking(accelerator)):
+        norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm or math.inf)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    return norm
+
+
+def log_step(accelerator, logged: list[dict], lr: float, norm, step: int) -> None:
+    """One optimizer step to the trackers: each loss term's mean over the micro-steps and processes, the lr and the
+    gradient norm (collective: every process calls it)."""
+    terms = {key: accelerator.reduce(torch.stack([m[key] for m in logged]).mean(), "mean").item() for key in logged[0]}
+    log_numbers(accelerator, {**terms, "lr": lr, "grad_norm": None if norm is None else float(norm)}, step)
 
 
 def _nonfinite_message(method: str, bad: tuple[float, int | None], where: str, start: int, checkpoint) -> str:
