@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
+from simnpo.cli.common import CONFIG, app, given_options, parse_list, print_table, progress_bar, user_errors
 from simnpo.cli.llm import benchmark
 from simnpo.cli.relearn import BATCH_SIZE, EVAL_AT, FRACTION, LR, SAMPLES, SEED, STEPS, WARMUP_STEPS, relearn
 
@@ -27,12 +27,14 @@ DEVICE = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda.")
 
 @attack_app.command()
 def quantize(
+    ctx: typer.Context,
     run: Path = RUN,
     bits: str = BITS,
     four_bit_type: str = FOUR_BIT_TYPE,
     int8_threshold: float = INT8_THRESHOLD,
     device: str = DEVICE,
     out: Path | None = typer.Option(None, help="Output folder (default: RUN/quantize)."),
+    config_file: Path | None = CONFIG,
 ) -> None:
     """Quantization attack: evaluate the target and every unlearned model of a run after 8- and 4-bit weight
     quantization (bitsandbytes) and report the forget metrics and utility before and after."""
@@ -43,7 +45,14 @@ def quantize(
     with user_errors():
         chosen, config, device = _quantize_setup(run, bits, four_bit_type, int8_threshold, device)
         folder = run_dir(out or run / "quantize", "quantize")
-    save_config(folder, {QUANTIZE: config}, command="attack quantize", bench=chosen.name, run=str(run))
+    save_config(
+        folder,
+        {QUANTIZE: config},
+        command="attack quantize",
+        bench=chosen.name,
+        run=str(run),
+        options=given_options(ctx),
+    )
     report = judged(_quantize(chosen, run, config, folder, device))
     write_json(folder / QUANTIZE_FILE, report)
     print_report(chosen, report, "quantization attack")
@@ -53,6 +62,7 @@ def quantize(
 
 @attack_app.command(name="all")
 def attack_all(
+    ctx: typer.Context,
     run: Path = RUN,
     fraction: float = FRACTION,
     samples: int | None = SAMPLES,
@@ -66,6 +76,7 @@ def attack_all(
     four_bit_type: str = FOUR_BIT_TYPE,
     int8_threshold: float = INT8_THRESHOLD,
     device: str = DEVICE,
+    config_file: Path | None = CONFIG,
 ) -> None:
     """Robustness report: relearn (RUN/relearn) and quantize (RUN/quantize) every unlearned model of a run, then one
     table per method (its forget metrics and utility as unlearned and after each attack, and the share of the
@@ -92,7 +103,14 @@ def attack_all(
     )
     with user_errors():  # e.g. more --samples than forget rows
         relearn_each(chosen, targets, relearn_config, relearn_folder, device)
-    save_config(quantize_folder, {QUANTIZE: config}, command="attack all", bench=chosen.name, run=str(run))
+    save_config(
+        quantize_folder,
+        {QUANTIZE: config},
+        command="attack all",
+        bench=chosen.name,
+        run=str(run),
+        options=given_options(ctx),
+    )
     quantized = _quantize(chosen, run, config, quantize_folder, device)
     curves = {name: read_json(relearn_folder / name / RELEARN_FILE) for name, _, _ in targets.targets}
     report = robustness_report(quantized, curves) | {"relearn": {"steps": steps, "items": _items(curves)}}

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -67,6 +68,78 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """LLM unlearning with SimNPO, NPO and friends (arXiv 2410.07163)."""
+
+
+CONFIG_HELP = (
+    "Option values from a YAML or TOML file (keys named as the options, e.g. lr: 1e-4) or a run folder's "
+    "config.json (rerun it); options on the command line win."
+)
+NOT_FROM_CONFIG = ("config_file", "out")  # a config file says what to run, not where its results go
+
+
+def config_values(ctx: typer.Context, path: Path) -> dict:
+    """The option values a config file sets for the command of ``ctx``: a run's config.json gives the options that
+    run was given (``given_options``), a YAML or TOML file its keys; an unknown key is one line naming the closest
+    option."""
+    from simnpo.llm.presets import check_keys
+    from simnpo.runs import read_json
+
+    if not path.is_file():
+        raise ValueError(f"config file {path} not found")
+    command = " ".join(ctx.command_path.split()[1:])
+    if path.suffix == ".json":
+        values = read_json(path)
+        if "configs" in values:  # a run folder's config.json
+            if values.get("command") != command or "options" not in values:
+                made = f"`simnpo {values['command']}`" if values.get("command") else "another command"
+                raise ValueError(f"{path} is the config of a run of {made}; give it to `simnpo {command} --config`")
+            values = values["options"]
+    elif path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        values = yaml.safe_load(path.read_text())
+    elif path.suffix == ".toml":
+        values = _toml(path)
+    else:
+        raise ValueError(f"config file {path} must be YAML (.yaml), TOML (.toml) or a run's config.json")
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {path} must map option names to values")
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    options = [p.name for p in ctx.command.params if p.name not in NOT_FROM_CONFIG]
+    check_keys([k for k in values if k not in NOT_FROM_CONFIG], options, f"config file {path}")
+    return {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in values.items() if k != "config_file"}
+
+
+def _toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    with path.open("rb") as file:
+        return tomllib.load(file)
+
+
+def _read_config(ctx: typer.Context, param, value: Path | None):
+    """``--config``: read first (eager), its values become the defaults of every other option."""
+    if value is not None and not ctx.resilient_parsing:
+        with user_errors():
+            ctx.default_map = {**(ctx.default_map or {}), **config_values(ctx, Path(value))}
+    return value
+
+
+CONFIG = typer.Option(None, "--config", help=CONFIG_HELP, is_eager=True, callback=_read_config)
+
+
+def given_options(ctx: typer.Context) -> dict:
+    """The options this command was given, on its command line or by ``--config``: what config.json keeps to rerun it
+    (``simnpo COMMAND --config RUN/config.json``)."""
+    given = ("COMMANDLINE", "DEFAULT_MAP", "ENVIRONMENT")  # by name: typer may carry its own copy of click
+    source = ctx.get_parameter_source
+    return {
+        name: value
+        for name, value in ctx.params.items()
+        if name not in NOT_FROM_CONFIG and getattr(source(name), "name", "") in given
+    }
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import app, echo_error, parse_list, print_table, progress_bar, user_errors
+from simnpo.cli.common import CONFIG, app, echo_error, given_options, parse_list, print_table, progress_bar, user_errors
 
 TEMPLATE_HELP = "TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."
 DRY_RUN_HELP = "Print the fully resolved configuration as JSON and exit (loads no model, writes nothing)."
@@ -34,10 +34,8 @@ DTYPE_HELP = "dtype of the loaded weights: float32, bfloat16, float16 or auto (t
 
 
 def given(ctx: typer.Context, names) -> dict:
-    """The options among ``names`` that were given on the command line, with their values. (Compared by the
-    source's name: typer may carry its own copy of click, whose ParameterSource is another class.)"""
-    source = ctx.get_parameter_source
-    return {n: ctx.params[n] for n in names if n in ctx.params and getattr(source(n), "name", "") == "COMMANDLINE"}
+    """The options among ``names`` that were given, on the command line or by ``--config``, with their values."""
+    return {name: value for name, value in given_options(ctx).items() if name in names}
 
 
 def benchmark(name: str):
@@ -113,6 +111,7 @@ def eval_command(
     cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     out: Path | None = typer.Option(None, help="Output folder (default: a new runs/eval-BENCH-<time>)."),
+    config_file: Path | None = CONFIG,
 ) -> None:
     """Evaluate a model with the benchmark's exact metrics; with no --model, the built-in benchmark's starting
     models (mini-TOFU: target and retain; mini-MUSE: target and retrain; mini-WMDP: target). Several processes
@@ -136,7 +135,9 @@ def eval_command(
         accelerator = make_accelerator(device, bf16=False)
         plan = on_main(accelerator, lambda: chosen.plan(request, settings), others_too=True)  # main builds caches
         configs = {REQUEST: request, EVALUATION: plan.settings, **chosen.extra_configs(plan.settings)}
-        folder, _ = start_run(accelerator, out, f"eval-{bench}", configs, False, command="eval", bench=bench)
+        folder, _ = start_run(
+            accelerator, out, f"eval-{bench}", configs, False, command="eval", bench=bench, options=given_options(ctx)
+        )
     if accelerator.is_main_process:
         typer.echo("\n".join([*source_lines(request), *plan.notes, precision_line(accelerator, request)]))
     with user_errors(), progress_bar(enabled=accelerator.is_main_process) as progress:  # e.g. the harness's data
@@ -239,6 +240,7 @@ def llm_command(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
     out: Path | None = typer.Option(None, help="Output folder; an existing run with the same options resumes."),
+    config_file: Path | None = CONFIG,
 ) -> None:
     """Unlearn with each method (NPO and SimNPO by default, and RMU on WMDP) and evaluate with the benchmark's
     metrics; with no --model, on the built-in mini-TOFU, mini-MUSE or mini-WMDP from its target model.
@@ -280,7 +282,7 @@ def llm_command(
                 check_rmu(trainer.rmu_layer, trainer.rmu_params, plan.models[-1][1])
         configs = {REQUEST: request, RUN: run, EVALUATION: plan.settings, **chosen.extra_configs(plan.settings)}
         extra = {"seed": run.trainers[0].seed, "command": "llm", "preset": preset, "bench": bench}
-        extra["report_to"] = report_to
+        extra |= {"report_to": report_to, "options": given_options(ctx)}
         folder, resumed = start_run(accelerator, out, f"llm-{bench}", configs, True, **extra)
     if accelerator.is_main_process:
         lines = [describe_methods(preset, trainers), *source_lines(request), *plan.notes]

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
+from simnpo.cli.common import CONFIG, app, given_options, parse_list, print_table, progress_bar, user_errors
 
 
 @app.command()
 def markov(
+    ctx: typer.Context,
     chains: int = typer.Option(3, help="Number of chains K: one retain chain and K-1 forget chains."),
     case: str = typer.Option("difficulty,length", help="Cases to run, comma-separated: difficulty, length."),
     methods: str = typer.Option(
@@ -57,6 +58,7 @@ def markov(
     kl_to_retrained: bool = typer.Option(False, help="Also measure KL to the retrained model."),
     device: str = typer.Option("cpu", help="Torch device, e.g. cpu or cuda."),
     out: Path | None = typer.Option(None, help="Output folder; an existing run with the same options resumes."),
+    config_file: Path | None = CONFIG,
     cache_dir: Path = typer.Option(Path("runs/.cache/markov"), help="Cache of pretrained/retrained models."),
     no_cache: bool = typer.Option(False, help="Train the pretrained and retrained models afresh, unsaved."),
 ) -> None:
@@ -105,7 +107,9 @@ def markov(
         )
         folder = run_dir(out, "markov")
         configs = {EXPERIMENT: exp, MODEL: model_cfg, PRETRAINING: train_cfg, UNLEARNING: unlearn_cfg, SWEEP: sweep}
-        resumed = resume_or_save_config(folder, configs, seed=list(exp.seeds), command="markov")
+        resumed = resume_or_save_config(
+            folder, configs, seed=list(exp.seeds), command="markov", options=given_options(ctx)
+        )
     if resumed:
         typer.echo(f"resuming the run in {folder}", err=True)
     with progress_bar() as progress:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
+from simnpo.cli.common import CONFIG, app, given_options, parse_list, print_table, progress_bar, user_errors
 from simnpo.cli.llm import BENCH_HELP, GGUF_HELP, MODEL_HELP, bench_options, benchmark, make_request, source_lines
 
 # the relearning options, shared with `simnpo attack all`
@@ -45,6 +45,7 @@ def relearn(
     device: str = typer.Option("cpu", help="Torch device."),
     cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
     out: Path | None = typer.Option(None, help="Output folder (default: RUN/relearn or runs/relearn-<time>)."),
+    config_file: Path | None = CONFIG,
 ) -> None:
     """Relearning attack: fine-tune unlearned models on part of the forget set and report how the forget metrics
     recover over the steps."""
@@ -62,7 +63,14 @@ def relearn(
         folder = run_dir(out if out or run is None else run / "relearn", "relearn")
         if run is not None:
             lock_run_folder(Path(run))  # no `simnpo llm` may resume in it meanwhile
-    save_config(folder, {RELEARN: config, EVALUATION: settings}, seed=seed, command="relearn", bench=chosen.name)
+    save_config(
+        folder,
+        {RELEARN: config, EVALUATION: settings},
+        seed=seed,
+        command="relearn",
+        bench=chosen.name,
+        options=given_options(ctx),
+    )
     with user_errors():  # e.g. more --samples than forget rows
         header, rows = relearn_each(chosen, targets, config, folder, device)
     part = f"{samples} rows" if samples is not None else f"{fraction:.0%}"

@@ -91,3 +91,58 @@ def test_console_script_error_has_no_traceback(tmp_path):
 def test_module_entry_point_prints_version():
     proc = subprocess.run([sys.executable, "-m", "simnpo.cli", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == f"simnpo {simnpo.__version__}"
+
+
+def dry_run(*args) -> dict:
+    result = runner.invoke(app, ["llm", *args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def trainers(plan: dict) -> list[tuple]:
+    return [(t["loss"]["method"], t["lr"], t["epochs"]) for t in plan["configs"]["run"]["trainers"]]
+
+
+def test_a_yaml_or_toml_config_sets_options_and_the_command_line_wins(tmp_path):
+    (tmp_path / "c.yaml").write_text("lr: 2.0e-4\nmethods: [npo, simnpo_nll]\nmax-new-tokens: 8\n")
+    (tmp_path / "c.toml").write_text('lr = 2.0e-4\nmethods = ["npo", "simnpo_nll"]\nmax_new_tokens = 8\n')
+    default_lr = trainers(dry_run())[0][1]
+    assert default_lr != 2e-4  # the premise: the file changes something
+    for name in ("c.yaml", "c.toml"):
+        plan = dry_run("--config", str(tmp_path / name), "--epochs", "3")
+        assert trainers(plan) == [("npo", 2e-4, 3), ("simnpo_nll", 2e-4, 3)]
+        assert plan["configs"]["evaluation"]["max_new_tokens"] == 8
+        assert trainers(dry_run("--config", str(tmp_path / name), "--lr", "1e-3"))[0][1] == 1e-3  # command line wins
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("c.yaml", "lrr: 1.0e-4\n", "unknown key 'lrr' in config file .*c.yaml; did you mean 'lr'\\?"),
+        ("c.toml", "max_new_token = 8\n", "did you mean 'max_new_tokens'\\?"),
+        ("c.yaml", "- lr\n", "must map option names to values"),
+        ("c.ini", "lr=1\n", "must be YAML \\(.yaml\\), TOML \\(.toml\\) or a run's config.json"),
+    ],
+)
+def test_a_bad_config_file_is_one_line(tmp_path, name, text, message):
+    import re
+
+    (tmp_path / name).write_text(text)
+    result = runner.invoke(app, ["llm", "--config", str(tmp_path / name), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and re.search(message, result.output) and len(result.output.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+    missing = runner.invoke(app, ["llm", "--config", str(tmp_path / "none.yaml")])
+    assert missing.exit_code == 2 and "config file" in missing.output and "not found" in missing.output
+
+
+def test_a_runs_config_json_reruns_it_with_the_same_numbers(small_runs, tmp_path):
+    saved = json.loads((small_runs / "llm" / "config.json").read_text())
+    assert saved["options"]["epochs"] == 2 and "out" not in saved["options"]  # what the run was given
+    result = runner.invoke(app, ["llm", "--config", str(small_runs / "llm" / "config.json"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for method in ("npo_nll", "simnpo_nll"):
+        ours, theirs = (json.loads((f / method / "history.json").read_text()) for f in (tmp_path, small_runs / "llm"))
+        assert ours == theirs
+    assert json.loads((tmp_path / "config.json").read_text())["configs"] == saved["configs"]
+    wrong = runner.invoke(app, ["eval", "--bench", "tofu", "--config", str(small_runs / "llm" / "config.json")])
+    assert wrong.exit_code == 2 and "is the config of a run of `simnpo llm`" in wrong.output
