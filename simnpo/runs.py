@@ -45,29 +45,17 @@ SUMMARY_FILES = {"tofu": "TOFU_SUMMARY.json", "muse": "MUSE_SUMMARY.json", "wmdp
 # KnowMem on D_r).
 BEST_POINT_UTILITY = {"tofu": 0.95, "muse": 0.9}
 
-# The sections of config.json, named independently of the classes they hold. Runs written before these names
-# keyed their sections by class name; ``read_config`` maps those (OLD_SECTIONS).
+# The sections of config.json, named independently of the classes they hold.
 REQUEST, RUN, EVALUATION, TEMPLATE, RELEARN = "request", "run", "evaluation", "template", "relearn"
 QUANTIZE = "quantize"
 EXPERIMENT, MODEL, PRETRAINING, UNLEARNING, WEIGHTS = "experiment", "model", "pretraining", "unlearning", "weights"
 SWEEP = "sweep"
-OLD_SECTIONS = {
-    "EvalRequest": REQUEST,
-    "MuseRequest": REQUEST,
-    "LLMRunConfig": RUN,
-    "TofuEvalConfig": EVALUATION,
-    "MuseEvalConfig": EVALUATION,
-    "Template": TEMPLATE,
-    "RelearnConfig": RELEARN,
-    "ExperimentConfig": EXPERIMENT,
-    "ModelConfig": MODEL,
-    "TrainConfig": PRETRAINING,
-    "UnlearnConfig": UNLEARNING,
-    "WeightsPlotConfig": WEIGHTS,
-}
-OLD_BENCH = {"TofuEvalConfig": "tofu", "MuseEvalConfig": "muse"}
-LOSS_FIELDS = ("method", "beta", "margin", "margin_convention", "forget_weight", "retain_weight", "kl_positions")
 _VERSIONED = ("simnpo", "torch", "numpy", "scipy", "transformers", "accelerate", "datasets", "tokenizers")
+
+
+def evaluation_file(method_folder: Path | str, epoch: int, results_file: str) -> Path:
+    """Where ``simnpo llm`` writes a method's evaluation after ``epoch``: ``METHOD/evals/epochN/<results file>``."""
+    return Path(method_folder) / "evals" / f"epoch{epoch}" / results_file
 
 
 def package_versions() -> dict[str, str]:
@@ -268,17 +256,8 @@ def resume_or_save_config(folder: Path | str, configs: dict[str, Any], seed: Any
 
 
 def read_config(folder: Path | str) -> dict:
-    """``folder/config.json`` with its sections under today's names, also for runs written before them: class-name
-    keys are renamed (OLD_SECTIONS), a benchmark run's ``bench`` is filled in, and the flat loss fields of old
-    trainer entries are nested under ``loss`` as today's TrainerConfig holds them."""
-    payload = read_json(Path(folder) / CONFIG_FILE)
-    configs = payload.get("configs", {})
-    payload.setdefault("bench", next((OLD_BENCH[k] for k in configs if k in OLD_BENCH), None))
-    configs = {OLD_SECTIONS.get(name, name): section for name, section in configs.items()}
-    for trainer in configs.get(RUN, {}).get("trainers", []):
-        if "loss" not in trainer:
-            trainer["loss"] = {k: trainer.pop(k) for k in LOSS_FIELDS if k in trainer}
-    return {**payload, "configs": configs}
+    """``folder/config.json``: its sections (``configs``), seed, versions, command and the options given."""
+    return read_json(Path(folder) / CONFIG_FILE)
 
 
 def latest_run(root: Path | str = DEFAULT_ROOT, name: str | None = None) -> Path | None:

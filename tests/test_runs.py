@@ -95,21 +95,6 @@ def test_run_dir_uses_the_named_folder_or_makes_a_new_one(tmp_path):
         runs.run_dir(tmp_path / "file", "weights")
 
 
-def test_read_config_maps_the_sections_of_old_runs(tmp_path):
-    old = {
-        "configs": {
-            "TofuEvalConfig": {"split": "forget05"},
-            "LLMRunConfig": {"methods": ["npo"], "trainers": [{"method": "npo", "beta": 0.1, "lr": 1e-5}]},
-        }
-    }
-    runs.write_json(tmp_path / "config.json", old)
-    saved = runs.read_config(tmp_path)
-    assert saved["bench"] == "tofu" and saved["configs"]["evaluation"] == {"split": "forget05"}
-    assert saved["configs"]["run"]["trainers"] == [{"lr": 1e-5, "loss": {"method": "npo", "beta": 0.1}}]
-    runs.save_config(tmp_path, {runs.EVALUATION: TrainConfig()}, bench="muse")  # today's: as written
-    assert runs.read_config(tmp_path)["bench"] == "muse"
-
-
 def test_a_corrupt_json_file_is_one_line_naming_it(tmp_path):
     (tmp_path / "results.json").write_text('{"cases": ')
     with pytest.raises(ValueError, match=r"results.json is not valid JSON \(Expecting value"):

@@ -88,8 +88,8 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
 
 
 def _trainers(folder: Path) -> dict[str, dict]:
-    """The loss settings (beta, margin, …) of each method of a ``simnpo llm`` run, from its config.json, also one
-    written before the sections had names (empty for other runs)."""
+    """The loss settings (beta, margin, …) of each method of a ``simnpo llm`` run, from its config.json (empty for
+    other runs)."""
     from simnpo.runs import CONFIG_FILE, RUN, read_config
 
     run = read_config(folder)["configs"].get(RUN) if (Path(folder) / CONFIG_FILE).is_file() else None

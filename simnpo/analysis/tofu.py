@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import ks_2samp
 
+from simnpo.analysis.records import run_records
 from simnpo.analysis.style import draw_paths, mark_utility_floor, method_color, method_label, new_figure
-from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, HISTORY_FILE, RELEARN_FILE, SUMMARY_FILES, read_json
+from simnpo.llm.tofu.metrics import forget_quality, forget_ratios
+from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, RELEARN_FILE, SUMMARY_FILES, evaluation_file, read_json
 
 EVAL, SUMMARY = EVAL_FILES["tofu"], SUMMARY_FILES["tofu"]
 
@@ -20,27 +21,8 @@ EVAL, SUMMARY = EVAL_FILES["tofu"], SUMMARY_FILES["tofu"]
 def tofu_records(folder: Path) -> dict[str, list[dict]]:
     """Everything plottable in one TOFU run folder (empty lists where there is nothing)."""
     folder = Path(folder)
-    out: dict[str, list[dict]] = {"models": [], "history": [], "relearn": []}
-    for summary_path in sorted(folder.glob(f"*/{SUMMARY}")):
-        label = summary_path.parent.name
-        out["models"].append(
-            {
-                "run": folder.name,
-                "model": label,
-                **read_json(summary_path),
-                "eval_path": str(summary_path.with_name(EVAL)),
-            }
-        )
-    for history_path in sorted(folder.glob(f"*/{HISTORY_FILE}")):
-        method = history_path.parent.name
-        history = read_json(history_path)
-        if not history or "forget_truth_ratio" not in history[-1]:  # another benchmark's run
-            continue
-        for point in history:
-            out["history"].append({"run": folder.name, "model": method, **point})
-        last = history[-1]
-        evals = history_path.parent / "evals" / f"epoch{last['epoch']}" / EVAL
-        out["models"].append({"run": folder.name, "model": method, **last, "eval_path": str(evals)})
+    models, history = run_records(folder, SUMMARY, "forget_truth_ratio", EVAL)  # TOFU's histories: truth ratios
+    out: dict[str, list[dict]] = {"models": models, "history": history, "relearn": []}
     for curve_path in sorted(folder.glob(f"**/{RELEARN_FILE}")):
         curves = read_json(curve_path)
         if "forget_quality" in curves:  # TOFU's curves (another benchmark's relearning has its own metrics)
@@ -86,8 +68,7 @@ def plot_quality_utility(models: list[dict], history: list[dict] = ()):
 
 
 def _forget_ratios(eval_path: str) -> np.ndarray:
-    by_index = read_json(eval_path)["forget_truth_ratio"]["value_by_index"]
-    return np.array([by_index[k]["score"] for k in sorted(by_index, key=int)])
+    return np.array(forget_ratios(read_json(eval_path)))
 
 
 def plot_truth_ratio_memorisation(models: list[dict]):
@@ -107,7 +88,7 @@ def plot_truth_ratio_memorisation(models: list[dict]):
     for ax, subset, title in ((axes[0, 0], strong, "strongly memorised"), (axes[0, 1], ~strong, "weakly memorised")):
         for name in names:
             ratios = _forget_ratios(by_name[name]["eval_path"])
-            fq = ks_2samp(ratios[subset], retain[subset]).pvalue
+            fq = forget_quality(ratios[subset], retain[subset])
             ax.hist(
                 np.log10(ratios[subset]),
                 bins=bins,
@@ -202,13 +183,13 @@ def plot_weights_over_training(models: list[dict], history: list[dict], trainers
     fig, axes = new_figure(ncols=len(methods), width=4.2, height=3.2)
     for ax, method in zip(axes[0], methods):
         beta, margin, convention = (trainers[method][k] for k in ("beta", "margin", "margin_convention"))
-        folder = Path(target["eval_path"]).parent.parent / method / "evals"
-        epochs = sorted(int(p.name.removeprefix("epoch")) for p in folder.glob("epoch*"))
+        folder = Path(target["eval_path"]).parent.parent / method
+        epochs = sorted({h["epoch"] for h in history if h["model"] == method and h["run"] == target["run"]})
         for kind in ("npo", "simnpo"):
             for subset, style, label in ((~long, "-", "short"), (long, "--", "long")):
                 values = []
                 for epoch in epochs:
-                    logps, _ = answers(folder / f"epoch{epoch}" / EVAL)
+                    logps, _ = answers(evaluation_file(folder, epoch, EVAL))
                     if kind == "npo":
                         w = npo_weights(logps, ref, beta)
                     else:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from simnpo.analysis.records import run_records
 from simnpo.analysis.style import method_color, method_label, new_figure
+from simnpo.llm.wmdp.data import CHANCE, HAZARD_NAMES
 from simnpo.runs import RELEARN_FILE, SUMMARY_FILES, read_json
 
-CHANCE = 0.25  # four choices
-HAZARDS = {"wmdp_bio": "Bio", "wmdp_cyber": "Cyber", "wmdp_chem": "Chem"}
+HAZARDS = HAZARD_NAMES
 
 
 def wmdp_records(folder: Path) -> dict[str, list[dict]]:

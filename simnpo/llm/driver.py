@@ -22,7 +22,7 @@ from simnpo.llm.models import load_model, load_tokenizer
 from simnpo.llm.presets import method_values
 from simnpo.llm.runtime import log_numbers, tracked_run
 from simnpo.llm.trainer import TrainerConfig, unlearn
-from simnpo.runs import HISTORY_FILE, SUMMARY_FILE, read_json, write_json
+from simnpo.runs import HISTORY_FILE, SUMMARY_FILE, evaluation_file, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ def unlearn_each(
             results, summary = evaluate(model, tokenizer)
             log_numbers(accelerator, summary, epoch * steps, prefix="eval/")  # after that epoch's last step
             if accelerator.is_main_process:
-                write_json(out / "evals" / f"epoch{epoch}" / bench.results_file, results)
+                write_json(evaluation_file(out, epoch, bench.results_file), results)
                 history.append({**summary, "epoch": epoch})
                 write_json(out / HISTORY_FILE, history)
 

@@ -27,7 +27,7 @@ from torch import Tensor
 from simnpo.llm.benchmark import Benchmark, Plan
 from simnpo.llm.models import DTYPES, check_source, load_model, load_tokenizer
 from simnpo.llm.relearn import plan_from_run
-from simnpo.runs import read_json, write_json
+from simnpo.runs import evaluation_file, read_json, write_json
 
 FULL = "full"  # the condition of the model as saved, before quantization
 CHANGED = "changed_weights"  # the share of quantized weights that differ from the target's at a precision
@@ -214,7 +214,7 @@ def run_models(
     start = run / label / bench.results_file
     models = [(label, source, read_json(start) if start.is_file() else None)]
     for method, folder, trainer in relearn_plan.targets:
-        last = run / method / "evals" / f"epoch{trainer.epochs}" / bench.results_file
+        last = evaluation_file(run / method, trainer.epochs, bench.results_file)
         models.append((method, folder, read_json(last) if last.is_file() else None))
     return plan, relearn_plan.reference, models
 

@@ -124,10 +124,9 @@ def plan_from_run(bench: Benchmark, run: Path, overrides: dict) -> tuple[Relearn
     saved = read_config(run)["configs"]
     if RUN not in saved or EVALUATION not in saved:
         raise ValueError(f"{run} is not a `simnpo llm` run folder")
-    old_request = saved.get(REQUEST, {})  # runs before the benchmark interface kept the reference option there
     names = {f.name for f in fields(bench.settings)}
-    values = {k: v for k, v in {**old_request, **saved[EVALUATION], **overrides}.items() if k in names}
-    request = Request(**{f.name: old_request[f.name] for f in fields(Request) if f.name in old_request})
+    values = {k: v for k, v in {**saved[EVALUATION], **overrides}.items() if k in names}
+    request = Request(**saved.get(REQUEST, {}))
     request = replace(request, cache_dir=Path(request.cache_dir) if request.cache_dir else None)
     plan = bench.plan(request, bench.settings(**values))
     reference = plan.reference

@@ -112,7 +112,7 @@ class TrainerConfig:
 
     @classmethod
     def from_saved(cls, entry: dict) -> TrainerConfig:
-        """A config as config.json holds it (``runs.read_config`` nests old runs' flat loss fields too)."""
+        """A config as config.json holds it."""
         return cls.for_method(entry["loss"]["method"], {**entry["loss"], **entry})
 
 

@@ -105,21 +105,6 @@ def test_truth_ratio_legend_reports_forget_quality_per_subset(small_runs):
     assert all(label.endswith("(forget quality 1)") for label in retain)  # the reference against itself
 
 
-def test_an_old_run_folder_still_plots(tmp_path):
-    """A `simnpo llm` run (with its relearning) written before config.json's sections had names, checked in under
-    tests/data with its result files trimmed to what the figures read."""
-    from pathlib import Path
-
-    from simnpo.analysis.plots import load_run, select, write_figures
-
-    old = Path(__file__).parents[1] / "data" / "old-llm-run"
-    run = load_run(old)
-    assert run["trainers"]["simnpo_nll"]["beta"] == 0.25 and len(run["relearn"]) == 2
-    selected = select([old], None)
-    assert {"tofu_quality_utility", f"tofu_truth_ratio_{old.name}", "relearn"} <= set(selected)
-    assert all(path.stat().st_size > 1000 for path in write_figures(selected, tmp_path))
-
-
 def test_a_corrupt_results_file_is_one_line_naming_it(tmp_path):
     """Found while trying it: `simnpo plot` printed the JSON parser's message without the file's name."""
     from typer.testing import CliRunner

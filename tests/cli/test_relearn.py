@@ -100,24 +100,3 @@ def test_relearning_a_muse_run_relearns_its_text_and_scores_muse(small_runs, tmp
     assert curves["steps"] == [0, 2] and set(curves) >= {"verbmem_f", "knowmem_f", "privleak", "knowmem_r"}
     assert (tmp_path / "simnpo_nll" / "step2" / "MUSE_EVAL.json").is_file()
     assert "Relearning on 50% of MUSE-News D_f" in result.output and "VerbMem before" in result.output
-
-
-def test_an_old_run_folder_still_reads(tmp_path):
-    """A run written before config.json's sections had names (checked in under tests/data): its configs map onto
-    today's, as `simnpo relearn` and `simnpo plot` read them."""
-    from pathlib import Path
-
-    from simnpo.llm.benchmarks import BENCHMARKS
-    from simnpo.llm.trainer import TrainerConfig
-    from simnpo.runs import read_config
-
-    old = Path(__file__).parents[1] / "data" / "old-llm-run"
-    assert "LLMRunConfig" in json.loads((old / "config.json").read_text())["configs"]  # the old keys
-    saved = read_config(old)
-    assert saved["bench"] == "tofu" and {"request", "run", "evaluation", "template"} <= set(saved["configs"])
-    trainers = [
-        TrainerConfig.for_method(t["loss"]["method"], {**t["loss"], **t}) for t in saved["configs"]["run"]["trainers"]
-    ]
-    assert [(t.method, t.loss.beta, t.lr) for t in trainers] == [("npo_nll", 0.2, 5e-4), ("simnpo_nll", 0.25, 5e-4)]
-    settings = BENCHMARKS["tofu"].settings(**saved["configs"]["evaluation"])
-    assert (settings.split, settings.template) == ("forget10", "llama2")

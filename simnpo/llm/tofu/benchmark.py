@@ -29,8 +29,9 @@ from simnpo.llm.tofu.evaluate import (
     evaluate_tofu,
     summary,
 )
+from simnpo.llm.tofu.metrics import forget_ratios
 from simnpo.llm.tofu.privacy import holdout_split, privleak_entry
-from simnpo.llm.tofu.reference import TofuReference, forget_ratios, reference_of, retain_reference
+from simnpo.llm.tofu.reference import TofuReference, reference_of, retain_reference
 from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import Read, method_reads
 from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, SUMMARY_FILES, TEMPLATE

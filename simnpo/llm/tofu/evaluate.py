@@ -19,8 +19,8 @@ from simnpo.llm.scoring import shared_prefix_logits
 from simnpo.llm.templates import Template, detect_template, encode_pair, prompt_ids, template_named
 from simnpo.llm.tofu import metrics as M
 from simnpo.llm.tofu.data import FORGET_SPLITS, encode_prompts, encode_qa, load_tofu
+from simnpo.llm.tofu.metrics import forget_ratios
 from simnpo.llm.tofu.privacy import holdout_split, privleak_entry
-from simnpo.llm.tofu.reference import forget_ratios
 from simnpo.losses import IGNORE_INDEX, token_logprobs
 
 # what each protocol is (docs/conventions.md): open-unlearning's attention mask hides every token equal to the pad

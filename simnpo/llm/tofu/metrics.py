@@ -57,6 +57,12 @@ def option_normalised_probability(correct_avg_loss: np.ndarray, wrong_avg_losses
     return correct / (correct + normalised_probability(wrong_avg_losses).sum(axis=1))
 
 
+def forget_ratios(results: dict) -> list[float]:
+    """The per-item forget truth ratios of a TOFU_EVAL dict, in item order."""
+    by_index = results["forget_truth_ratio"]["value_by_index"]
+    return [by_index[k]["score"] for k in sorted(by_index, key=int)]
+
+
 def forget_quality(model_ratios: Sequence[float], retain_model_ratios: Sequence[float]) -> float:
     """p-value of the two-sided two-sample KS test between the per-item forget truth ratios of the evaluated model
     and of the retain model (invariant to R vs 1/R, so either convention gives the same number)."""

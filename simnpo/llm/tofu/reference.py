@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simnpo.llm.tofu.metrics import forget_ratios
 from simnpo.llm.tofu.privacy import retain_auc_of
 from simnpo.runs import read_json
 
@@ -16,12 +17,6 @@ class TofuReference:
 
     ratios: list[float]
     mia_auc: float | None = None
-
-
-def forget_ratios(results: dict) -> list[float]:
-    """The per-item forget truth ratios of a TOFU_EVAL dict, in item order."""
-    by_index = results["forget_truth_ratio"]["value_by_index"]
-    return [by_index[k]["score"] for k in sorted(by_index, key=int)]
 
 
 def retain_reference(path, split: str, protocol: str = "open-unlearning") -> TofuReference:

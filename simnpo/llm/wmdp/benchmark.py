@@ -18,7 +18,9 @@ from simnpo.llm.trainer import UnlearningData
 from simnpo.llm.wmdp import presets
 from simnpo.llm.wmdp.builtin import DEFAULT_CACHE, BuiltinWmdpConfig, ensure_model, mini_wmdp
 from simnpo.llm.wmdp.data import (
+    CHANCE,
     FORGET_CORPORA,
+    HAZARD_NAMES,
     HAZARD_TASKS,
     HUB_QUESTIONS,
     RETAIN_CORPORA,
@@ -33,8 +35,6 @@ from simnpo.runs import EVAL_FILES, SUMMARY_FILES
 
 OPTIONS = ("tasks", "limit", "batch_size", "forget_corpora", "retain_corpus", "bio_corpus", "max_forget_chunks")
 BUILTIN_TASKS = ("wmdp_bio", "mmlu")  # mini-WMDP's invented hazardous questions stand in for Bio, its general ones
-CHANCE = 0.25
-HAZARD_NAMES = {"wmdp_bio": "Bio", "wmdp_cyber": "Cyber", "wmdp_chem": "Chem"}
 LABELS = {**{task: f"1 − {name} acc ↑" for task, name in HAZARD_NAMES.items()}, "mmlu": "MMLU acc ↑ (utility)"}
 
 
