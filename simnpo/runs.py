@@ -33,17 +33,6 @@ SUMMARY_FILE = "summary.json"  # the summary of every evaluated model of an `eva
 HISTORY_FILE = "history.json"  # one summary per evaluation point of an unlearned method
 MARKOV_RESULTS_FILE = "results.json"
 RELEARN_FILE = "relearn.json"  # relearning curves
-EVAL_FILES = {
-    "tofu": "TOFU_EVAL.json",
-    "muse": "MUSE_EVAL.json",
-    "wmdp": "WMDP_EVAL.json",
-}  # the benchmarks' own result layouts
-SUMMARY_FILES = {"tofu": "TOFU_SUMMARY.json", "muse": "MUSE_SUMMARY.json", "wmdp": "WMDP_SUMMARY.json"}
-
-# The best-point rule of ``simnpo llm``'s table, used by the benchmarks and by the figures that mark it: the share of
-# the utility an evaluation must keep (TOFU: of the starting model's model utility; MUSE: of the retrain model's
-# KnowMem on D_r).
-BEST_POINT_UTILITY = {"tofu": 0.95, "muse": 0.9}
 
 # The sections of config.json, named independently of the classes they hold.
 REQUEST, RUN, EVALUATION, TEMPLATE, RELEARN = "request", "run", "evaluation", "template", "relearn"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from simnpo.analysis.records import run_records
 from simnpo.analysis.style import draw_paths, mark_utility_floor, method_color, method_label, new_figure
-from simnpo.runs import BEST_POINT_UTILITY, SUMMARY_FILES
+from simnpo.llm.muse.metrics import BEST_POINT_UTILITY, SUMMARY_FILE
 
 METRICS = (
     ("verbmem_f", "VerbMem D_f ↓"),
@@ -22,12 +22,12 @@ METRICS = (
 
 def muse_records(folder: Path) -> list[dict]:
     """Every evaluated model of one MUSE run folder (empty when it holds none)."""
-    return run_records(folder, SUMMARY_FILES["muse"], "verbmem_f")[0]
+    return run_records(folder, SUMMARY_FILE, "verbmem_f")[0]
 
 
 def muse_history(folder: Path) -> list[dict]:
     """Every evaluation point of each method of one MUSE run folder (``run``, ``model``, ``epoch``, the metrics)."""
-    return run_records(folder, SUMMARY_FILES["muse"], "verbmem_f")[1]
+    return run_records(folder, SUMMARY_FILE, "verbmem_f")[1]
 
 
 def plot_privleak_utility(models: list[dict], history: list[dict] = ()):
@@ -39,7 +39,7 @@ def plot_privleak_utility(models: list[dict], history: list[dict] = ()):
     ax = axes[0, 0]
     draw_paths(ax, [r for r in models if r["model"] in ("target", "model")], history, "knowmem_r", "privleak")
     ax.axhspan(-5, 5, color="#dddddd", alpha=0.6, zorder=0, label="|PrivLeak| ≤ 5")
-    share = BEST_POINT_UTILITY["muse"]
+    share = BEST_POINT_UTILITY
     floors = [share * r["knowmem_r"] for r in models if r["model"] == "retrain"]
     mark_utility_floor(ax, floors, f"{100 * share:.0f} % of the retrain utility (best points)")
     ax.axhline(0, color="black", linewidth=0.6)

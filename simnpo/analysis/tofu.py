@@ -12,10 +12,10 @@ import numpy as np
 
 from simnpo.analysis.records import run_records
 from simnpo.analysis.style import draw_paths, mark_utility_floor, method_color, method_label, new_figure
-from simnpo.llm.tofu.metrics import forget_quality, forget_ratios
-from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, RELEARN_FILE, SUMMARY_FILES, evaluation_file, read_json
+from simnpo.llm.tofu.metrics import BEST_POINT_UTILITY, RESULTS_FILE, SUMMARY_FILE, forget_quality, forget_ratios
+from simnpo.runs import RELEARN_FILE, evaluation_file, read_json
 
-EVAL, SUMMARY = EVAL_FILES["tofu"], SUMMARY_FILES["tofu"]
+EVAL, SUMMARY = RESULTS_FILE, SUMMARY_FILE
 
 
 def tofu_records(folder: Path) -> dict[str, list[dict]]:
@@ -38,7 +38,7 @@ def plot_quality_utility(models: list[dict], history: list[dict] = ()):
     ax = axes[0, 0]
     starts = [r for r in models if r["model"] in ("target", "model")]
     draw_paths(ax, starts, history, "model_utility", "forget_quality", 1e-30)
-    share = BEST_POINT_UTILITY["tofu"]
+    share = BEST_POINT_UTILITY
     floors = [share * r["model_utility"] for r in starts]
     mark_utility_floor(ax, floors, f"{100 * share:.0f} % of the target's utility (best points)")
     labelled = set()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from simnpo.analysis.records import run_records
 from simnpo.analysis.style import method_color, method_label, new_figure
-from simnpo.llm.wmdp.data import CHANCE, HAZARD_NAMES
-from simnpo.runs import RELEARN_FILE, SUMMARY_FILES, read_json
+from simnpo.llm.wmdp.data import CHANCE, HAZARD_NAMES, SUMMARY_FILE
+from simnpo.runs import RELEARN_FILE, read_json
 
 HAZARDS = HAZARD_NAMES
 
@@ -21,7 +21,7 @@ HAZARDS = HAZARD_NAMES
 def wmdp_records(folder: Path) -> dict[str, list[dict]]:
     """Every evaluated model (``models``) and relearning curve (``relearn``) of one WMDP run folder."""
     folder = Path(folder)
-    models = run_records(folder, SUMMARY_FILES["wmdp"], "tasks")[0]  # WMDP's histories name their tasks
+    models = run_records(folder, SUMMARY_FILE, "tasks")[0]  # WMDP's histories name their tasks
     relearn = []
     for path in sorted(folder.glob(f"**/{RELEARN_FILE}")):
         curves = read_json(path)

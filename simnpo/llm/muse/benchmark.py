@@ -17,10 +17,9 @@ from simnpo.llm.muse import presets
 from simnpo.llm.muse.builtin import DEFAULT_CACHE, BuiltinMuseConfig, ensure_model, mini_muse
 from simnpo.llm.muse.data import HUB_IDS, load_muse
 from simnpo.llm.muse.evaluate import MuseEvalConfig, evaluate_muse, muse_summary
-from simnpo.llm.muse.metrics import RETRAIN_AUC
+from simnpo.llm.muse.metrics import BEST_POINT_UTILITY, RESULTS_FILE, RETRAIN_AUC, SUMMARY_FILE
 from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import METHODS, Read, method_reads
-from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, SUMMARY_FILES
 
 OPTIONS = ("corpus", "retrain_auc", "batch_size", "mia", "mia_reference")
 EVAL_DATA = (("verbmem", "forget"), ("knowmem", "forget_qa"), ("knowmem", "forget_qa_icl"), ("knowmem", "retain_qa"))
@@ -122,7 +121,7 @@ def best_point(history: list[dict], start: dict, reference: dict | None) -> dict
     model's or more (None without a retrain model or when none does)."""
     if reference is None:
         return None
-    floor = BEST_POINT_UTILITY["muse"] * reference["knowmem_r"]
+    floor = BEST_POINT_UTILITY * reference["knowmem_r"]
     kept = [h for h in history if h["privleak"] is not None and h["knowmem_r"] >= floor]
     return min(kept, key=lambda h: abs(h["privleak"]), default=None)
 
@@ -151,8 +150,8 @@ TABLE = Table(
 
 BENCHMARK = Benchmark(
     name="muse",
-    results_file=EVAL_FILES["muse"],
-    summary_file=SUMMARY_FILES["muse"],
+    results_file=RESULTS_FILE,
+    summary_file=SUMMARY_FILE,
     settings=MuseEvalConfig,
     options=OPTIONS,
     make_settings=lambda values: MuseEvalConfig(**values),
@@ -170,7 +169,7 @@ BENCHMARK = Benchmark(
     forget_set=lambda settings: f"MUSE-{settings.corpus.capitalize()} D_f",
     check_methods=check_methods,
     best=(
-        f"smallest |PrivLeak| with KnowMem on D_r >= {100 * BEST_POINT_UTILITY['muse']:.0f} % of the retrain model's",
+        f"smallest |PrivLeak| with KnowMem on D_r >= {100 * BEST_POINT_UTILITY:.0f} % of the retrain model's",
         best_point,
     ),
 )

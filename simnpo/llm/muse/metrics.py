@@ -22,6 +22,10 @@ from sklearn.metrics import roc_auc_score
 from simnpo.llm.mia import min_k_score  # noqa: F401  MUSE's Min-K%, the same as the MIA attacks'
 from simnpo.llm.models import decode
 
+RESULTS_FILE, SUMMARY_FILE = "MUSE_EVAL.json", "MUSE_SUMMARY.json"  # one model's results and headline numbers
+# the best-point rule of `simnpo llm`'s table, marked in the figures: the share of the retrain model's KnowMem on D_r
+# an evaluation must keep
+BEST_POINT_UTILITY = 0.9
 STOP_STRINGS = ("\n\n", "\nQuestion", "Question:")
 RETRAIN_AUC = {"news": 0.4772, "books": 0.5393}
 _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)

@@ -34,7 +34,7 @@ from simnpo.llm.tofu.privacy import holdout_split, privleak_entry
 from simnpo.llm.tofu.reference import TofuReference, reference_of, retain_reference
 from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import Read, method_reads
-from simnpo.runs import BEST_POINT_UTILITY, EVAL_FILES, SUMMARY_FILES, TEMPLATE
+from simnpo.runs import TEMPLATE
 
 OPTIONS = (
     "split",
@@ -177,7 +177,7 @@ def best_point(history: list[dict], start: dict, reference: dict | None) -> dict
     """The evaluation with the highest forget quality among those keeping model utility at 95 % of the starting
     model's or more (None when none does, or forget quality is unavailable)."""
     kept = [h for h in history if h["forget_quality"] is not None]
-    kept = [h for h in kept if h["model_utility"] >= BEST_POINT_UTILITY["tofu"] * start["model_utility"]]
+    kept = [h for h in kept if h["model_utility"] >= M.BEST_POINT_UTILITY * start["model_utility"]]
     return max(kept, key=lambda h: h["forget_quality"], default=None)
 
 
@@ -245,8 +245,8 @@ TABLE = Table(
 
 BENCHMARK = Benchmark(
     name="tofu",
-    results_file=EVAL_FILES["tofu"],
-    summary_file=SUMMARY_FILES["tofu"],
+    results_file=M.RESULTS_FILE,
+    summary_file=M.SUMMARY_FILE,
     settings=TofuEvalConfig,
     options=OPTIONS,
     make_settings=lambda values: TofuEvalConfig(**values),
@@ -264,8 +264,7 @@ BENCHMARK = Benchmark(
     forget_set=lambda settings: settings.split,
     extra_configs=lambda settings: {TEMPLATE: settings.prompt_template()} if settings.template else {},
     best=(
-        f"highest forget quality with model utility >= {100 * BEST_POINT_UTILITY['tofu']:.0f} % of the starting "
-        "model's",
+        f"highest forget quality with model utility >= {100 * M.BEST_POINT_UTILITY:.0f} % of the starting model's",
         best_point,
     ),
     held_out=held_out,

@@ -17,6 +17,11 @@ from rouge_score import rouge_scorer
 from scipy.stats import hmean, ks_2samp
 from torch import Tensor
 
+RESULTS_FILE, SUMMARY_FILE = "TOFU_EVAL.json", "TOFU_SUMMARY.json"  # one model's results (open-unlearning's layout)
+# the best-point rule of `simnpo llm`'s table, marked in the figures: the share of the starting model's model utility
+# an evaluation must keep
+BEST_POINT_UTILITY = 0.95
+
 UTILITY_KEYS = (
     "retain_Q_A_Prob",
     "retain_Q_A_ROUGE",

@@ -23,7 +23,9 @@ from simnpo.llm.wmdp.data import (
     HAZARD_NAMES,
     HAZARD_TASKS,
     HUB_QUESTIONS,
+    RESULTS_FILE,
     RETAIN_CORPORA,
+    SUMMARY_FILE,
     TASKS,
     load_corpus,
     load_questions,
@@ -31,7 +33,6 @@ from simnpo.llm.wmdp.data import (
 from simnpo.llm.wmdp.evaluate import WmdpEvalConfig, evaluate_wmdp, wmdp_summary
 from simnpo.llm.wmdp.harness import require_lm_eval
 from simnpo.losses import METHODS, Read, method_reads
-from simnpo.runs import EVAL_FILES, SUMMARY_FILES
 
 OPTIONS = ("tasks", "limit", "batch_size", "forget_corpora", "retain_corpus", "bio_corpus", "max_forget_chunks")
 BUILTIN_TASKS = ("wmdp_bio", "mmlu")  # mini-WMDP's invented hazardous questions stand in for Bio, its general ones
@@ -150,8 +151,8 @@ TABLE = Table(
 
 BENCHMARK = Benchmark(
     name="wmdp",
-    results_file=EVAL_FILES["wmdp"],
-    summary_file=SUMMARY_FILES["wmdp"],
+    results_file=RESULTS_FILE,
+    summary_file=SUMMARY_FILE,
     settings=WmdpEvalConfig,
     options=OPTIONS,
     make_settings=lambda values: WmdpEvalConfig(**values),

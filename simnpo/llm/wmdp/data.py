@@ -26,6 +26,7 @@ TASKS = {
 HAZARD_TASKS = ("wmdp_bio", "wmdp_cyber", "wmdp_chem")
 HAZARD_NAMES = {"wmdp_bio": "Bio", "wmdp_cyber": "Cyber", "wmdp_chem": "Chem"}
 CHANCE = 0.25  # four choices
+RESULTS_FILE, SUMMARY_FILE = "WMDP_EVAL.json", "WMDP_SUMMARY.json"  # one model's accuracies and headline numbers
 FORGET_CORPORA = {"bio": "bio-forget-corpus", "cyber": "cyber-forget-corpus"}
 RETAIN_CORPORA = {"bio": "bio-retain-corpus", "cyber": "cyber-retain-corpus", "wikitext": "wikitext"}
 HUB_QUESTIONS = "cais/wmdp"  # scored by the harness's own tasks (wmdp_*; mmlu reads cais/mmlu)
