@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import CONFIG, app, given_options, parse_list, print_table, progress_bar, user_errors
+from simnpo.cli.common import (
+    CONFIG,
+    DEVICE,
+    app,
+    given_options,
+    parse_list,
+    print_table,
+    progress_bar,
+    user_errors,
+)
 from simnpo.cli.llm import benchmark
 from simnpo.cli.relearn import BATCH_SIZE, EVAL_AT, FRACTION, LR, SAMPLES, SEED, STEPS, WARMUP_STEPS, relearn
 
@@ -22,7 +31,6 @@ RUN = typer.Argument(..., help="A `simnpo llm` run folder: attack its target and
 BITS = typer.Option("8,4", help="Weight bit widths, comma-separated (bitsandbytes: 8 = LLM.int8, 4 = --four-bit-type).")
 FOUR_BIT_TYPE = typer.Option("fp4", help="The 4-bit data type: fp4 (the paper's default) or nf4.")
 INT8_THRESHOLD = typer.Option(6.0, help="LLM.int8's outlier threshold (0: every product in int8).")
-DEVICE = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda.")
 
 
 @attack_app.command()
@@ -122,7 +130,8 @@ def attack_all(
 
 def _quantize_setup(run: Path, bits: str, four_bit_type: str, int8_threshold: float, device: str):
     """The run's benchmark, the quantization settings and the device, checked before anything is written."""
-    from simnpo.llm.quantize import QuantizeConfig, check_run, require_bitsandbytes, resolve_device
+    from simnpo.llm.quantize import QuantizeConfig, check_run, require_bitsandbytes
+    from simnpo.llm.runtime import resolve_device
     from simnpo.runs import CONFIG_FILE, lock_run_folder, read_config
 
     if not (Path(run) / CONFIG_FILE).is_file():

@@ -127,7 +127,84 @@ def _read_config(ctx: typer.Context, param, value: Path | None):
     return value
 
 
-CONFIG = typer.Option(None, "--config", help=CONFIG_HELP, is_eager=True, callback=_read_config)
+CONFIG = typer.Option(
+    None, "--config", help=CONFIG_HELP, is_eager=True, callback=_read_config, rich_help_panel="Output"
+)
+# The options several commands share, each declared once: the same name, default and help everywhere (docs/cli.md)
+DEVICE = typer.Option("auto", help="auto (the GPU when there is one), cpu or cuda.", rich_help_panel="Hardware")
+TORCH_DTYPE = typer.Option(
+    "float32",
+    help="dtype of the loaded weights: float32, bfloat16, float16 or auto (the checkpoint's).",
+    rich_help_panel="Hardware",
+)
+PAD_TOKEN = typer.Option(
+    None, help="Set a missing pad token: eos or a token of the vocabulary.", rich_help_panel="Benchmark"
+)
+DATA = typer.Option(
+    "builtin", help="Data: builtin, a local folder of the benchmark's files, or a hub id.", rich_help_panel="Benchmark"
+)
+BENCH = typer.Option("tofu", help="Benchmark: tofu, muse or wmdp.", rich_help_panel="Benchmark")
+MAX_NEW_TOKENS = typer.Option(
+    200,
+    help="TOFU: new tokens per generated answer in evaluations (open-unlearning's 200).",
+    rich_help_panel="Evaluation",
+)
+FINETUNE_EPOCHS = typer.Option(
+    None,
+    help="Epochs of the built-in models' fine-tuning (default: the benchmark's: mini-TOFU 30, mini-MUSE 50, "
+    "mini-WMDP 80).",
+    rich_help_panel="Benchmark",
+)
+CACHE_DIR = typer.Option(
+    None,
+    help="Cache of the built-in data and models (default: runs/.cache/BENCH, or runs/.cache/markov).",
+    rich_help_panel="Output",
+)
+DRY_RUN = typer.Option(
+    False,
+    "--dry-run",
+    help="Print the fully resolved configuration as JSON and exit (loads no model, writes nothing).",
+    rich_help_panel="Output",
+)
+
+
+LLM_PANELS = {
+    "Benchmark": (
+        "bench", "model", "gguf_file", "data", "split", "corpus", "retrain_auc", "tasks", "limit", "forget_corpora",
+        "retain_corpus", "bio_corpus", "max_forget_chunks", "template", "pad_token", "finetune_epochs",
+        "retain_results", "protocol",
+    ),
+    "Method and loss": (
+        "methods", "preset", "beta", "margin", "margin_convention", "forget_weight", "retain_weight", "kl_positions",
+        "steering", "beta2", "ignore_first_answer_tokens", "undial_positions", "flattening_positions",
+        "retain_epsilon", "retain_tolerance", "dual_step_size", "dual_update", "dual_warmup_epochs", "rmu_layer",
+        "rmu_params",
+    ),
+    "Optimisation": (
+        "lr", "epochs", "batch_size", "per_device_batch_size", "weight_decay", "warmup_epochs", "schedule",
+        "optimizer", "lora_rank", "max_length", "seed", "gradient_checkpointing", "bf16",
+    ),
+    "Evaluation": ("eval_every", "mia", "mia_reference", "max_new_tokens", "generation_batch_size"),
+    "Hardware": ("device", "torch_dtype"),
+    "Output": ("report_to", "dry_run", "out", "config_file", "cache_dir"),
+}  # fmt: skip
+EVAL_PANELS = {
+    "Benchmark": LLM_PANELS["Benchmark"],
+    "Evaluation": (*LLM_PANELS["Evaluation"], "batch_size"),
+    "Hardware": LLM_PANELS["Hardware"],
+    "Output": LLM_PANELS["Output"],
+}
+
+
+def in_panels(command: Callable, panels: dict[str, tuple[str, ...]]) -> Callable:
+    """Group a command's options into help panels (``panels``: panel -> option names), in a workflow's order."""
+    import inspect
+
+    for name, parameter in inspect.signature(command).parameters.items():
+        for panel, names in panels.items():
+            if name in names and hasattr(parameter.default, "rich_help_panel"):
+                parameter.default.rich_help_panel = panel
+    return command
 
 
 def given_options(ctx: typer.Context) -> dict:

@@ -12,10 +12,30 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import CONFIG, app, echo_error, given_options, parse_list, print_table, progress_bar, user_errors
+from simnpo.cli.common import (
+    BENCH,
+    CACHE_DIR,
+    CONFIG,
+    DATA,
+    DEVICE,
+    DRY_RUN,
+    EVAL_PANELS,
+    FINETUNE_EPOCHS,
+    LLM_PANELS,
+    MAX_NEW_TOKENS,
+    PAD_TOKEN,
+    TORCH_DTYPE,
+    app,
+    echo_error,
+    given_options,
+    in_panels,
+    parse_list,
+    print_table,
+    progress_bar,
+    user_errors,
+)
 
 TEMPLATE_HELP = "TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."
-DRY_RUN_HELP = "Print the fully resolved configuration as JSON and exit (loads no model, writes nothing)."
 BENCH_HELP = "Benchmark: tofu, muse or wmdp."
 MIA_HELP = "TOFU and MUSE: attacks besides PrivLeak's Min-K%: loss, zlib, min_k, min_k++, gradnorm, reference."
 MIA_REFERENCE_HELP = "TOFU and MUSE: the reference attack's model (a folder or hub id with the same tokenizer)."
@@ -30,7 +50,6 @@ PROTOCOL_HELP = (
     "collator hides them), attend-all (the same, every token attended) or original (TOFU's code: 300 items)."
 )
 GENERATION_BATCH_HELP = "TOFU: prompts per generation batch (128; finished rows leave the batch)."
-DTYPE_HELP = "dtype of the loaded weights: float32, bfloat16, float16 or auto (the checkpoint's)."
 
 
 def given(ctx: typer.Context, names) -> dict:
@@ -85,10 +104,10 @@ def make_request(
 @app.command("eval")
 def eval_command(
     ctx: typer.Context,
-    bench: str = typer.Option(..., help=BENCH_HELP),
+    bench: str = BENCH,
     model: str | None = typer.Option(None, help=MODEL_HELP + " (default: the built-in starting models)."),
     gguf_file: str | None = typer.Option(None, help=GGUF_HELP),
-    data: str = typer.Option("builtin", help="Data: builtin, a local folder of the benchmark's files, or a hub id."),
+    data: str = DATA,
     corpus: str = typer.Option("news", help="MUSE corpus: news or books (sets the published retrain AUC)."),
     retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
     split: str = typer.Option("forget10", help="Forget split: forget01, forget05 or forget10."),
@@ -98,18 +117,18 @@ def eval_command(
     protocol: str = typer.Option("open-unlearning", help=PROTOCOL_HELP),
     mia: str | None = typer.Option(None, help=MIA_HELP),
     mia_reference: str | None = typer.Option(None, help=MIA_REFERENCE_HELP),
-    max_new_tokens: int = typer.Option(200, help="Generation length (open-unlearning protocol)."),
+    max_new_tokens: int = MAX_NEW_TOKENS,
     template: str | None = typer.Option(None, help=TEMPLATE_HELP),
     tasks: str | None = typer.Option(None, help=TASKS_HELP),
     limit: int | None = typer.Option(None, help=LIMIT_HELP),
     batch_size: int = typer.Option(64, help="Sequences per scoring batch."),
     generation_batch_size: int | None = typer.Option(None, help=GENERATION_BATCH_HELP),
-    pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
-    device: str = typer.Option("cpu", help="Torch device."),
-    torch_dtype: str = typer.Option("float32", help=DTYPE_HELP),
-    finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning (TOFU 30, MUSE 100)."),
-    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+    pad_token: str | None = PAD_TOKEN,
+    device: str = DEVICE,
+    torch_dtype: str = TORCH_DTYPE,
+    finetune_epochs: int | None = FINETUNE_EPOCHS,
+    cache_dir: Path | None = CACHE_DIR,
+    dry_run: bool = DRY_RUN,
     out: Path | None = typer.Option(None, help="Output folder (default: a new runs/eval-BENCH-<time>)."),
     config_file: Path | None = CONFIG,
 ) -> None:
@@ -149,10 +168,10 @@ def eval_command(
 @app.command("llm")
 def llm_command(
     ctx: typer.Context,
-    bench: str = typer.Option("tofu", help=BENCH_HELP),
+    bench: str = BENCH,
     model: str | None = typer.Option(None, help=MODEL_HELP + " to unlearn (default: the built-in target)."),
     gguf_file: str | None = typer.Option(None, help=GGUF_HELP),
-    data: str = typer.Option("builtin", help="Data: builtin, a local folder of the benchmark's files, or a hub id."),
+    data: str = DATA,
     split: str | None = typer.Option(None, help="TOFU forget split: forget01, forget05 or forget10 (forget10)."),
     corpus: str | None = typer.Option(None, help="MUSE corpus: news or books (default: news)."),
     retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
@@ -178,15 +197,8 @@ def llm_command(
         "for the split or corpus on real data).",
     ),
     template: str | None = typer.Option(None, help=TEMPLATE_HELP),
-    eval_every: int | None = typer.Option(
-        None,
-        help="Also evaluate every N epochs (0: only after the last; default 1 on built-in TOFU and MUSE data, "
-        "the trade-off curves, else 0).",
-    ),
     retain_results: Path | None = typer.Option(None, help="The retain model's TOFU_EVAL.json for forget quality."),
     protocol: str | None = typer.Option(None, help=PROTOCOL_HELP),
-    mia: str | None = typer.Option(None, help=MIA_HELP),
-    mia_reference: str | None = typer.Option(None, help=MIA_REFERENCE_HELP),
     beta: float | None = typer.Option(None, help="β for every method (default: the preset's per method)."),
     margin: float | None = typer.Option(None, help="SimNPO's margin γ."),
     margin_convention: str | None = typer.Option(None, help="paper (default) or authors_code."),
@@ -228,17 +240,24 @@ def llm_command(
     lora_rank: int | None = typer.Option(None, help="LoRA rank (0: full fine-tuning; needs peft)."),
     max_length: int | None = typer.Option(None, help="Longest training sequence (MUSE: the chunk length)."),
     seed: int | None = typer.Option(None, help="Seed of batch order, retain pairing and refusals."),
-    max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
+    eval_every: int | None = typer.Option(
+        None,
+        help="Also evaluate every N epochs (0: only after the last; default 1 on built-in TOFU and MUSE data, "
+        "the trade-off curves, else 0).",
+    ),
+    mia: str | None = typer.Option(None, help=MIA_HELP),
+    mia_reference: str | None = typer.Option(None, help=MIA_REFERENCE_HELP),
+    max_new_tokens: int = MAX_NEW_TOKENS,
     generation_batch_size: int | None = typer.Option(None, help=GENERATION_BATCH_HELP),
-    pad_token: str | None = typer.Option(None, help="Set a missing pad token, e.g. eos."),
-    device: str = typer.Option("auto", help="auto (GPU when there is one), cpu or cuda."),
-    torch_dtype: str = typer.Option("float32", help=DTYPE_HELP),
-    finetune_epochs: int | None = typer.Option(None, help="Epochs of the built-in fine-tuning (TOFU 30, MUSE 100)."),
-    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
+    pad_token: str | None = PAD_TOKEN,
+    device: str = DEVICE,
+    torch_dtype: str = TORCH_DTYPE,
+    finetune_epochs: int | None = FINETUNE_EPOCHS,
+    cache_dir: Path | None = CACHE_DIR,
     report_to: str = typer.Option(
         "none", help="Log losses, lr, gradient norm and evaluations: tensorboard (into RUN/tracking), wandb, mlflow."
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+    dry_run: bool = DRY_RUN,
     out: Path | None = typer.Option(None, help="Output folder; an existing run with the same options resumes."),
     config_file: Path | None = CONFIG,
 ) -> None:
@@ -364,3 +383,7 @@ def torch_cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+in_panels(eval_command, EVAL_PANELS)
+in_panels(llm_command, LLM_PANELS)

@@ -6,7 +6,19 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import CONFIG, app, given_options, parse_list, print_table, progress_bar, user_errors
+from simnpo.cli.common import (
+    CACHE_DIR,
+    CONFIG,
+    DEVICE,
+    app,
+    given_options,
+    parse_list,
+    print_table,
+    progress_bar,
+    user_errors,
+)
+
+DEFAULT_CACHE = Path("runs/.cache/markov")  # the pretrained and retrained models
 
 
 @app.command()
@@ -56,24 +68,23 @@ def markov(
     chain_kind: str = typer.Option("block", help="Chain construction: block (the paper's) or dirichlet."),
     arch: str = typer.Option("authors", help="Transformer block: authors (the paper's code) or standard."),
     kl_to_retrained: bool = typer.Option(False, help="Also measure KL to the retrained model."),
-    device: str = typer.Option("cpu", help="Torch device, e.g. cpu or cuda."),
+    device: str = DEVICE,
     out: Path | None = typer.Option(None, help="Output folder; an existing run with the same options resumes."),
     config_file: Path | None = CONFIG,
-    cache_dir: Path = typer.Option(Path("runs/.cache/markov"), help="Cache of pretrained/retrained models."),
+    cache_dir: Path | None = CACHE_DIR,
     no_cache: bool = typer.Option(False, help="Train the pretrained and retrained models afresh, unsaved."),
 ) -> None:
     """Reference-model bias on mixtures of Markov chains: NPO vs SimNPO on forget data of different difficulty
     and length, with exact KL metrics against the true chains."""
-    import torch
 
+    from simnpo.llm.runtime import resolve_device
     from simnpo.markov.experiment import ExperimentConfig, Sweep, run_experiment
     from simnpo.markov.model import ModelConfig
     from simnpo.markov.train import TrainConfig, unlearn_config
     from simnpo.runs import EXPERIMENT, MODEL, PRETRAINING, SWEEP, UNLEARNING, resume_or_save_config, run_dir
 
     with user_errors():
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
+        device = resolve_device(device)
         exp = ExperimentConfig(
             chains=chains,
             cases=parse_list(case, str, "--case"),
@@ -114,7 +125,14 @@ def markov(
         typer.echo(f"resuming the run in {folder}", err=True)
     with progress_bar() as progress:
         results = run_experiment(
-            exp, model_cfg, train_cfg, unlearn_cfg, folder, None if no_cache else cache_dir, progress, sweep
+            exp,
+            model_cfg,
+            train_cfg,
+            unlearn_cfg,
+            folder,
+            None if no_cache else cache_dir or DEFAULT_CACHE,
+            progress,
+            sweep,
         )
     print_results(results, folder)
 

@@ -7,8 +7,21 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import CONFIG, app, given_options, parse_list, print_table, progress_bar, user_errors
-from simnpo.cli.llm import BENCH_HELP, GGUF_HELP, MODEL_HELP, bench_options, benchmark, make_request, source_lines
+from simnpo.cli.common import (
+    BENCH,
+    CACHE_DIR,
+    CONFIG,
+    DATA,
+    DEVICE,
+    MAX_NEW_TOKENS,
+    app,
+    given_options,
+    parse_list,
+    print_table,
+    progress_bar,
+    user_errors,
+)
+from simnpo.cli.llm import GGUF_HELP, MODEL_HELP, bench_options, benchmark, make_request, source_lines
 
 # the relearning options, shared with `simnpo attack all`
 FRACTION = typer.Option(0.5, help="Fraction of the forget set to relearn on.")
@@ -27,10 +40,8 @@ def relearn(
     run: Path | None = typer.Argument(None, help="A `simnpo llm` run folder: relearn each of its unlearned models."),
     model: str | None = typer.Option(None, help="Or one unlearned model (with --data): " + MODEL_HELP + "."),
     gguf_file: str | None = typer.Option(None, help=GGUF_HELP),
-    bench: str = typer.Option("tofu", help="With --model: " + BENCH_HELP),
-    data: str = typer.Option(
-        "builtin", help="With --model: builtin, a local folder of the benchmark's files, or a hub id."
-    ),
+    bench: str = BENCH,
+    data: str = DATA,
     split: str = typer.Option("forget10", help="With --model: the TOFU forget split."),
     retain_results: Path | None = typer.Option(None, help="With --model: the retain model's TOFU_EVAL.json."),
     fraction: float = FRACTION,
@@ -40,16 +51,17 @@ def relearn(
     lr: float = LR,
     batch_size: int = BATCH_SIZE,
     eval_at: str = EVAL_AT,
-    max_new_tokens: int = typer.Option(200, help="TOFU: generation length in evaluations."),
+    max_new_tokens: int = MAX_NEW_TOKENS,
     seed: int = SEED,
-    device: str = typer.Option("cpu", help="Torch device."),
-    cache_dir: Path | None = typer.Option(None, help="Cache of the built-in data and models (runs/.cache/BENCH)."),
+    device: str = DEVICE,
+    cache_dir: Path | None = CACHE_DIR,
     out: Path | None = typer.Option(None, help="Output folder (default: RUN/relearn or runs/relearn-<time>)."),
     config_file: Path | None = CONFIG,
 ) -> None:
     """Relearning attack: fine-tune unlearned models on part of the forget set and report how the forget metrics
     recover over the steps."""
     from simnpo.llm.relearn import RelearnConfig
+    from simnpo.llm.runtime import resolve_device
     from simnpo.runs import EVALUATION, RELEARN, lock_run_folder, run_dir, save_config
 
     with user_errors():
@@ -60,6 +72,7 @@ def relearn(
         steps_at = parse_list(eval_at, int, "--eval-at")
         config = RelearnConfig(fraction, steps, lr, batch_size, steps_at, seed, samples, warmup_steps)
         chosen, targets, settings = relearn_targets(ctx, run, model, bench, data, cache_dir)
+        device = resolve_device(device)
         folder = run_dir(out if out or run is None else run / "relearn", "relearn")
         if run is not None:
             lock_run_folder(Path(run))  # no `simnpo llm` may resume in it meanwhile

@@ -226,19 +226,6 @@ def check_run(bench: Benchmark, run: Path, config: QuantizeConfig) -> None:
         check_block_widths(relearn_plan.targets[0][1])  # the unlearned models share the target's architecture
 
 
-def resolve_device(device: str) -> str:
-    """``auto``: the GPU when there is one; bitsandbytes quantizes on CPU and CUDA."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda (bitsandbytes' devices), got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device} but this machine has no GPU; give --device cpu or auto")
-    return device
-
-
 def quantize_run(
     bench: Benchmark, run: Path, config: QuantizeConfig, folder: Path, device: str, progress: Callable
 ) -> dict:

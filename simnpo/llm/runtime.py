@@ -30,6 +30,19 @@ def check_report_to(name: str) -> str:
     return name
 
 
+def resolve_device(device: str) -> str:
+    """``--device``: ``auto`` is the GPU when there is one; cpu or cuda (cuda:N) as given, when there is one."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} but this machine has no GPU; give --device cpu or auto")
+    return device
+
+
 def make_accelerator(device: str, bf16: bool, report_to: str = "none"):
     """The run's accelerator: on CPU when asked or when ``auto`` finds no GPU, bf16 autocast when a method asks for
     it, else the launcher's mixed-precision setting (``accelerate launch --mixed_precision`` or its config file),

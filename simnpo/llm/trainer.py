@@ -258,13 +258,11 @@ def unlearn(
         model.train()
         partners = retain_partners(len(data.forget), len(data.retain), config.seed, epoch)
         for step, batch_idx in enumerate(global_batches(len(data.forget), config.batch_size, config.seed, epoch)):
-            retain_parts, logged = [], []
+            logged = []  # each micro-step's loss terms
             for batch in micro_batches(batch_idx, partners, tokens, accelerator):
                 with accelerator.accumulate(model):  # forward and backward in one: DDP's no_sync spans both
                     inputs = loss_inputs(model, data, batch, ref, reads, accelerator.device)
                     loss, parts = unlearning_loss(inputs, config.loss, dual.multiplier if dual else None)
-                    if dual is not None:
-                        retain_parts.append(parts["retain"])
                     if (bad := nonfinite_loss(loss, accelerator)) is not None:  # every process stops at once
                         where = f"epoch {epoch + 1} step {step + 1}"
                         raise NonFiniteLoss(_nonfinite_message(config.method, bad, where, start_epoch, checkpoint))
@@ -274,7 +272,8 @@ def unlearn(
                 log_step(accelerator, logged, scheduler.get_last_lr()[0], norm, epoch * steps_per_epoch + step + 1)
             scheduler.step()
             if dual is not None:  # the global batch's retain loss, the same on every process
-                dual.after_step(accelerator.reduce(torch.stack(retain_parts).mean(), "mean").item(), epoch)
+                retain = torch.stack([terms["loss/retain"] for terms in logged]).mean()
+                dual.after_step(accelerator.reduce(retain, "mean").item(), epoch)
             if advance:
                 advance(1, f"loss {loss.item():.4f}")
         if dual is not None:

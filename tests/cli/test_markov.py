@@ -81,7 +81,7 @@ def test_a_different_configuration_in_the_same_folder_is_refused(tmp_path):
         (["--iterations", "5", "--eval-every", "6"], "--eval-every must be between 1 and the 5 iterations"),
         (["--methods", "npo,dpo"], "unknown method 'dpo'"),
         (["--case", "width"], "cases must be among"),
-        (["--device", "cuda:0"], "CUDA is not available"),
+        (["--device", "cuda:0"], "this machine has no GPU"),
         (["--arch", "rnn"], "unknown architecture"),
     ],
 )
