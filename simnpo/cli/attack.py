@@ -7,17 +7,9 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import (
-    CONFIG,
-    DEVICE,
-    app,
-    given_options,
-    parse_list,
-    print_table,
-    progress_bar,
-    user_errors,
-)
+from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
 from simnpo.cli.llm import benchmark
+from simnpo.cli.options import CONFIG, DEVICE, given_options
 from simnpo.cli.relearn import BATCH_SIZE, EVAL_AT, FRACTION, LR, SAMPLES, SEED, STEPS, WARMUP_STEPS, relearn
 
 attack_app = typer.Typer(

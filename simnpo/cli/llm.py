@@ -12,7 +12,8 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import (
+from simnpo.cli.common import app, echo_error, parse_list, print_table, progress_bar, user_errors
+from simnpo.cli.options import (
     BENCH,
     CACHE_DIR,
     CONFIG,
@@ -25,14 +26,8 @@ from simnpo.cli.common import (
     MAX_NEW_TOKENS,
     PAD_TOKEN,
     TORCH_DTYPE,
-    app,
-    echo_error,
     given_options,
     in_panels,
-    parse_list,
-    print_table,
-    progress_bar,
-    user_errors,
 )
 
 TEMPLATE_HELP = "TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."

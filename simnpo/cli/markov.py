@@ -6,17 +6,8 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import (
-    CACHE_DIR,
-    CONFIG,
-    DEVICE,
-    app,
-    given_options,
-    parse_list,
-    print_table,
-    progress_bar,
-    user_errors,
-)
+from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
+from simnpo.cli.options import CACHE_DIR, CONFIG, DEVICE, given_options
 
 DEFAULT_CACHE = Path("runs/.cache/markov")  # the pretrained and retrained models
 

@@ -7,21 +7,9 @@ from pathlib import Path
 
 import typer
 
-from simnpo.cli.common import (
-    BENCH,
-    CACHE_DIR,
-    CONFIG,
-    DATA,
-    DEVICE,
-    MAX_NEW_TOKENS,
-    app,
-    given_options,
-    parse_list,
-    print_table,
-    progress_bar,
-    user_errors,
-)
+from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
 from simnpo.cli.llm import GGUF_HELP, MODEL_HELP, bench_options, benchmark, make_request, source_lines
+from simnpo.cli.options import BENCH, CACHE_DIR, CONFIG, DATA, DEVICE, MAX_NEW_TOKENS, given_options
 
 # the relearning options, shared with `simnpo attack all`
 FRACTION = typer.Option(0.5, help="Fraction of the forget set to relearn on.")
