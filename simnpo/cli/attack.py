@@ -22,6 +22,9 @@ attack_app.command(name="relearn", help="Relearning attack (the same as `simnpo 
 RUN = typer.Argument(..., help="A `simnpo llm` run folder: attack its target and each of its unlearned models.")
 BITS = typer.Option("8,4", help="Weight bit widths, comma-separated (bitsandbytes: 8 = LLM.int8, 4 = --four-bit-type).")
 FOUR_BIT_TYPE = typer.Option("fp4", help="The 4-bit data type: fp4 (the paper's default) or nf4.")
+COMPUTE_DTYPE = typer.Option(
+    "float32", help="dtype the quantized models compute in: float32, bfloat16 or float16 (the paper's: bfloat16)."
+)
 INT8_THRESHOLD = typer.Option(6.0, help="LLM.int8's outlier threshold (0: every product in int8).")
 
 
@@ -32,6 +35,7 @@ def quantize(
     bits: str = BITS,
     four_bit_type: str = FOUR_BIT_TYPE,
     int8_threshold: float = INT8_THRESHOLD,
+    compute_dtype: str = COMPUTE_DTYPE,
     device: str = DEVICE,
     out: Path | None = typer.Option(None, help="Output folder (default: RUN/quantize)."),
     config_file: Path | None = CONFIG,
@@ -43,7 +47,7 @@ def quantize(
     from simnpo.runs import QUANTIZE, run_dir, save_config, write_json
 
     with user_errors():
-        chosen, config, device = _quantize_setup(run, bits, four_bit_type, int8_threshold, device)
+        chosen, config, device = _quantize_setup(run, bits, four_bit_type, int8_threshold, compute_dtype, device)
         folder = run_dir(out or run / "quantize", "quantize")
     save_config(
         folder,
@@ -75,6 +79,7 @@ def attack_all(
     bits: str = BITS,
     four_bit_type: str = FOUR_BIT_TYPE,
     int8_threshold: float = INT8_THRESHOLD,
+    compute_dtype: str = COMPUTE_DTYPE,
     device: str = DEVICE,
     config_file: Path | None = CONFIG,
 ) -> None:
@@ -88,7 +93,7 @@ def attack_all(
     from simnpo.runs import EVALUATION, QUANTIZE, RELEARN, RELEARN_FILE, read_json, run_dir, save_config, write_json
 
     with user_errors():
-        chosen, config, device = _quantize_setup(run, bits, four_bit_type, int8_threshold, device)
+        chosen, config, device = _quantize_setup(run, bits, four_bit_type, int8_threshold, compute_dtype, device)
         relearn_config = RelearnConfig(
             fraction, steps, lr, batch_size, parse_list(eval_at, int, "--eval-at"), seed, samples, warmup_steps
         )
@@ -120,7 +125,7 @@ def attack_all(
     typer.echo(f"wrote {run / ROBUSTNESS_FILE}")
 
 
-def _quantize_setup(run: Path, bits: str, four_bit_type: str, int8_threshold: float, device: str):
+def _quantize_setup(run: Path, bits: str, four_bit_type: str, int8_threshold: float, compute_dtype: str, device: str):
     """The run's benchmark, the quantization settings and the device, checked before anything is written."""
     from simnpo.llm.quantize import QuantizeConfig, check_run, require_bitsandbytes
     from simnpo.llm.runtime import resolve_device
@@ -129,7 +134,7 @@ def _quantize_setup(run: Path, bits: str, four_bit_type: str, int8_threshold: fl
     if not (Path(run) / CONFIG_FILE).is_file():
         raise ValueError(f"{run} is not a `simnpo llm` run folder (no config.json)")
     chosen = benchmark(read_config(run).get("bench") or "tofu")
-    config = QuantizeConfig(parse_list(bits, int, "--bits"), four_bit_type, int8_threshold)
+    config = QuantizeConfig(parse_list(bits, int, "--bits"), four_bit_type, int8_threshold, compute_dtype)
     require_bitsandbytes()
     device = resolve_device(device)
     check_run(chosen, Path(run), config)  # e.g. a folder without finished unlearned models: one line, nothing written

@@ -92,6 +92,7 @@ def test_attack_relearn_is_simnpo_relearn(run, tmp_path):
         (["--bits", "four"], "--bits takes comma-separated int values"),
         (["--four-bit-type", "int4"], "fp4 or nf4"),
         (["--device", "tpu"], "--device must be auto, cpu or cuda"),
+        (["--compute-dtype", "int8"], "--compute-dtype must be float32, bfloat16 or float16"),
     ],
 )
 def test_bad_settings_are_one_line_and_write_nothing(run, args, message):
