@@ -44,19 +44,14 @@ def quantize(
     quantization (bitsandbytes) and report the forget metrics and utility before and after."""
     from simnpo.analysis.attacks import QUANTIZE_FILE, judged, plot_attacks
     from simnpo.analysis.style import save_figure
-    from simnpo.runs import QUANTIZE, run_dir, save_config, write_json
+    from simnpo.runs import QUANTIZE, resume_or_save_config, run_dir, write_json
 
     with user_errors():
         chosen, config, device = _quantize_setup(run, bits, four_bit_type, int8_threshold, compute_dtype, device)
         folder = run_dir(out or run / "quantize", "quantize")
-    save_config(
-        folder,
-        {QUANTIZE: config},
-        command="attack quantize",
-        bench=chosen.name,
-        run=str(run),
-        options=given_options(ctx),
-    )
+        # the same settings resume (evaluations already written are read back), others are refused
+        extra = {"command": "attack quantize", "bench": chosen.name, "run": str(run), "options": given_options(ctx)}
+        resume_or_save_config(folder, {QUANTIZE: config}, **extra)
     report = judged(_quantize(chosen, run, config, folder, device))
     write_json(folder / QUANTIZE_FILE, report)
     print_report(chosen, report, "quantization attack")
@@ -90,7 +85,17 @@ def attack_all(
     from simnpo.analysis.style import save_figure
     from simnpo.cli.relearn import relearn_each
     from simnpo.llm.relearn import RelearnConfig, plan_from_run
-    from simnpo.runs import EVALUATION, QUANTIZE, RELEARN, RELEARN_FILE, read_json, run_dir, save_config, write_json
+    from simnpo.runs import (
+        EVALUATION,
+        QUANTIZE,
+        RELEARN,
+        RELEARN_FILE,
+        read_json,
+        resume_or_save_config,
+        run_dir,
+        save_config,
+        write_json,
+    )
 
     with user_errors():
         chosen, config, device = _quantize_setup(run, bits, four_bit_type, int8_threshold, compute_dtype, device)
@@ -99,6 +104,14 @@ def attack_all(
         )
         targets, settings = plan_from_run(chosen, run, {})
         relearn_folder, quantize_folder = run_dir(run / "relearn", "relearn"), run_dir(run / "quantize", "quantize")
+        extra = {"command": "attack all", "bench": chosen.name, "run": str(run), "options": given_options(ctx)}
+        try:
+            resume_or_save_config(quantize_folder, {QUANTIZE: config}, **extra)
+        except ValueError:
+            raise ValueError(
+                f"{quantize_folder} holds a quantization attack with other settings; delete it, or run "
+                "`simnpo attack quantize --out` into another folder"
+            ) from None
     save_config(
         relearn_folder,
         {RELEARN: relearn_config, EVALUATION: settings},
@@ -108,14 +121,6 @@ def attack_all(
     )
     with user_errors():  # e.g. more --samples than forget rows
         relearn_each(chosen, targets, relearn_config, relearn_folder, device)
-    save_config(
-        quantize_folder,
-        {QUANTIZE: config},
-        command="attack all",
-        bench=chosen.name,
-        run=str(run),
-        options=given_options(ctx),
-    )
     quantized = _quantize(chosen, run, config, quantize_folder, device)
     curves = {name: read_json(relearn_folder / name / RELEARN_FILE) for name, _, _ in targets.targets}
     report = robustness_report(quantized, curves) | {"relearn": {"steps": steps, "items": _items(curves)}}

@@ -58,6 +58,10 @@ def test_quantize_evaluates_the_target_and_every_unlearned_model_at_each_precisi
     assert (run / "quantize" / "quantize.png").is_file()
     assert not any(run.rglob(".simnpo.lock"))  # the run folder and the attack's are free again
     assert read(run / "quantize" / "config.json")["configs"]["quantize"]["bits"] == [8, 4]
+    again = runner.invoke(app, ["attack", "quantize", str(run), "--device", "cpu"])  # resumes: read back
+    assert again.exit_code == 0 and read(run / "quantize" / "quantize.json")["models"] == report["models"]
+    other = runner.invoke(app, ["attack", "quantize", str(run), "--int8-threshold", "0"])
+    assert other.exit_code == 2 and "holds a run with a different configuration" in other.output
     plotted = runner.invoke(app, ["plot", str(run), "--kind", "attacks", "--out", str(run / "figures")])
     assert plotted.exit_code == 0 and (run / "figures" / "attack_quantize_quantize.png").is_file()
 
