@@ -47,12 +47,13 @@ def quantize(
     from simnpo.runs import QUANTIZE, resume_or_save_config, run_dir, write_json
 
     with user_errors():
-        chosen, config, device = _quantize_setup(run, bits, four_bit_type, int8_threshold, compute_dtype, device)
+        setup = _quantize_setup(run, bits, four_bit_type, int8_threshold, compute_dtype, device)
+        chosen, config, device, planned, _ = setup
         folder = run_dir(out or run / "quantize", "quantize")
         # the same settings resume (evaluations already written are read back), others are refused
         extra = {"command": "attack quantize", "bench": chosen.name, "run": str(run), "options": given_options(ctx)}
         resume_or_save_config(folder, {QUANTIZE: config}, **extra)
-    report = judged(_quantize(chosen, run, config, folder, device))
+    report = judged(_quantize(chosen, run, planned, config, folder, device))
     write_json(folder / QUANTIZE_FILE, report)
     print_report(chosen, report, "quantization attack")
     save_figure(plot_attacks(report), folder, "quantize")
@@ -84,7 +85,7 @@ def attack_all(
     from simnpo.analysis.attacks import ROBUSTNESS_FILE, plot_attacks, robustness_report
     from simnpo.analysis.style import save_figure
     from simnpo.cli.relearn import relearn_each
-    from simnpo.llm.relearn import RelearnConfig, plan_from_run
+    from simnpo.llm.relearn import RelearnConfig
     from simnpo.runs import (
         EVALUATION,
         QUANTIZE,
@@ -98,11 +99,11 @@ def attack_all(
     )
 
     with user_errors():
-        chosen, config, device = _quantize_setup(run, bits, four_bit_type, int8_threshold, compute_dtype, device)
+        setup = _quantize_setup(run, bits, four_bit_type, int8_threshold, compute_dtype, device)
+        chosen, config, device, targets, settings = setup
         relearn_config = RelearnConfig(
             fraction, steps, lr, batch_size, parse_list(eval_at, int, "--eval-at"), seed, samples, warmup_steps
         )
-        targets, settings = plan_from_run(chosen, run, {})
         relearn_folder, quantize_folder = run_dir(run / "relearn", "relearn"), run_dir(run / "quantize", "quantize")
         extra = {"command": "attack all", "bench": chosen.name, "run": str(run), "options": given_options(ctx)}
         try:
@@ -121,7 +122,7 @@ def attack_all(
     )
     with user_errors():  # e.g. more --samples than forget rows
         relearn_each(chosen, targets, relearn_config, relearn_folder, device)
-    quantized = _quantize(chosen, run, config, quantize_folder, device)
+    quantized = _quantize(chosen, run, targets, config, quantize_folder, device)
     curves = {name: read_json(relearn_folder / name / RELEARN_FILE) for name, _, _ in targets.targets}
     report = robustness_report(quantized, curves) | {"relearn": {"steps": steps, "items": _items(curves)}}
     write_json(run / ROBUSTNESS_FILE, report)
@@ -131,7 +132,8 @@ def attack_all(
 
 
 def _quantize_setup(run: Path, bits: str, four_bit_type: str, int8_threshold: float, compute_dtype: str, device: str):
-    """The run's benchmark, the quantization settings and the device, checked before anything is written."""
+    """The run's benchmark, the quantization settings, the device, the run's plan (its unlearned models) and its
+    evaluation settings, checked before anything is written."""
     from simnpo.llm.quantize import QuantizeConfig, check_run, require_bitsandbytes
     from simnpo.llm.runtime import resolve_device
     from simnpo.runs import CONFIG_FILE, lock_run_folder, read_config
@@ -142,16 +144,17 @@ def _quantize_setup(run: Path, bits: str, four_bit_type: str, int8_threshold: fl
     config = QuantizeConfig(parse_list(bits, int, "--bits"), four_bit_type, int8_threshold, compute_dtype)
     require_bitsandbytes()
     device = resolve_device(device)
-    check_run(chosen, Path(run), config)  # e.g. a folder without finished unlearned models: one line, nothing written
+    # e.g. a folder without finished unlearned models: one line, nothing written
+    planned, settings = check_run(chosen, Path(run), config)
     lock_run_folder(Path(run))  # no `simnpo llm` may resume in it meanwhile
-    return chosen, config, device
+    return chosen, config, device, planned, settings
 
 
-def _quantize(chosen, run: Path, config, folder: Path, device: str) -> dict:
+def _quantize(chosen, run: Path, planned, config, folder: Path, device: str) -> dict:
     from simnpo.llm.quantize import quantize_run
 
     with progress_bar() as progress:
-        return quantize_run(chosen, Path(run), config, folder, device, progress)
+        return quantize_run(chosen, Path(run), planned, config, folder, device, progress)
 
 
 def _items(curves: dict) -> int | None:

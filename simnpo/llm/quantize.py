@@ -26,7 +26,7 @@ from torch import Tensor
 
 from simnpo.llm.benchmark import Benchmark, Plan
 from simnpo.llm.models import DTYPES, check_source, load_model, load_tokenizer
-from simnpo.llm.relearn import plan_from_run
+from simnpo.llm.relearn import RelearnPlan, plan_from_run
 from simnpo.runs import evaluation_file, read_json, write_json
 
 FULL = "full"  # the condition of the model as saved, before quantization
@@ -52,9 +52,13 @@ class QuantizeConfig:
         if self.compute_dtype not in DTYPES or self.compute_dtype == "auto":
             raise ValueError(f"--compute-dtype must be float32, bfloat16 or float16, got {self.compute_dtype!r}")
 
+    def conditions(self) -> list[tuple[str, int | None]]:
+        """The attack's conditions in order, (name, bits): the saved model (``full``, None), then each quantization
+        (``int8``, ``fp4``/``nf4``)."""
+        return [(FULL, None)] + [(precision_name(bits, self), bits) for bits in self.bits]
+
     def precisions(self) -> list[str]:
-        """The attack's conditions in order: the saved model, then each quantization (``int8``, ``fp4``/``nf4``)."""
-        return [FULL] + [precision_name(bits, self) for bits in self.bits]
+        return [name for name, _ in self.conditions()]
 
 
 def precision_name(bits: int, config: QuantizeConfig) -> str:
@@ -150,21 +154,24 @@ def quantized_weights(folder: str | Path) -> dict[str, Path]:
     return names
 
 
-def changed_share(target: str | Path, model: str | Path, bits: int | None, config: QuantizeConfig) -> float | None:
-    """The share of the quantized weights whose bucket at ``bits`` (``quantized_codes``; None: the full-precision
-    value) differs between ``model`` and the ``target`` it was unlearned from: Zhang et al.'s diagnosis, an update
-    smaller than half a quantization step leaves the weight in the target's bucket (only the scale moves, by the
-    update of the row's or block's largest weight). None when the folders share no such weights."""
+def changed_shares(target: str | Path, model: str | Path, config: QuantizeConfig) -> dict[str, float | None]:
+    """Per condition of ``config``, the share of the quantized weights whose bucket (``quantized_codes``; in full
+    precision, the value) differs between ``model`` and the ``target`` it was unlearned from: Zhang et al.'s
+    diagnosis, an update smaller than half a quantization step leaves the weight in the target's bucket (only the
+    scale moves, by the update of the row's or block's largest weight). Each weight is read once; None when the
+    folders share no such weights."""
     from safetensors import safe_open
 
     ours, theirs = quantized_weights(model), quantized_weights(target)
-    changed = total = 0
+    changed = dict.fromkeys(config.precisions(), 0)
+    total = 0
     for name in ours.keys() & theirs.keys():
         with safe_open(str(ours[name]), "pt") as mine, safe_open(str(theirs[name]), "pt") as original:
-            a, b = (quantized_codes(f.get_tensor(name).float(), bits, config) for f in (mine, original))
-        changed += int((a != b).sum())
+            a, b = (f.get_tensor(name).float() for f in (mine, original))
+        for precision, bits in config.conditions():
+            changed[precision] += int((quantized_codes(a, bits, config) != quantized_codes(b, bits, config)).sum())
         total += a.numel()
-    return changed / total if total else None
+    return {precision: count / total if total else None for precision, count in changed.items()}
 
 
 def attack_model(
@@ -183,7 +190,7 @@ def attack_model(
     written is read back (a killed attack resumes)."""
     tokenizer = load_tokenizer(source)
     summaries = {}
-    for precision, bits in zip(config.precisions(), (None, *config.bits)):
+    for precision, bits in config.conditions():
         path = folder / precision / bench.results_file
         if precision == FULL and before is not None:
             results = before
@@ -201,12 +208,11 @@ def attack_model(
 
 
 def run_models(
-    bench: Benchmark, run: Path, progress: Callable
-) -> tuple[Plan, Any, list[tuple[str, Path, dict | None]]]:
-    """The plan and reference of a ``simnpo llm`` run folder, and the models to attack: its starting model (the
+    bench: Benchmark, run: Path, relearn_plan: RelearnPlan, progress: Callable
+) -> list[tuple[str, Path, dict | None]]:
+    """The models of a ``simnpo llm`` run folder (planned by ``check_run``) to attack: its starting model (the
     target) and each finished unlearned model, with the full-precision results the run wrote for it (the target's,
     and each method's last evaluation, taken after its final epoch), or None where the run has none."""
-    relearn_plan, _ = plan_from_run(bench, run, {})
     plan = relearn_plan.plan
     label, source = plan.models[-1]
     if plan.build is not None and isinstance(source, Path):
@@ -216,22 +222,32 @@ def run_models(
     for method, folder, trainer in relearn_plan.targets:
         last = evaluation_file(run / method, trainer.epochs, bench.results_file)
         models.append((method, folder, read_json(last) if last.is_file() else None))
-    return plan, relearn_plan.reference, models
+    return models
 
 
-def check_run(bench: Benchmark, run: Path, config: QuantizeConfig) -> None:
-    """Before anything is written: the run folder holds finished unlearned models, and 4-bit can quantize them."""
-    relearn_plan, _ = plan_from_run(bench, run, {})
+def check_run(bench: Benchmark, run: Path, config: QuantizeConfig) -> tuple[RelearnPlan, Any]:
+    """Before anything is written: the run folder holds finished unlearned models, and 4-bit can quantize them.
+    Returns the run's plan (``relearn.plan_from_run``: its data, settings, reference and unlearned models) and its
+    evaluation settings."""
+    relearn_plan, settings = plan_from_run(bench, run, {})
     if 4 in config.bits:
         check_block_widths(relearn_plan.targets[0][1])  # the unlearned models share the target's architecture
+    return relearn_plan, settings
 
 
 def quantize_run(
-    bench: Benchmark, run: Path, config: QuantizeConfig, folder: Path, device: str, progress: Callable
+    bench: Benchmark,
+    run: Path,
+    relearn_plan: RelearnPlan,
+    config: QuantizeConfig,
+    folder: Path,
+    device: str,
+    progress: Callable,
 ) -> dict:
     """Attack every model of a ``simnpo llm`` run (``run_models``), writing each evaluation under
     ``folder/<model>/<precision>/``; returns the report (``quantize_report``)."""
-    plan, reference, models = run_models(bench, run, progress)
+    plan, reference = relearn_plan.plan, relearn_plan.reference
+    models = run_models(bench, run, relearn_plan, progress)
     advance = progress("quantize and evaluate", len(models) * len(config.precisions()))
     summaries = {
         label: attack_model(bench, plan, reference, source, before, config, folder / label, device, advance)
@@ -239,8 +255,8 @@ def quantize_run(
     }
     target = models[0][1]
     for label, source, _ in models[1:]:  # why an attack brings back little or much: how many weights moved
-        for precision, bits in zip(config.precisions(), (None, *config.bits)):
-            summaries[label][precision][CHANGED] = changed_share(target, source, bits, config)
+        for precision, share in changed_shares(target, source, config).items():
+            summaries[label][precision][CHANGED] = share
     return quantize_report(bench, config, summaries)
 
 

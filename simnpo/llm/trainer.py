@@ -304,7 +304,8 @@ def _backward_step(model, optimizer, loss, config: TrainerConfig, accelerator):
 def log_step(accelerator, logged: list[dict], lr: float, norm, step: int) -> None:
     """One optimizer step to the trackers: each loss term's mean over the micro-steps and processes, the lr and the
     gradient norm (collective: every process calls it)."""
-    terms = {key: accelerator.reduce(torch.stack([m[key] for m in logged]).mean(), "mean").item() for key in logged[0]}
+    means = torch.stack([torch.stack([m[key] for m in logged]).mean() for key in logged[0]])
+    terms = dict(zip(logged[0], accelerator.reduce(means, "mean").tolist()))  # one collective for every term
     log_numbers(accelerator, {**terms, "lr": lr, "grad_norm": None if norm is None else float(norm)}, step)
 
 

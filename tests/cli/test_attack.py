@@ -75,7 +75,7 @@ def test_attack_all_writes_one_robustness_report(run):
     for method in METHODS:
         curve = read(run / "relearn" / method / "relearn.json")
         assert report["models"][method]["relearned"]["forget_Q_A_Prob"] == curve["forget_Q_A_Prob"][-1]
-        assert report["models"][method]["nf4"] == report["models"][method]["nf4"] | {}  # a summary per condition
+        assert {"forget_Q_A_Prob", "model_utility", "changed_weights"} <= set(report["models"][method]["nf4"])
         assert set(report["recovered"][method]) == {"relearned", "nf4"}
     assert "simnpo_nll: robustness on TOFU" in result.output and "relearned" in result.output
     assert (run / "robustness.png").is_file() and (run / "quantize" / "target" / "nf4" / "TOFU_EVAL.json").is_file()

@@ -10,7 +10,7 @@ from simnpo.llm.quantize import (  # noqa: E402
     FULL,
     QuantizeConfig,
     attack_model,
-    changed_share,
+    changed_shares,
     load_quantized,
     quantized_codes,
 )
@@ -112,11 +112,11 @@ def test_changed_share_counts_weights_that_leave_their_bucket(model_64, saved_mo
         row[row.abs().argmin()] = row.abs().max() * 0.99  # far from its value at every precision; the absmax stays
     moved.save_pretrained(tmp_path)
     count = sum(p.numel() for n, p in model_64.named_parameters() if p.dim() == 2 and "embed" not in n)
-    config = QuantizeConfig()
-    assert changed_share(saved_model, tmp_path, None, config) == pytest.approx(2 / count)
-    assert changed_share(saved_model, tmp_path, 8, config) == pytest.approx(1 / count)
-    assert changed_share(saved_model, tmp_path, 4, config) == pytest.approx(1 / count)
-    assert changed_share(saved_model, saved_model, 4, config) == 0
+    shares = changed_shares(saved_model, tmp_path, QuantizeConfig())  # full, int8, fp4
+    assert shares["full"] == pytest.approx(2 / count)
+    assert shares["int8"] == pytest.approx(1 / count)
+    assert shares["fp4"] == pytest.approx(1 / count)
+    assert changed_shares(saved_model, saved_model, QuantizeConfig(bits=(4,)))["fp4"] == 0
 
 
 def test_a_model_narrower_than_a_block_is_one_line(tiny_model, tmp_path):
