@@ -262,7 +262,7 @@ def llm_command(
     from simnpo.llm.distributed import check_backend, on_main
     from simnpo.llm.driver import LLMRunConfig, describe_methods, method_configs
     from simnpo.llm.rmu import check_rmu
-    from simnpo.llm.runtime import make_accelerator, start_run
+    from simnpo.llm.runtime import check_report_to, make_accelerator, start_run
     from simnpo.llm.trainer import LOSS_OPTIONS, TRAINING_OPTIONS
     from simnpo.runs import EVALUATION, REQUEST, RUN
 
@@ -287,7 +287,8 @@ def llm_command(
             settings, notes = chosen.resolve(request, settings)
             configs = {REQUEST: request, RUN: run, EVALUATION: settings, **chosen.extra_configs(settings)}
             return print_dry_run({**head, "notes": notes}, configs)
-        accelerator = make_accelerator(request.device, any(t.bf16 for t in run.trainers), report_to)
+        check_report_to(report_to)
+        accelerator = make_accelerator(request.device, any(t.bf16 for t in run.trainers))
         for trainer in run.trainers:  # before any model is loaded
             check_backend(accelerator, trainer.method, trainer.lora_rank)
         plan = on_main(accelerator, lambda: chosen.plan(request, settings, True), others_too=True)

@@ -43,10 +43,10 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def make_accelerator(device: str, bf16: bool, report_to: str = "none"):
+def make_accelerator(device: str, bf16: bool):
     """The run's accelerator: on CPU when asked or when ``auto`` finds no GPU, bf16 autocast when a method asks for
     it, else the launcher's mixed-precision setting (``accelerate launch --mixed_precision`` or its config file),
-    never overridden; logging to ``report_to`` once ``start_tracking`` names the run folder."""
+    never overridden."""
     import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -66,14 +66,14 @@ def make_accelerator(device: str, bf16: bool, report_to: str = "none"):
             f"the launcher started {launched} processes but accelerate joined {accelerator.num_processes}; "
             f"on a machine without GPUs give --device cpu or auto (not {device})"
         )
-    accelerator.report_to = check_report_to(report_to)
     return accelerator
 
 
 def start_run(accelerator, out: Path | None, name: str, configs: dict, resume: bool, seed=None, **extra):
     """The run folder, chosen and given its config.json by the main process alone and shared with every process
     (one folder, whatever the number of processes), and whether an existing run resumes (``resume``: the same
-    configuration in ``out`` resumes, another is refused). Tracking, when asked for, writes into it."""
+    configuration in ``out`` resumes, another is refused). Tracking (``extra["report_to"]``, saved with the run)
+    writes into it."""
     from simnpo.llm.distributed import on_main
     from simnpo.runs import resume_or_save_config, run_dir, save_config
 
@@ -87,15 +87,15 @@ def start_run(accelerator, out: Path | None, name: str, configs: dict, resume: b
         return folder, False
 
     folder, resumed = on_main(accelerator, choose)
-    start_tracking(accelerator, Path(folder))
+    start_tracking(accelerator, Path(folder), extra.get("report_to", "none"))
     return folder, resumed
 
 
-def start_tracking(accelerator, folder: Path) -> None:
-    """Point accelerate's trackers at the run folder (``RUN/tracking``); nothing without ``--report-to``."""
+def start_tracking(accelerator, folder: Path, name: str) -> None:
+    """Point accelerate's trackers (``name`` of ``REPORT_TO``) at the run folder (``RUN/tracking``); none for
+    ``none``."""
     from accelerate.utils import LoggerType
 
-    name = getattr(accelerator, "report_to", "none")
     accelerator.log_with = [] if name == "none" else [LoggerType(name)]
     accelerator.project_configuration.logging_dir = str(folder / TRACKING_FOLDER)
 
