@@ -14,6 +14,7 @@ from simnpo.llm.data import EncodedBatch
 from simnpo.llm.models import TinyLlamaConfig, tiny_llama
 from simnpo.losses import nll_loss, sequence_logprobs
 from simnpo.runs import cache_key, staged_folder, write_json
+from simnpo.sampling import pass_batches, seeded
 
 
 @dataclass(frozen=True)
@@ -87,21 +88,15 @@ def train_nll(
     return sum(losses) / max(1, len(losses))
 
 
-def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """One epoch: a seeded permutation of ``n`` rows cut into batches (the last may be short)."""
-    order = torch.randperm(n, generator=generator)
-    return [order[start : start + batch_size] for start in range(0, n, batch_size)]
-
-
 def finetune(model, data: EncodedBatch, config: FinetuneConfig, advance: Callable | None = None) -> float:
     """Fine-tune ``model`` on ``data`` in shuffled mini-batches; returns the mean loss of the last epoch."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total = math.ceil(len(data) / config.batch_size) * config.epochs
     warmup = max(1, int(config.warmup_ratio * total))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_schedule("cosine", total, warmup))
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = seeded(config.seed)
     for _ in range(config.epochs):
-        batches = shuffled_batches(len(data), config.batch_size, generator)
+        batches = pass_batches(len(data), config.batch_size, generator)
         epoch_loss = train_nll(model, data, batches, optimiser, scheduler, advance=advance)
     return epoch_loss
 

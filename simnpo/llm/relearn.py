@@ -13,7 +13,7 @@ warmup_steps=10``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from simnpo.llm.finetune import lr_schedule, train_nll
 from simnpo.llm.models import load_model, load_tokenizer
 from simnpo.llm.trainer import TrainerConfig
 from simnpo.runs import EVALUATION, RELEARN_FILE, REQUEST, RUN, read_config, read_json, write_json
+from simnpo.sampling import seeded, spanning_batches
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,6 @@ class RelearnPlan:
     targets: list[tuple[str, Path, TrainerConfig]]
 
 
-def refilled_batches(n: int, batch_size: int, steps: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """``steps`` batches of row indices from seeded shuffled passes over ``n`` rows, a new pass drawn whenever fewer
-    than ``batch_size`` rows are left (so a batch may span two passes)."""
-    order = torch.empty(0, dtype=torch.long)
-    for _ in range(steps):
-        if len(order) < batch_size:
-            order = torch.cat([order, torch.randperm(n, generator=generator)])
-        yield order[:batch_size]
-        order = order[batch_size:]
-
-
 def relearn(
     bench: Benchmark,
     target: tuple[str, Path, TrainerConfig],
@@ -85,7 +75,7 @@ def relearn(
     _, model_dir, trainer_config = target
     tokenizer, model = load_tokenizer(model_dir), load_model(model_dir, device)
     forget = bench.encode(tokenizer, plan, trainer_config).forget
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = seeded(config.seed)
     if config.samples is not None and config.samples > len(forget):
         raise ValueError(f"--samples {config.samples} exceeds the {len(forget)} forget rows; give fewer")
     count = config.samples if config.samples is not None else max(1, round(config.fraction * len(forget)))
@@ -111,7 +101,7 @@ def relearn(
 
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_schedule("constant", config.steps, config.warmup_steps))
-    batches = refilled_batches(len(chosen), config.batch_size, config.steps, generator)
+    batches = spanning_batches(len(chosen), config.batch_size, generator, config.steps)
     advance = progress("relearn", config.steps) if progress else None
     train_nll(model, forget[chosen], batches, optimiser, warmup, before_step=evaluate, advance=advance)
     evaluate(config.steps)

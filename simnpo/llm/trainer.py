@@ -1,8 +1,9 @@
 """Unlearning a Hugging Face causal LM with any method of the loss library, on ``accelerate``.
 
 The same loop runs on CPU, one GPU or several (``accelerate launch``, DDP, FSDP or DeepSpeed). Batches are formed
-here, not by a sampler: each epoch shuffles the forget items with a seeded generator, cuts them into global batches
-of ``batch_size`` (the last one topped up from the start of the order), and gives every process its slice of every
+here from the one seeded sampler of every loop (``simnpo.sampling``): each epoch shuffles the forget items with a
+generator seeded for that epoch, cuts them into global batches of ``batch_size`` (the last one topped up from the
+start of the order), and gives every process its slice of every
 accumulation micro-step, so 1 process × 4 accumulation steps and 2 processes × 2 see the same global batches. Each
 forget item is paired with a random retain item (seeded per epoch) and, for IdkPO, a random refusal. Token-mean
 terms (GA, NLL, KL) divide by the global batch's token count, so a global batch's gradient does not depend on how it
@@ -43,6 +44,7 @@ from simnpo.losses import (
     unlearning_loss,
 )
 from simnpo.runs import read_json, write_json
+from simnpo.sampling import seeded, topped_up_batches
 
 SCHEDULES = ("linear", "constant")
 OPTIMIZERS = ("adamw", "paged_adamw_32bit")
@@ -132,17 +134,12 @@ class UnlearningData:
     idk: EncodedBatch | None
 
 
-def global_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
-    """A seeded permutation of n items cut into batches of ``batch_size``, the last topped up from the start."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    steps = math.ceil(n / batch_size)
-    order = torch.cat([order, order[: steps * batch_size - n]]) if steps * batch_size > n else order
-    return list(order.view(steps, batch_size))
-
-
-def retain_partners(n_forget: int, n_retain: int, seed: int, epoch: int) -> torch.Tensor:
-    """For each forget item, a random retain item (seeded per epoch)."""
-    return torch.randint(n_retain, (n_forget,), generator=torch.Generator().manual_seed(seed * 100_003 + epoch + 7))
+def epoch_draws(n_forget: int, n_retain: int, batch_size: int, seed: int, epoch: int):
+    """An epoch's global batches of forget items and each forget item's random retain partner [n_forget], both
+    seeded for that epoch alone, so that a resumed run draws what an unbroken one would."""
+    epoch_seed = seed * 100_003 + epoch
+    batches = topped_up_batches(n_forget, batch_size, seeded(epoch_seed))
+    return batches, torch.randint(n_retain, (n_forget,), generator=seeded(epoch_seed + 7))
 
 
 @torch.no_grad()
@@ -256,8 +253,8 @@ def unlearn(
     tokens = answer_tokens(data.forget), answer_tokens(data.retain)
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        partners = retain_partners(len(data.forget), len(data.retain), config.seed, epoch)
-        for step, batch_idx in enumerate(global_batches(len(data.forget), config.batch_size, config.seed, epoch)):
+        batches, partners = epoch_draws(len(data.forget), len(data.retain), config.batch_size, config.seed, epoch)
+        for step, batch_idx in enumerate(batches):
             logged = []  # each micro-step's loss terms
             for batch in micro_batches(batch_idx, partners, tokens, accelerator):
                 with accelerator.accumulate(model):  # forward and backward in one: DDP's no_sync spans both

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from simnpo.losses import (
 from simnpo.markov.data import TokenBatch
 from simnpo.markov.model import MarkovGPT, ModelConfig
 from simnpo.runs import atomic_path
+from simnpo.sampling import pass_batches, seeded
 
 Callback = Callable[[int], None]
 
@@ -110,14 +111,13 @@ def new_model(config: ModelConfig, vocab: int, max_len: int, seed: int) -> Marko
 def train_lm(model: MarkovGPT, data: TokenBatch, config: TrainConfig, seed: int, step: Callback | None = None):
     """Next-token cross-entropy on ``data`` for ``config.epochs`` shuffled epochs; returns the last epoch's loss."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, eps=config.adam_eps, weight_decay=0.0)
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded(seed)
     device = next(model.parameters()).device
     model.train()
     for _ in range(config.epochs):
-        order = torch.randperm(len(data), generator=generator)
         total = 0.0
-        for start in range(0, len(data), config.batch_size):
-            batch = data[order[start : start + config.batch_size]].to(device)
+        for idx in pass_batches(len(data), config.batch_size, generator):
+            batch = data[idx].to(device)
             logps, lengths = sequence_logprobs(model(batch.input_ids), batch.labels)
             loss = nll_loss(logps, lengths)
             optimiser.zero_grad(set_to_none=True)
@@ -189,14 +189,6 @@ def _token_mean_nll(model: MarkovGPT, data: TokenBatch) -> float:
     return nll_loss(*sequence_logprobs(forward_all(model, data), data.labels.to(device))).item()
 
 
-def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Index batches without replacement from a shuffled order, reshuffled when a pass ends; like a DataLoader with
-    ``shuffle=True``, the last batch of a pass may be smaller."""
-    while True:
-        order = torch.randperm(n, generator=generator)
-        yield from order.split(batch_size)
-
-
 def unlearn(
     pretrained: MarkovGPT,
     forget: TokenBatch,
@@ -216,7 +208,7 @@ def unlearn(
     reference = pretrained.eval()  # frozen: never stepped, gradients never requested
     device = next(model.parameters()).device
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, eps=config.adam_eps, weight_decay=0.0)
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded(seed)
     keep_reference = keeps_reference_model(reads)
     if keep_reference or not any(read.reference for read in reads):
         ref_forget_logps = None
@@ -225,8 +217,8 @@ def unlearn(
     dual = dual_ascent(loss_config, lambda: _token_mean_nll(reference, retain))
     evaluate(model.eval(), 0, {})
     # the authors draw both batches from shuffled DataLoaders: without replacement, a new order each pass
-    forget_batches = shuffled_batches(len(forget), config.batch_size, generator)
-    retain_batches = shuffled_batches(len(retain), config.batch_size, generator)
+    forget_batches = pass_batches(len(forget), config.batch_size, generator, passes=None)
+    retain_batches = pass_batches(len(retain), config.batch_size, generator, passes=None)
     steps_per_epoch = math.ceil(len(forget) / config.batch_size)
     for iteration in range(1, config.iterations + 1):
         model.train()

@@ -9,7 +9,7 @@ from accelerate import Accelerator
 from simnpo.llm.templates import TEMPLATES
 from simnpo.llm.tofu.benchmark import encode_unlearning_data
 from simnpo.llm.tofu.data import load_tofu
-from simnpo.llm.trainer import NonFiniteLoss, TrainerConfig, global_batches, reference_logprobs, unlearn
+from simnpo.llm.trainer import NonFiniteLoss, TrainerConfig, epoch_draws, reference_logprobs, unlearn
 from simnpo.losses import METHODS, sequence_logprobs
 
 LLAMA2 = TEMPLATES["llama2"]
@@ -68,13 +68,14 @@ def test_npo_cached_reference_equals_a_live_reference_model(tiny_model, tokenize
         assert cached[i].item() == pytest.approx(expected.item(), abs=1e-4)
 
 
-def test_global_batches_cover_every_item_and_top_up_the_last():
-    batches = global_batches(10, 4, seed=1, epoch=0)
-    assert [len(b) for b in batches] == [4, 4, 4]
-    flat = torch.cat(batches).tolist()
-    assert set(flat) == set(range(10)) and flat[10:] == flat[:2]
-    assert torch.equal(torch.cat(global_batches(10, 4, 1, 0)), torch.cat(batches))
-    assert not torch.equal(torch.cat(global_batches(10, 4, 1, 1)), torch.cat(batches))
+def test_each_epoch_draws_its_own_batches_and_partners_again_on_resume():
+    batches, partners = epoch_draws(10, 6, 4, seed=1, epoch=0)
+    assert [len(b) for b in batches] == [4, 4, 4] and set(torch.cat(batches).tolist()) == set(range(10))
+    assert partners.shape == (10,) and 0 <= partners.min() and partners.max() < 6
+    again, partners_again = epoch_draws(10, 6, 4, seed=1, epoch=0)  # a resumed run's draws for that epoch
+    assert all(torch.equal(a, b) for a, b in zip(batches, again)) and torch.equal(partners, partners_again)
+    later, _ = epoch_draws(10, 6, 4, seed=1, epoch=1)
+    assert not torch.equal(torch.cat(later), torch.cat(batches))
 
 
 def test_an_interrupted_run_resumes_to_the_same_model(tiny_model, tokenizer, rows, accelerator, tmp_path):

@@ -11,7 +11,6 @@ from simnpo.markov.train import (
     cached_training,
     forward_all,
     new_model,
-    shuffled_batches,
     train_lm,
     unlearn,
     unlearn_config,
@@ -78,15 +77,6 @@ def test_cached_training_saves_and_reloads(tmp_path, setup):
     again, loaded = cached_training(tmp_path, key, make, retain, config, seed=3)
     assert loaded
     assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), again.state_dict().values()))
-
-
-def test_shuffled_batches_draw_without_replacement_and_reshuffle():
-    batches = shuffled_batches(10, 4, torch.Generator().manual_seed(0))
-    first_pass = [next(batches) for _ in range(3)]
-    assert [len(b) for b in first_pass] == [4, 4, 2]  # like a DataLoader: the last batch of a pass is smaller
-    assert sorted(torch.cat(first_pass).tolist()) == list(range(10))
-    second_pass = torch.cat([next(batches) for _ in range(3)])
-    assert sorted(second_pass.tolist()) == list(range(10)) and not torch.equal(second_pass, torch.cat(first_pass))
 
 
 class _SpyBatch(TokenBatch):
