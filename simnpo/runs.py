@@ -196,9 +196,15 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as indented JSON, configs (dataclasses), paths, arrays and tensors included: what every result file and
+    ``--dry-run`` hold."""
+    return json.dumps(obj, indent=2, default=_jsonable)
+
+
 def write_json(path: Path | str, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically; serialisation fails before the file is touched."""
-    text = json.dumps(obj, indent=2, default=_jsonable)
+    text = json_text(obj)
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text + "\n")
@@ -236,7 +242,7 @@ def resume_or_save_config(folder: Path | str, configs: dict[str, Any], seed: Any
     path = Path(folder) / CONFIG_FILE
     if path.is_file():
         saved = read_json(path)
-        wanted = json.loads(json.dumps({name: dataclasses.asdict(c) for name, c in configs.items()}, default=_jsonable))
+        wanted = json.loads(json_text({name: dataclasses.asdict(c) for name, c in configs.items()}))
         if saved.get("configs") != wanted or saved.get("seed") != json.loads(json.dumps(seed)):
             raise ValueError(f"{folder} holds a run with a different configuration; give a new folder with --out")
         return True

@@ -360,11 +360,9 @@ def run_and_print(bench, request, run, plan, folder: Path, accelerator) -> None:
 def print_dry_run(head: dict, configs: dict) -> None:
     """``--dry-run``: every resolved configuration as one JSON object on stdout (``head`` first: for ``llm`` each
     method's configuration by name), then exit 0."""
-    import json
+    from simnpo.runs import json_text
 
-    from simnpo.runs import _jsonable
-
-    typer.echo(json.dumps({**head, "configs": configs}, indent=2, default=_jsonable))
+    typer.echo(json_text({**head, "configs": configs}))
 
 
 def print_results(bench, rows: list[list[str]], notes: list[str], reference, settings, after: bool, folder: Path):

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 
@@ -115,17 +113,16 @@ def check_source(name: str | Path, what: str) -> None:
 
 @functools.cache
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub answers a TCP connection within ``timeout`` seconds (False in offline mode)."""
-    import huggingface_hub.constants as hub
+    """Whether the Hugging Face Hub answers within ``timeout`` seconds, asked through huggingface_hub's own HTTP
+    session: its endpoint and proxies, and its offline mode (``HF_HUB_OFFLINE``: the session refuses, so False)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
 
-    if os.environ.get("HF_HUB_OFFLINE", "0").upper() in ("1", "ON", "YES", "TRUE") or hub.HF_HUB_OFFLINE:
-        return False
-    host = urlparse(hub.ENDPOINT).hostname or "huggingface.co"
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception:  # OfflineModeIsEnabled, no route, a timeout: each means "not reachable" here
         return False
+    return True
 
 
 def require_hub_or_cache(repo_id: str, filename: str, repo_type: str = "model") -> None:

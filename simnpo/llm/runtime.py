@@ -51,8 +51,9 @@ def make_accelerator(device: str, bf16: bool):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    # a command earlier in this Python process (tests, a notebook) may have fixed another precision; the process
-    # group (PartialState) is kept
+    # a command earlier in this Python process (tests, a notebook) may have fixed another precision in accelerate's
+    # per-process state; accelerate has no public reset, and transformers' own TrainingArguments._setup_devices and
+    # Trainer reset it the same way. The process group (PartialState) is kept.
     AcceleratorState._reset_state()
     # accelerate joins the launcher's CPU processes only with cpu=True; without it each would run alone
     cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
