@@ -93,7 +93,7 @@ def require_pad_token(tokenizer, name: str) -> None:
 @dataclass
 class EncodedBatch:
     """input_ids, attention_mask, labels: [n, T], right-padded; prompt and padding labelled -100. lengths: [n], each
-    row's token count before its padding (the attention mask may also hide tokens inside a row: ``pad_right``)."""
+    row's token count before its padding (the attention mask may also hide tokens inside a row: ``padded``)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -119,22 +119,28 @@ class EncodedBatch:
         )
 
 
-def pad_right(rows: list[tuple[list[int], list[int]]], pad_id: int, mask_pad_tokens: bool = False) -> EncodedBatch:
-    """(input_ids, labels) rows right-padded with ``pad_id`` (labels with -100) into one batch. The attention mask
-    covers each row's tokens; ``mask_pad_tokens`` hides every token equal to ``pad_id`` as well, as open-unlearning's
+def padded(tokenizer, sequences: list[list[int]], side: str, mask_pad_tokens: bool = False):
+    """Token id sequences padded by the tokenizer (its pad token) on ``side`` ("right" or "left") into input_ids and
+    attention_mask [n, T]. ``mask_pad_tokens`` hides every token equal to the pad token as well, as open-unlearning's
     collator does (``attention_mask = input_ids != pad_token_id``): where the pad token is the EOS, that hides the
     EOS tokens inside a chat prompt too (docs/conventions.md)."""
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    lengths = torch.tensor([len(ids) for ids, _ in rows], dtype=torch.long)
-    for i, (ids, lab) in enumerate(rows):
-        input_ids[i, : len(ids)] = torch.tensor(ids)
-        labels[i, : len(lab)] = torch.tensor(lab)
-    mask = torch.arange(width)[None, :] < lengths[:, None]
+    batch = tokenizer.pad(
+        {"input_ids": sequences}, padding=True, padding_side=side, return_attention_mask=True, return_tensors="pt"
+    )
+    ids, mask = batch["input_ids"].long(), batch["attention_mask"].long()
     if mask_pad_tokens:
-        mask &= input_ids != pad_id
-    return EncodedBatch(input_ids, mask.long(), labels, lengths)
+        mask &= (ids != tokenizer.pad_token_id).long()
+    return ids, mask
+
+
+def pad_right(tokenizer, rows: list[tuple[list[int], list[int]]], mask_pad_tokens: bool = False) -> EncodedBatch:
+    """(input_ids, labels) rows in one batch: ids and attention mask right-padded by the tokenizer (``padded``),
+    labels with -100."""
+    input_ids, mask = padded(tokenizer, [ids for ids, _ in rows], "right", mask_pad_tokens)
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    for i, (_, lab) in enumerate(rows):
+        labels[i, : len(lab)] = torch.tensor(lab, dtype=torch.long)
+    return EncodedBatch(input_ids, mask, labels, torch.tensor([len(ids) for ids, _ in rows], dtype=torch.long))
 
 
 def chunk_texts(tokenizer, texts: list[str], max_tokens: int = 2048) -> EncodedBatch:
@@ -153,4 +159,4 @@ def chunk_texts(tokenizer, texts: list[str], max_tokens: int = 2048) -> EncodedB
     chunks = [stream[i : i + width] for i in range(0, len(stream), width)]
     if len(chunks) > 1:
         chunks[-1] = (chunks[-1] + stream)[:width]
-    return pad_right([(bos + c, bos + c) for c in chunks], tokenizer.pad_token_id)
+    return pad_right(tokenizer, [(bos + c, bos + c) for c in chunks])

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from simnpo.llm.data import pad_right
+from simnpo.llm.data import pad_right, padded
 from simnpo.llm.distributed import synced_generation
 from simnpo.llm.models import decode
 from simnpo.losses import token_logprobs
@@ -46,13 +46,7 @@ def greedy_generate(
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         width = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
-            mask[row, width - len(prompts[i]) :] = 1
-        if mask_pad_tokens:
-            mask &= (ids != tokenizer.pad_token_id).long()
+        ids, mask = padded(tokenizer, [prompts[i] for i in idx], "left", mask_pad_tokens)
         new = max(1, max_new_tokens(width) if callable(max_new_tokens) else max_new_tokens)
         if own_loop:
             stopped = _stopped_by_strings(tokenizer, stop_strings)
@@ -190,7 +184,7 @@ def text_token_logprobs(
     batches longest first, without a KV cache (32 × 2048 tokens of a 7B model's cache would be tens of GB)."""
     cut = {"truncation": True, "max_length": max_length} if max_length is not None else {}
     encoded = tokenizer(list(texts), **cut)["input_ids"]
-    data = pad_right([(ids, ids) for ids in encoded], tokenizer.pad_token_id)
+    data = pad_right(tokenizer, [(ids, ids) for ids in encoded])
     order = torch.argsort(data.lengths, descending=True)
     device = next(model.parameters()).device
     out: list[list[float]] = [[] for _ in texts]

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from simnpo.llm.data import pad_right
+from simnpo.llm.data import pad_right, padded
 from simnpo.llm.generation import forward_parameters
 from simnpo.losses import IGNORE_INDEX
 
@@ -52,12 +52,12 @@ def group_batches(groups: list[list[int]], lengths: list[int], batch_size: int) 
 
 @torch.no_grad()
 def shared_prefix_logits(
-    model, rows: Sequence[Row], owner: Sequence[int], batch_size: int, pad_id: int, mask_pad_tokens: bool = False
+    model, rows: Sequence[Row], owner: Sequence[int], batch_size: int, tokenizer, mask_pad_tokens: bool = False
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """For batches of rows grouped by ``owner`` (rows with the same owner share a prompt): (the rows' indices [n],
     logits [n, T, V], labels [n, T]) aligned as a causal LM's are (position t predicts label t + 1), covering each
     row from the last token of its group's prefix on, so every labelled token is predicted. ``mask_pad_tokens``
-    hides pad-valued tokens from attention, as open-unlearning's collator does (``data.pad_right``)."""
+    hides pad-valued tokens from attention, as open-unlearning's collator does (``data.padded``)."""
     device = next(model.parameters()).device
     groups: dict[int, list[int]] = {}
     for r, o in enumerate(owner):
@@ -69,9 +69,10 @@ def shared_prefix_logits(
     for batch in group_batches(members, [len(ids) for ids, _ in rows], batch_size):
         prefixes = [prefix_length([rows[r] for r in members[g]]) for g in batch]
         assert min(prefixes) >= 1, "every sequence starts with a token its group shares (BOS or the chat's start)"
-        prefix_ids, prefix_mask, positions = _left_padded(
-            [rows[members[g][0]][0][:n] for g, n in zip(batch, prefixes)], pad_id, mask_pad_tokens
+        prefix_ids, prefix_mask = padded(
+            tokenizer, [rows[members[g][0]][0][:n] for g, n in zip(batch, prefixes)], "left", mask_pad_tokens
         )
+        positions = left_positions(prefixes, prefix_ids.shape[1])
         prefix = model(
             input_ids=prefix_ids.to(device),
             attention_mask=prefix_mask.to(device),
@@ -82,14 +83,14 @@ def shared_prefix_logits(
         cache, last_logits = getattr(prefix, cache_name, None), prefix.logits[:, -1]
         row_ids = [r for g in batch for r in members[g]]
         if not hasattr(cache, "batch_select_indices"):  # no cache whose rows can be repeated: score rows whole
-            whole = pad_right([rows[r] for r in row_ids], pad_id, mask_pad_tokens).to(device)
+            whole = pad_right(tokenizer, [rows[r] for r in row_ids], mask_pad_tokens).to(device)
             logits = model(input_ids=whole.input_ids, attention_mask=whole.attention_mask, use_cache=False).logits
             yield torch.tensor(row_ids), logits, whole.labels
             continue
         row_group = torch.tensor([k for k, g in enumerate(batch) for _ in members[g]], device=device)
         row_prefix = [prefixes[k] for k, g in enumerate(batch) for _ in members[g]]
         tail = pad_right(
-            [(rows[r][0][n:], rows[r][1][n:]) for r, n in zip(row_ids, row_prefix)], pad_id, mask_pad_tokens
+            tokenizer, [(rows[r][0][n:], rows[r][1][n:]) for r, n in zip(row_ids, row_prefix)], mask_pad_tokens
         )
         cache.batch_select_indices(row_group)
         tail_positions = torch.tensor(row_prefix)[:, None] + torch.arange(tail.input_ids.shape[1])[None, :]
@@ -105,16 +106,8 @@ def shared_prefix_logits(
         yield torch.tensor(row_ids), logits, labels.to(device)
 
 
-def _left_padded(sequences: list[list[int]], pad_id: int, mask_pad_tokens: bool):
-    """Left-padded ids, attention mask and positions (each row's own 0, 1, …, as a right-padded row numbers them)."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    for row, s in enumerate(sequences):
-        ids[row, width - len(s) :] = torch.tensor(s)
-    lengths = torch.tensor([len(s) for s in sequences])
+def left_positions(lengths: list[int], width: int) -> torch.Tensor:
+    """Position ids [n, width] of left-padded rows of ``lengths`` tokens: each row's own 0, 1, … (as a right-padded row
+    numbers them), 0 on the padding."""
     column = torch.arange(width)[None, :]
-    mask = column >= (width - lengths)[:, None]
-    if mask_pad_tokens:
-        mask &= ids != pad_id
-    positions = (column - (width - lengths)[:, None]).clamp(min=0)
-    return ids, mask.long(), positions
+    return (column - (width - torch.tensor(lengths))[:, None]).clamp(min=0)

@@ -30,7 +30,7 @@ class ToySettings:
 
 def encoded(tokenizer, texts: list[str]):
     ids = tokenizer(texts)["input_ids"]
-    return pad_right([(row, row) for row in ids], tokenizer.pad_token_id)
+    return pad_right(tokenizer, [(row, row) for row in ids])
 
 
 def mean_nll(model, tokenizer, texts: list[str]) -> float:

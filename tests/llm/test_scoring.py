@@ -24,10 +24,10 @@ def test_groups_are_packed_longest_first_and_never_split():
     assert S.group_batches([[0, 1, 2, 3]], [1, 1, 1, 1], batch_size=2) == [[0]]  # a larger group alone
 
 
-def whole_rows(model, rows, pad_id, mask_pad_tokens):
+def whole_rows(model, rows, tokenizer, mask_pad_tokens):
     out = []
     for row in rows:
-        batch = pad_right([row], pad_id, mask_pad_tokens)
+        batch = pad_right(tokenizer, [row], mask_pad_tokens)
         with torch.no_grad():
             logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         logp, mask = token_logprobs(logits, batch.labels)
@@ -35,9 +35,9 @@ def whole_rows(model, rows, pad_id, mask_pad_tokens):
     return out
 
 
-def shared(model, rows, owner, pad_id, mask_pad_tokens, batch_size=5):
+def shared(model, rows, owner, tokenizer, mask_pad_tokens, batch_size=5):
     out = [None] * len(rows)
-    for idx, logits, labels in S.shared_prefix_logits(model, rows, owner, batch_size, pad_id, mask_pad_tokens):
+    for idx, logits, labels in S.shared_prefix_logits(model, rows, owner, batch_size, tokenizer, mask_pad_tokens):
         logp, mask = token_logprobs(logits, labels)
         for j, i in enumerate(idx.tolist()):
             out[i] = logp[j][mask[j]]
@@ -51,9 +51,9 @@ def test_shared_prefix_scores_equal_whole_rows_on_a_sentencepiece_vocabulary(
 ):
     """With the phi tags' "Answer: " the answers' first words take the prompt's last "▁", so a group's rows part
     before their labels start; with pad = EOS the open-unlearning mask hides each row's final EOS."""
-    from simnpo.llm.models import TinyLlamaConfig, tiny_llama
+    from simnpo.llm.models import TinyLlamaConfig, load_tokenizer, tiny_llama
 
-    tokenizer, _ = llama2_tokenizer
+    tokenizer = load_tokenizer(llama2_tokenizer[0].name_or_path, "eos")  # as --pad-token eos
     model = tiny_llama(
         TinyLlamaConfig(hidden_size=32, intermediate_size=64, layers=2, heads=2), tokenizer, seed=1
     ).eval()
@@ -70,9 +70,9 @@ def test_shared_prefix_scores_equal_whole_rows_on_a_sentencepiece_vocabulary(
         assert S.prefix_length(rows[:3]) < min(
             labels.index(next(t for t in labels if t != -100)) for _, labels in rows[:3]
         )
-    pad = tokenizer.eos_token_id  # as --pad-token eos
-    expected = whole_rows(model, rows, pad, mask_pad_tokens)
-    for got, want in zip(shared(model, rows, owner, pad, mask_pad_tokens), expected):
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id
+    expected = whole_rows(model, rows, tokenizer, mask_pad_tokens)
+    for got, want in zip(shared(model, rows, owner, tokenizer, mask_pad_tokens), expected):
         assert torch.allclose(got, want, atol=1e-5)
 
 
@@ -80,10 +80,10 @@ def test_a_cache_that_cannot_select_rows_scores_rows_whole(tiny_model, tokenizer
     from transformers import DynamicCache
 
     rows = [encode_pair(tokenizer, TEMPLATES["llama2"], "Who?", a) for a in ("Me.", "You, surely.", "Nobody")]
-    expected = shared(tiny_model, rows, [0, 0, 0], tokenizer.pad_token_id, False)
+    expected = shared(tiny_model, rows, [0, 0, 0], tokenizer, False)
     for owner_class in DynamicCache.__mro__:
         if "batch_select_indices" in vars(owner_class):
             monkeypatch.delattr(owner_class, "batch_select_indices")
     assert not hasattr(DynamicCache(), "batch_select_indices")
-    for got, want in zip(shared(tiny_model, rows, [0, 0, 0], tokenizer.pad_token_id, False), expected):
+    for got, want in zip(shared(tiny_model, rows, [0, 0, 0], tokenizer, False), expected):
         assert torch.allclose(got, want, atol=1e-5)

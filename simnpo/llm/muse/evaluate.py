@@ -116,7 +116,7 @@ def text_attack_scores(model, tokenizer, texts: list[str], config: MuseEvalConfi
     """Each text's score under each attack of ``config.mia`` (higher = less member-like): LOSS its mean NLL, ZLib that
     over its zlib size, Min-K % and Min-K %++ at PrivLeak's k, Reference its mean NLL minus the reference model's,
     GradNorm one text at a time; over every token after the first, as ``text_token_logprobs``."""
-    data = pad_right([(ids, ids) for ids in tokenizer(list(texts))["input_ids"]], tokenizer.pad_token_id)
+    data = pad_right(tokenizer, [(ids, ids) for ids in tokenizer(list(texts))["input_ids"]])
     device = next(model.parameters()).device
     scores: dict[str, list[float]] = {a: [] for a in config.mia if a != "gradnorm"}
     for start in range(0, len(texts), config.batch_size):

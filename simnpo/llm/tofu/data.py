@@ -69,4 +69,4 @@ def encode_qa(
     batch; ``mask_pad_tokens``: the attention mask hides pad-valued tokens as open-unlearning's does
     (``data.pad_right``)."""
     rows = [encode_pair(tokenizer, template, q, a, max_length) for q, a in zip(questions, answers, strict=True)]
-    return pad_right(rows, tokenizer.pad_token_id, mask_pad_tokens)
+    return pad_right(tokenizer, rows, mask_pad_tokens)

@@ -131,7 +131,7 @@ def score_answers(
     scores = {name: torch.empty(len(rows)) for name in ("avg_loss", "tokens", "em", "es")}
     scores |= {name: torch.full((len(rows),), float("nan"), dtype=torch.float64) for name in in_batch}
     first = torch.tensor([j == 0 or owner[j] != owner[j - 1] for j in range(len(owner))])  # each item's answer
-    batches = shared_prefix_logits(model, rows, owner, batch_size, tokenizer.pad_token_id, open_unlearning)
+    batches = shared_prefix_logits(model, rows, owner, batch_size, tokenizer, open_unlearning)
     for idx, logits, labels in batches:
         logp, mask = token_logprobs(logits, labels)
         if open_unlearning:

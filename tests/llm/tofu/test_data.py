@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from simnpo.llm.data import pad_right, require_pad_token
+from simnpo.llm.data import pad_right, padded, require_pad_token
 from simnpo.llm.templates import TEMPLATES, Template, encode_pair
 from simnpo.llm.tofu.data import encode_prompts, encode_qa, load_tofu
 
@@ -122,9 +122,21 @@ def test_an_unreachable_hub_fails_at_once(monkeypatch):
 def test_open_unlearnings_mask_hides_pad_valued_tokens_inside_a_row_and_keeps_its_length(tokenizer):
     pad = tokenizer.pad_token_id
     rows = [([1, 5, pad, 6, pad], [-100, -100, -100, 6, pad]), ([1, 7], [-100, 7])]
-    hidden = pad_right(rows, pad, mask_pad_tokens=True)
+    hidden = pad_right(tokenizer, rows, mask_pad_tokens=True)
     assert hidden.attention_mask.tolist() == [[1, 1, 0, 1, 0], [1, 1, 0, 0, 0]]
-    assert pad_right(rows, pad).attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
+    assert pad_right(tokenizer, rows).attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
+    assert hidden.input_ids[1].tolist() == [1, 7, pad, pad, pad] and hidden.labels[1].tolist() == [-100, 7] + [-100] * 3
     assert hidden.lengths.tolist() == [5, 2]
     assert hidden[1:].trimmed().input_ids.tolist() == [[1, 7]]  # trimmed by lengths, not by the mask
     assert hidden[:1].trimmed().input_ids.shape[1] == 5  # a hidden last token is still the row's
+
+
+def test_the_tokenizer_pads_on_either_side_with_its_own_pad_token(llama2_tokenizer):
+    from simnpo.llm.models import load_tokenizer
+
+    tokenizer = load_tokenizer(llama2_tokenizer[0].name_or_path, "eos")  # a SentencePiece vocabulary, pad = EOS
+    eos = tokenizer.eos_token_id
+    left, mask = padded(tokenizer, [[1, 5], [1, 7, 8]], "left")
+    assert left.tolist() == [[eos, 1, 5], [1, 7, 8]] and mask.tolist() == [[0, 1, 1], [1, 1, 1]]
+    right, mask = padded(tokenizer, [[1, 5, eos], [1, 7, 8, 9]], "right", mask_pad_tokens=True)
+    assert right.tolist() == [[1, 5, eos, eos], [1, 7, 8, 9]] and mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
