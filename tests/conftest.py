@@ -40,7 +40,7 @@ def small_runs(tmp_path_factory):
             "200",
             "--forget-samples",
             "100",
-            "--iterations",
+            "--steps",
             "3",
             "--pretrain-epochs",
             "1",

@@ -101,7 +101,7 @@ def test_a_corrupt_json_file_is_one_line_naming_it(tmp_path):
         runs.read_json(tmp_path / "results.json")
 
 
-TINY_MARKOV = ["--retain-samples", "200", "--forget-samples", "100", "--iterations", "3", "--pretrain-epochs", "1"]
+TINY_MARKOV = ["--retain-samples", "200", "--forget-samples", "100", "--steps", "3", "--pretrain-epochs", "1"]
 
 
 def sleeper() -> subprocess.Popen:

@@ -17,34 +17,32 @@ from simnpo.cli.options import (
     BENCH,
     CACHE_DIR,
     CONFIG,
+    CORPUS,
     DATA,
     DEVICE,
     DRY_RUN,
-    EVAL_PANELS,
+    EVAL_BATCH_SIZE,
     FINETUNE_EPOCHS,
-    LLM_PANELS,
+    GENERATION_BATCH_SIZE,
+    GGUF_FILE,
+    LIMIT,
     MAX_NEW_TOKENS,
+    MIA,
+    MIA_REFERENCE,
     PAD_TOKEN,
+    PANELS,
+    PROTOCOL,
+    RETAIN_RESULTS,
+    RETRAIN_AUC,
+    SPLIT,
+    TASKS,
+    TEMPLATE,
     TORCH_DTYPE,
     given_options,
     in_panels,
 )
 
-TEMPLATE_HELP = "TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."
-BENCH_HELP = "Benchmark: tofu, muse or wmdp."
-MIA_HELP = "TOFU and MUSE: attacks besides PrivLeak's Min-K%: loss, zlib, min_k, min_k++, gradnorm, reference."
-MIA_REFERENCE_HELP = "TOFU and MUSE: the reference attack's model (a folder or hub id with the same tokenizer)."
-TASKS_HELP = (
-    "WMDP tasks, comma-separated: wmdp_bio, wmdp_cyber, wmdp_chem, mmlu (default: all but Chem; built-in: Bio, MMLU)."
-)
-LIMIT_HELP = "WMDP: score only the first N questions of each task (a quick look, printed as such)."
 MODEL_HELP = "Model folder, hub id or GGUF file (FILE.gguf)"
-GGUF_HELP = "A GGUF file in the --model folder (or hub repository), converted once to a cached model folder."
-PROTOCOL_HELP = (
-    "TOFU: open-unlearning (its numbers: all items, 200 new tokens, pad-valued tokens hidden from attention as its "
-    "collator hides them), attend-all (the same, every token attended) or original (TOFU's code: 300 items)."
-)
-GENERATION_BATCH_HELP = "TOFU: prompts per generation batch (128; finished rows leave the batch)."
 
 
 def given(ctx: typer.Context, names) -> dict:
@@ -60,8 +58,13 @@ def benchmark(name: str):
     return BENCHMARKS[name]
 
 
+# an option named for what it sets where the settings' field is not: --eval-batch-size sets the evaluation's batch_size
+SETTINGS_FIELDS = {"eval_batch_size": "batch_size"}
+
+
 def bench_options(ctx: typer.Context, bench, exclude: tuple[str, ...] = ()) -> dict:
-    """The benchmark options given on the command line; one of another benchmark is refused with one line."""
+    """The benchmark options given on the command line, by the names of its settings' fields; one of another benchmark
+    is refused with one line."""
     from simnpo.llm.benchmarks import BENCHMARKS
 
     every = {name for b in BENCHMARKS.values() for name in b.options} - set(exclude)
@@ -69,7 +72,7 @@ def bench_options(ctx: typer.Context, bench, exclude: tuple[str, ...] = ()) -> d
     for name in values:
         if name not in bench.options:
             raise ValueError(f"--{name.replace('_', '-')} is not an option of --bench {bench.name}")
-    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}  # paths saved as text
+    return {SETTINGS_FIELDS.get(k, k): str(v) if isinstance(v, Path) else v for k, v in values.items()}  # paths: text
 
 
 def make_request(
@@ -101,23 +104,21 @@ def eval_command(
     ctx: typer.Context,
     bench: str = BENCH,
     model: str | None = typer.Option(None, help=MODEL_HELP + " (default: the built-in starting models)."),
-    gguf_file: str | None = typer.Option(None, help=GGUF_HELP),
+    gguf_file: str | None = GGUF_FILE,
     data: str = DATA,
-    corpus: str = typer.Option("news", help="MUSE corpus: news or books (sets the published retrain AUC)."),
-    retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
-    split: str = typer.Option("forget10", help="Forget split: forget01, forget05 or forget10."),
-    retain_results: Path | None = typer.Option(
-        None, help="The retain model's TOFU_EVAL.json (ours or open-unlearning's)."
-    ),
-    protocol: str = typer.Option("open-unlearning", help=PROTOCOL_HELP),
-    mia: str | None = typer.Option(None, help=MIA_HELP),
-    mia_reference: str | None = typer.Option(None, help=MIA_REFERENCE_HELP),
+    split: str | None = SPLIT,
+    corpus: str | None = CORPUS,
+    retrain_auc: float | None = RETRAIN_AUC,
+    tasks: str | None = TASKS,
+    limit: int | None = LIMIT,
+    template: str | None = TEMPLATE,
+    retain_results: Path | None = RETAIN_RESULTS,
+    protocol: str | None = PROTOCOL,
+    mia: str | None = MIA,
+    mia_reference: str | None = MIA_REFERENCE,
     max_new_tokens: int = MAX_NEW_TOKENS,
-    template: str | None = typer.Option(None, help=TEMPLATE_HELP),
-    tasks: str | None = typer.Option(None, help=TASKS_HELP),
-    limit: int | None = typer.Option(None, help=LIMIT_HELP),
-    batch_size: int = typer.Option(64, help="Sequences per scoring batch."),
-    generation_batch_size: int | None = typer.Option(None, help=GENERATION_BATCH_HELP),
+    eval_batch_size: int | None = EVAL_BATCH_SIZE,
+    generation_batch_size: int | None = GENERATION_BATCH_SIZE,
     pad_token: str | None = PAD_TOKEN,
     device: str = DEVICE,
     torch_dtype: str = TORCH_DTYPE,
@@ -137,8 +138,7 @@ def eval_command(
 
     with user_errors():
         chosen = benchmark(bench)
-        batch = {"batch_size": batch_size} if "batch_size" in chosen.options else {}  # eval's default batch: 64
-        settings = chosen.make_settings({**batch, **bench_options(ctx, chosen)})
+        settings = chosen.make_settings(bench_options(ctx, chosen))
         request = make_request(
             chosen, model, data, pad_token, device, finetune_epochs, cache_dir, torch_dtype, gguf_file
         )
@@ -165,13 +165,13 @@ def llm_command(
     ctx: typer.Context,
     bench: str = BENCH,
     model: str | None = typer.Option(None, help=MODEL_HELP + " to unlearn (default: the built-in target)."),
-    gguf_file: str | None = typer.Option(None, help=GGUF_HELP),
+    gguf_file: str | None = GGUF_FILE,
     data: str = DATA,
-    split: str | None = typer.Option(None, help="TOFU forget split: forget01, forget05 or forget10 (forget10)."),
-    corpus: str | None = typer.Option(None, help="MUSE corpus: news or books (default: news)."),
-    retrain_auc: float | None = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published)."),
-    tasks: str | None = typer.Option(None, help=TASKS_HELP),
-    limit: int | None = typer.Option(None, help=LIMIT_HELP),
+    split: str | None = SPLIT,
+    corpus: str | None = CORPUS,
+    retrain_auc: float | None = RETRAIN_AUC,
+    tasks: str | None = TASKS,
+    limit: int | None = LIMIT,
     forget_corpora: str | None = typer.Option(
         None, help="WMDP forget corpora, comma-separated: bio, cyber (default: both; built-in: bio)."
     ),
@@ -191,9 +191,9 @@ def llm_command(
         help="Named settings per method, e.g. paper-forget10 (default: mini-BENCH on built-in data, the paper's "
         "for the split or corpus on real data).",
     ),
-    template: str | None = typer.Option(None, help=TEMPLATE_HELP),
-    retain_results: Path | None = typer.Option(None, help="The retain model's TOFU_EVAL.json for forget quality."),
-    protocol: str | None = typer.Option(None, help=PROTOCOL_HELP),
+    template: str | None = TEMPLATE,
+    retain_results: Path | None = RETAIN_RESULTS,
+    protocol: str | None = PROTOCOL,
     beta: float | None = typer.Option(None, help="β for every method (default: the preset's per method)."),
     margin: float | None = typer.Option(None, help="SimNPO's margin γ."),
     margin_convention: str | None = typer.Option(None, help="paper (default) or authors_code."),
@@ -240,10 +240,11 @@ def llm_command(
         help="Also evaluate every N epochs (0: only after the last; default 1 on built-in TOFU and MUSE data, "
         "the trade-off curves, else 0).",
     ),
-    mia: str | None = typer.Option(None, help=MIA_HELP),
-    mia_reference: str | None = typer.Option(None, help=MIA_REFERENCE_HELP),
+    mia: str | None = MIA,
+    mia_reference: str | None = MIA_REFERENCE,
     max_new_tokens: int = MAX_NEW_TOKENS,
-    generation_batch_size: int | None = typer.Option(None, help=GENERATION_BATCH_HELP),
+    eval_batch_size: int | None = EVAL_BATCH_SIZE,
+    generation_batch_size: int | None = GENERATION_BATCH_SIZE,
     pad_token: str | None = PAD_TOKEN,
     device: str = DEVICE,
     torch_dtype: str = TORCH_DTYPE,
@@ -379,5 +380,5 @@ def torch_cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-in_panels(eval_command, EVAL_PANELS)
-in_panels(llm_command, LLM_PANELS)
+in_panels(eval_command, PANELS)
+in_panels(llm_command, PANELS)

@@ -20,9 +20,11 @@ def markov(
     methods: str = typer.Option(
         "npo,simnpo", help="Unlearning methods, comma-separated: any of `simnpo llm`'s but idkpo and rmu (README)."
     ),
-    iterations: int = typer.Option(50, help="Unlearning iterations."),
+    steps: int = typer.Option(
+        50, "--steps", "--iterations", help="Unlearning steps: optimizer steps (the paper's iterations)."
+    ),
     eval_every: int = typer.Option(
-        1, help="Evaluate every K iterations (and after the last); crossings are interpolated between evaluations."
+        1, help="Evaluate every K steps (and after the last); crossings are interpolated between evaluations."
     ),
     betas: str = typer.Option(
         "1", "--betas", "--beta", help="Inverse temperature β of NPO/SimNPO; several (0.5,1,2,5) make a sweep."
@@ -105,7 +107,7 @@ def markov(
         }
         method_names = parse_list(methods, str, "--methods")
         unlearn_cfg = unlearn_config(
-            method_names, loss, iterations=iterations, lr=sweep.lrs[0], batch_size=batch_size, eval_every=eval_every
+            method_names, loss, iterations=steps, lr=sweep.lrs[0], batch_size=batch_size, eval_every=eval_every
         )
         folder = run_dir(out, "markov")
         configs = {EXPERIMENT: exp, MODEL: model_cfg, PRETRAINING: train_cfg, UNLEARNING: unlearn_cfg, SWEEP: sweep}

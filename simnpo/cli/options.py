@@ -100,6 +100,46 @@ CACHE_DIR = typer.Option(
     help="Cache of the built-in data and models (default: runs/.cache/BENCH, or runs/.cache/markov).",
     rich_help_panel="Output",
 )
+SPLIT = typer.Option(
+    None, help="TOFU forget split: forget01, forget05 or forget10 (default: forget10, or the preset's)."
+)
+CORPUS = typer.Option(
+    None, help="MUSE corpus: news or books (default: news, or the preset's); sets the published retrain AUC."
+)
+RETRAIN_AUC = typer.Option(None, help="MUSE: the retrain model's PrivLeak AUC (default: published).")
+RETAIN_RESULTS = typer.Option(
+    None, help="TOFU: the retain model's TOFU_EVAL.json (ours or open-unlearning's), forget quality's reference."
+)
+PROTOCOL = typer.Option(
+    None,
+    help="TOFU: open-unlearning (the default; its numbers: all items, 200 new tokens, pad-valued tokens hidden from "
+    "attention as its collator hides them), attend-all (the same, every token attended) or original (TOFU's code: "
+    "300 items).",
+)
+TEMPLATE = typer.Option(
+    None, help="TOFU prompt template: llama2, phi, chat, chat-system or llama3 (default: detected from the model)."
+)
+TASKS = typer.Option(
+    None,
+    help="WMDP tasks, comma-separated: wmdp_bio, wmdp_cyber, wmdp_chem, mmlu (default: all but Chem; built-in: Bio, "
+    "MMLU).",
+)
+LIMIT = typer.Option(None, help="WMDP: score only the first N questions of each task (a quick look, printed as such).")
+GGUF_FILE = typer.Option(
+    None, help="A GGUF file in the --model folder (or hub repository), converted once to a cached model folder."
+)
+MIA = typer.Option(
+    None, help="TOFU and MUSE: attacks besides PrivLeak's Min-K%: loss, zlib, min_k, min_k++, gradnorm, reference."
+)
+MIA_REFERENCE = typer.Option(
+    None, help="TOFU and MUSE: the reference attack's model (a folder or hub id with the same tokenizer)."
+)
+EVAL_BATCH_SIZE = typer.Option(
+    None, help="Sequences per scoring batch in evaluations (default: the benchmark's: TOFU 64, MUSE 32, WMDP 16)."
+)
+GENERATION_BATCH_SIZE = typer.Option(
+    None, help="TOFU: prompts per generation batch in evaluations (default 128; finished rows leave the batch)."
+)
 DRY_RUN = typer.Option(
     False,
     "--dry-run",
@@ -108,7 +148,7 @@ DRY_RUN = typer.Option(
 )
 
 
-LLM_PANELS = {
+PANELS = {  # eval and llm: each command's options in these panels, in this order
     "Benchmark": (
         "bench", "model", "gguf_file", "data", "split", "corpus", "retrain_auc", "tasks", "limit", "forget_corpora",
         "retain_corpus", "bio_corpus", "max_forget_chunks", "template", "pad_token", "finetune_epochs",
@@ -124,16 +164,12 @@ LLM_PANELS = {
         "lr", "epochs", "batch_size", "per_device_batch_size", "weight_decay", "warmup_epochs", "schedule",
         "optimizer", "lora_rank", "max_length", "seed", "gradient_checkpointing", "bf16",
     ),
-    "Evaluation": ("eval_every", "mia", "mia_reference", "max_new_tokens", "generation_batch_size"),
+    "Evaluation": (
+        "eval_every", "mia", "mia_reference", "max_new_tokens", "eval_batch_size", "generation_batch_size",
+    ),
     "Hardware": ("device", "torch_dtype"),
     "Output": ("report_to", "dry_run", "out", "config_file", "cache_dir"),
 }  # fmt: skip
-EVAL_PANELS = {
-    "Benchmark": LLM_PANELS["Benchmark"],
-    "Evaluation": (*LLM_PANELS["Evaluation"], "batch_size"),
-    "Hardware": LLM_PANELS["Hardware"],
-    "Output": LLM_PANELS["Output"],
-}
 
 
 def in_panels(command: Callable, panels: dict[str, tuple[str, ...]]) -> Callable:

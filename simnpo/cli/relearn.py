@@ -8,8 +8,19 @@ from pathlib import Path
 import typer
 
 from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
-from simnpo.cli.llm import GGUF_HELP, MODEL_HELP, bench_options, benchmark, make_request, source_lines
-from simnpo.cli.options import BENCH, CACHE_DIR, CONFIG, DATA, DEVICE, MAX_NEW_TOKENS, given_options
+from simnpo.cli.llm import MODEL_HELP, bench_options, benchmark, make_request, source_lines
+from simnpo.cli.options import (
+    BENCH,
+    CACHE_DIR,
+    CONFIG,
+    DATA,
+    DEVICE,
+    GGUF_FILE,
+    MAX_NEW_TOKENS,
+    RETAIN_RESULTS,
+    SPLIT,
+    given_options,
+)
 
 # the relearning options, shared with `simnpo attack all`
 FRACTION = typer.Option(0.5, help="Fraction of the forget set to relearn on.")
@@ -27,11 +38,11 @@ def relearn(
     ctx: typer.Context,
     run: Path | None = typer.Argument(None, help="A `simnpo llm` run folder: relearn each of its unlearned models."),
     model: str | None = typer.Option(None, help="Or one unlearned model (with --data): " + MODEL_HELP + "."),
-    gguf_file: str | None = typer.Option(None, help=GGUF_HELP),
+    gguf_file: str | None = GGUF_FILE,
     bench: str = BENCH,
     data: str = DATA,
-    split: str = typer.Option("forget10", help="With --model: the TOFU forget split."),
-    retain_results: Path | None = typer.Option(None, help="With --model: the retain model's TOFU_EVAL.json."),
+    split: str | None = SPLIT,
+    retain_results: Path | None = RETAIN_RESULTS,
     fraction: float = FRACTION,
     samples: int | None = SAMPLES,
     warmup_steps: int = WARMUP_STEPS,
@@ -96,9 +107,8 @@ def relearn_targets(ctx: typer.Context, run: Path | None, model: str | None, ben
         targets, settings = R.plan_from_run(chosen, Path(run), overrides)
         return chosen, targets, settings
     chosen = benchmark(bench)
-    options = {"max_new_tokens": ctx.params["max_new_tokens"], "split": ctx.params["split"]}
-    options = {k: v for k, v in options.items() if k in chosen.options}
-    options |= {k: v for k, v in bench_options(ctx, chosen).items() if k == "retain_results"}
+    options = {"max_new_tokens": ctx.params["max_new_tokens"]} if "max_new_tokens" in chosen.options else {}
+    options |= {k: v for k, v in bench_options(ctx, chosen).items() if k in ("split", "retain_results")}
     request = make_request(chosen, model, data, None, "cpu", None, cache_dir, gguf_file=ctx.params["gguf_file"])
     for line in source_lines(request):
         typer.echo(line)

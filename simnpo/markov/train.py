@@ -79,11 +79,9 @@ class UnlearnConfig:
             if any(read.output == "hidden" for read in reads):
                 raise ValueError(f"{method} needs a layer's activations; choose another method")
         if not (self.iterations >= 1 and self.lr > 0 and self.batch_size >= 1):
-            raise ValueError("unlearning needs iterations >= 1, lr > 0 and batch size >= 1")
+            raise ValueError("unlearning needs --steps >= 1, lr > 0 and batch size >= 1")
         if not 1 <= self.eval_every <= self.iterations:
-            raise ValueError(
-                f"--eval-every must be between 1 and the {self.iterations} iterations, got {self.eval_every}"
-            )
+            raise ValueError(f"--eval-every must be between 1 and the {self.iterations} steps, got {self.eval_every}")
 
     def evaluated(self, iteration: int) -> bool:
         return iteration % self.eval_every == 0 or iteration == self.iterations

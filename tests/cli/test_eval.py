@@ -155,7 +155,7 @@ def test_eval_on_a_sentencepiece_llama_equals_the_benchmarks_procedure_per_item(
     from simnpo.llm.tofu.data import load_tofu
 
     args = ["eval", "--bench", "tofu", "--model", str(sentencepiece_llama), "--data", str(tofu_folder)]
-    args += ["--template", "llama2", "--pad-token", "eos", "--max-new-tokens", "3", "--batch-size", "16"]
+    args += ["--template", "llama2", "--pad-token", "eos", "--max-new-tokens", "3", "--eval-batch-size", "16"]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert "template llama2 (--template)" in result.output

@@ -112,6 +112,17 @@ def test_paper_preset_gives_each_method_its_published_values_and_dry_run_writes_
     assert list(tmp_path.iterdir()) == []  # no run folder, no built-in cache
 
 
+def test_the_training_batch_and_the_scoring_batch_are_two_options(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    payload = dry_run("--batch-size", "8", "--eval-batch-size", "5")
+    assert {t["batch_size"] for t in payload["configs"]["run"]["trainers"]} == {8}
+    assert payload["configs"]["evaluation"]["batch_size"] == 5
+    default = dry_run("--batch-size", "8")["configs"]["evaluation"]["batch_size"]
+    assert default == 64  # the benchmark's own: the training batch does not leak into scoring
+    for bench, batch in (("muse", 32), ("wmdp", 16)):
+        assert dry_run("--bench", bench)["configs"]["evaluation"]["batch_size"] == batch
+
+
 def test_precedence_preset_then_method_then_command_line(monkeypatch):
     from simnpo.llm.presets import method_values
     from simnpo.llm.tofu import presets

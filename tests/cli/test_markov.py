@@ -9,7 +9,7 @@ from simnpo.cli import app
 
 runner = CliRunner()
 VERDICTS = ("holds", "reversed", "inconclusive")
-TINY = ["--retain-samples", "200", "--forget-samples", "100", "--iterations", "3", "--pretrain-epochs", "1"]
+TINY = ["--retain-samples", "200", "--forget-samples", "100", "--steps", "3", "--pretrain-epochs", "1"]
 
 
 def test_markov_command_writes_results_figures_and_table(tmp_path):
@@ -78,7 +78,7 @@ def test_a_different_configuration_in_the_same_folder_is_refused(tmp_path):
         (["--seeds", "4-2"], "the range 4-2 is empty"),
         (["--seeds", ""], "give at least one seed"),
         (["--seeds", "0-x"], "--seeds takes seeds and ranges"),
-        (["--iterations", "5", "--eval-every", "6"], "--eval-every must be between 1 and the 5 iterations"),
+        (["--steps", "5", "--eval-every", "6"], "--eval-every must be between 1 and the 5 steps"),
         (["--methods", "npo,dpo"], "unknown method 'dpo'"),
         (["--case", "width"], "cases must be among"),
         (["--device", "cuda:0"], "this machine has no GPU"),

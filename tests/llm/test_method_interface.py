@@ -36,7 +36,7 @@ def test_a_toy_method_runs_through_llm_markov_and_relearn(toy_method, small_runs
     assert result.exit_code == 0, result.output
     assert (tmp_path / "llm" / "relearn" / "toy" / "relearn.json").is_file()
     markov = ["markov", "--methods", toy_method, "--retain-samples", "200", "--forget-samples", "100"]
-    markov += ["--iterations", "3", "--pretrain-epochs", "1", "--no-cache", "--out", str(tmp_path / "markov")]
+    markov += ["--steps", "3", "--pretrain-epochs", "1", "--no-cache", "--out", str(tmp_path / "markov")]
     result = runner.invoke(app, markov)
     assert result.exit_code == 0, result.output
     (point,) = json.loads((tmp_path / "markov" / "results.json").read_text())["points"]

@@ -21,7 +21,7 @@ from simnpo.llm.muse.metrics import BEST_POINT_UTILITY, RESULTS_FILE, RETRAIN_AU
 from simnpo.llm.trainer import UnlearningData
 from simnpo.losses import METHODS, Read, method_reads
 
-OPTIONS = ("corpus", "retrain_auc", "batch_size", "mia", "mia_reference")
+OPTIONS = ("corpus", "retrain_auc", "eval_batch_size", "mia", "mia_reference")
 EVAL_DATA = (("verbmem", "forget"), ("knowmem", "forget_qa"), ("knowmem", "forget_qa_icl"), ("knowmem", "retain_qa"))
 EVAL_DATA += (("knowmem", "retain_qa_icl"), ("privleak", "forget"), ("privleak", "holdout"))
 TRAIN_DATA = (("raw", "forget"), ("raw", "retain1"))

@@ -42,7 +42,7 @@ OPTIONS = (
     "template",
     "max_new_tokens",
     "retain_results",
-    "batch_size",
+    "eval_batch_size",
     "generation_batch_size",
     "mia",
     "mia_reference",

@@ -34,7 +34,7 @@ from simnpo.llm.wmdp.evaluate import WmdpEvalConfig, evaluate_wmdp, wmdp_summary
 from simnpo.llm.wmdp.harness import require_lm_eval
 from simnpo.losses import METHODS, Read, method_reads
 
-OPTIONS = ("tasks", "limit", "batch_size", "forget_corpora", "retain_corpus", "bio_corpus", "max_forget_chunks")
+OPTIONS = ("tasks", "limit", "eval_batch_size", "forget_corpora", "retain_corpus", "bio_corpus", "max_forget_chunks")
 BUILTIN_TASKS = ("wmdp_bio", "mmlu")  # mini-WMDP's invented hazardous questions stand in for Bio, its general ones
 LABELS = {**{task: f"1 − {name} acc ↑" for task, name in HAZARD_NAMES.items()}, "mmlu": "MMLU acc ↑ (utility)"}
 
