@@ -44,7 +44,9 @@ def config_values(ctx: typer.Context, path: Path) -> dict:
         raise ValueError(f"config file {path} must be YAML (.yaml), TOML (.toml) or a run's config.json")
     if not isinstance(values, dict):
         raise ValueError(f"config file {path} must map option names to values")
-    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    # a key may be any of an option's names (markov's --lr sets lrs, --iterations steps)
+    names = {opt.lstrip("-").replace("-", "_"): p.name for p in ctx.command.params for opt in p.opts}
+    values = {names.get(k, k): v for k, v in ((str(k).replace("-", "_"), v) for k, v in values.items())}
     options = [p.name for p in ctx.command.params if p.name not in NOT_FROM_CONFIG]
     check_keys([k for k in values if k not in NOT_FROM_CONFIG], options, f"config file {path}")
     return {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in values.items() if k != "config_file"}

@@ -135,6 +135,18 @@ def test_a_bad_config_file_is_one_line(tmp_path, name, text, message):
     assert missing.exit_code == 2 and "config file" in missing.output and "not found" in missing.output
 
 
+def test_a_config_key_may_be_any_name_of_its_option(tmp_path):
+    import click
+    from typer.main import get_command
+
+    from simnpo.cli.options import config_values
+
+    root = get_command(app)
+    ctx = click.Context(root.commands["markov"], info_name="markov", parent=click.Context(root, info_name="simnpo"))
+    (tmp_path / "m.yaml").write_text("lr: 1.0e-3\niterations: 3\neval-every: 1\n")
+    assert config_values(ctx, tmp_path / "m.yaml") == {"lrs": 1e-3, "steps": 3, "eval_every": 1}
+
+
 def test_a_runs_config_json_reruns_it_with_the_same_numbers(small_runs, tmp_path):
     saved = json.loads((small_runs / "llm" / "config.json").read_text())
     assert saved["options"]["epochs"] == 2 and "out" not in saved["options"]  # what the run was given
