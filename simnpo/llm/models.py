@@ -7,9 +7,13 @@ build a small Llama-architecture model from a config, so nothing is downloaded.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -89,6 +93,23 @@ def load_reference_model(name: str, model, tokenizer):
             "give a reference model of the same tokenizer"
         )
     return reference
+
+
+_REFERENCE_LOSSES: dict[tuple, list[float]] = {}
+
+
+def reference_losses(name: str, model, tokenizer, inputs: object, compute: Callable[[Any], list[float]]) -> list[float]:
+    """The Reference attack model's losses on one evaluation's texts, computed once per process: the first call loads
+    ``name`` (``load_reference_model``), returns ``compute(reference)`` and lets the model go; a later call on the same
+    ``inputs`` (JSON: everything the texts and their batches are made of), on a model of the same dtype and device,
+    reuses those losses. A run evaluates many models on the same texts (each epoch's, each method's), and the reference
+    model's losses on them never change: it is loaded once, not once per evaluation, and never kept during training."""
+    parameter = next(model.parameters())
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    key = (name, str(parameter.dtype), str(parameter.device), digest)
+    if key not in _REFERENCE_LOSSES:
+        _REFERENCE_LOSSES[key] = compute(load_reference_model(name, model, tokenizer))
+    return _REFERENCE_LOSSES[key]
 
 
 def model_type(name: str | Path) -> str | None:

@@ -23,7 +23,7 @@ import torch
 from simnpo.llm import mia
 from simnpo.llm.data import pad_right
 from simnpo.llm.generation import greedy_generate, shard_map, text_token_logprobs
-from simnpo.llm.models import load_reference_model
+from simnpo.llm.models import reference_losses
 from simnpo.llm.muse import metrics as M
 from simnpo.llm.muse.data import load_muse
 from simnpo.losses import token_logprobs
@@ -111,29 +111,45 @@ def min_k_scores(model, tokenizer, texts: list[str], config: MuseEvalConfig, acc
     return [M.min_k_score(logps, config.min_k) for logps in shard_map(fn, texts, accelerator)]
 
 
+def _text_batches(data, batch_size: int, device):
+    """(first row, batch) of the padded texts, ``batch_size`` rows at a time."""
+    for start in range(0, len(data), batch_size):
+        yield start, data[torch.arange(start, min(start + batch_size, len(data)))].trimmed().to(device)
+
+
+def _mean_nlls(model, data, batch_size: int) -> list[float]:
+    """Each text's mean NLL over every token after the first (the Reference attack's reference model)."""
+    losses = []
+    for _, batch in _text_batches(data, batch_size, next(model.parameters()).device):
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        losses += mia.mean_nll(*token_logprobs(logits, batch.labels)).double().cpu().tolist()
+    return losses
+
+
 @torch.no_grad()  # GradNorm turns gradients on for its own passes
-def text_attack_scores(model, tokenizer, texts: list[str], config: MuseEvalConfig, reference_model=None) -> list[dict]:
+def text_attack_scores(model, tokenizer, texts: list[str], config: MuseEvalConfig) -> list[dict]:
     """Each text's score under each attack of ``config.mia`` (higher = less member-like): LOSS its mean NLL, ZLib that
-    over its zlib size, Min-K % and Min-K %++ at PrivLeak's k, Reference its mean NLL minus the reference model's,
-    GradNorm one text at a time; over every token after the first, as ``text_token_logprobs``."""
+    over its zlib size, Min-K % and Min-K %++ at PrivLeak's k, Reference its mean NLL minus the reference model's
+    (computed once per process for these texts: ``reference_losses``), GradNorm one text at a time; over every token
+    after the first, as ``text_token_logprobs``."""
     data = pad_right(tokenizer, [(ids, ids) for ids in tokenizer(list(texts))["input_ids"]])
-    device = next(model.parameters()).device
-    scores: dict[str, list[float]] = {a: [] for a in config.mia if a != "gradnorm"}
-    for start in range(0, len(texts), config.batch_size):
-        batch = data[torch.arange(start, min(start + config.batch_size, len(texts)))].trimmed().to(device)
+    scores: dict[str, list[float]] = {a: [] for a in config.mia if a not in ("gradnorm", "reference")}
+    losses = []
+    for start, batch in _text_batches(data, config.batch_size, next(model.parameters()).device):
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
         logp, mask = token_logprobs(logits, batch.labels)
-        loss = mia.mean_nll(logp, mask).double().cpu()
-        found = {"loss": loss, "zlib": mia.zlib_scores(loss, texts[start : start + len(loss)])}
+        losses.append(mia.mean_nll(logp, mask).double().cpu())
+        found = {"loss": losses[-1], "zlib": mia.zlib_scores(losses[-1], texts[start : start + len(losses[-1])])}
         if "min_k" in scores:
             found["min_k"] = mia.min_k_scores(logp, mask, config.min_k)
         if "min_k++" in scores:
             found["min_k++"] = mia.min_k_plus_plus_scores(logp, *mia.next_token_moments(logits), mask, config.min_k)
-        if "reference" in scores:
-            theirs = reference_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            found["reference"] = mia.reference_scores(loss, mia.mean_nll(*token_logprobs(theirs, batch.labels)))
         for name in scores:
             scores[name] += found[name].tolist()
+    if "reference" in config.mia:
+        compute = functools.partial(_mean_nlls, data=data, batch_size=config.batch_size)
+        theirs = reference_losses(config.mia_reference, model, tokenizer, [config.batch_size, texts], compute)
+        scores["reference"] = mia.reference_scores(torch.cat(losses), torch.tensor(theirs)).tolist()
     if "gradnorm" in config.mia:
         one_by_one = (data[torch.tensor([i])].trimmed() for i in range(len(texts)))
         scores["gradnorm"] = mia.gradnorm_scores(model, one_by_one, last_token=True)
@@ -142,10 +158,8 @@ def text_attack_scores(model, tokenizer, texts: list[str], config: MuseEvalConfi
 
 def attack_entries(model, tokenizer, forget: list[str], holdout: list[str], config: MuseEvalConfig, accelerator=None):
     """``mia_ATTACK`` results of ``config.mia`` on the PrivLeak forget and holdout texts (the items shared out)."""
-    reference = load_reference_model(config.mia_reference, model, tokenizer) if config.mia_reference else None
-    fn = functools.partial(text_attack_scores, model, tokenizer, config=config, reference_model=reference)
+    fn = functools.partial(text_attack_scores, model, tokenizer, config=config)
     forget_scores, holdout_scores = (shard_map(fn, texts, accelerator) for texts in (forget, holdout))
-    del reference
     per_attack = lambda items: {a: [item[a] for item in items] for a in config.mia}  # noqa: E731
     return mia.attack_results(per_attack(forget_scores), per_attack(holdout_scores))
 

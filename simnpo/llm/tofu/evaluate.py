@@ -14,7 +14,7 @@ import torch
 from simnpo.llm import mia
 from simnpo.llm.generation import greedy_generate, shard_map
 from simnpo.llm.mia import MIN_K
-from simnpo.llm.models import decode, load_reference_model
+from simnpo.llm.models import decode, reference_losses
 from simnpo.llm.scoring import shared_prefix_logits
 from simnpo.llm.templates import Template, detect_template, encode_pair, prompt_ids, template_named
 from simnpo.llm.tofu import metrics as M
@@ -192,11 +192,9 @@ def _prob_entry(losses: list[float]) -> dict:
     return {"prob": probs[0] if len(losses) == 1 else probs, "avg_loss": losses[0] if len(losses) == 1 else losses}
 
 
-def _scored_with_attacks(
-    model, tokenizer, rows, answers, config: TofuEvalConfig, attacks: tuple[str, ...], reference_model=None
-):
+def _scored_with_attacks(model, tokenizer, rows, answers, config: TofuEvalConfig, attacks: tuple[str, ...]):
     """``score_answers`` of the items' answers, and per item its first answer's score under each attack (Reference:
-    its avg_loss minus ``reference_model``'s)."""
+    its avg_loss minus the reference model's, computed once per process for these items: ``reference_losses``)."""
     in_batch = tuple(a for a in attacks if a not in ("gradnorm", "reference"))
     questions, template = [r["question"] for r in rows], config.prompt_template()
     score = functools.partial(
@@ -210,9 +208,12 @@ def _scored_with_attacks(
         items = (encode([r["question"]], [r["answer"]], mask_pad_tokens=config.open_unlearning) for r in rows)
         other["gradnorm"] = mia.gradnorm_scores(model, items)
     if "reference" in attacks:
-        theirs = score(reference_model, answers=[group[:1] for group in answers])["avg_loss"]
+        first = [group[:1] for group in answers]
+        encoding = [config.template, config.max_length, config.open_unlearning, config.batch_size, questions, first]
+        their_losses = lambda ref: [x[0] for x in score(ref, answers=first)["avg_loss"]]  # noqa: E731
+        theirs = reference_losses(config.mia_reference, model, tokenizer, encoding, their_losses)
         ours = [losses[0] for losses in scores["avg_loss"]]
-        other["reference"] = mia.reference_scores(torch.tensor(ours), torch.tensor([x[0] for x in theirs])).tolist()
+        other["reference"] = mia.reference_scores(torch.tensor(ours), torch.tensor(theirs)).tolist()
     attacked = [
         {a: scores[a][i][0] for a in in_batch} | {a: values[i] for a, values in other.items()} for i in range(len(rows))
     ]
@@ -226,13 +227,12 @@ def item_scores(
     base: str,
     config: TofuEvalConfig,
     attacks: tuple[str, ...] = (),
-    reference_model=None,
 ) -> list[dict]:
     """What the model's likelihoods say about each item: every answer's avg_loss (answer, then the base of the truth
     ratio unless it is the answer, then the perturbed ones), the answer's EM and ES, the ROUGE reference, and its
     scores under ``attacks`` (``mia``)."""
     answers = [[r["answer"], *([r[base]] if base != "answer" else []), *r["perturbed_answer"]] for r in rows]
-    scores, attacked = _scored_with_attacks(model, tokenizer, rows, answers, config, attacks, reference_model)
+    scores, attacked = _scored_with_attacks(model, tokenizer, rows, answers, config, attacks)
     template = config.prompt_template()
     references = [decoded_answer(tokenizer, template, r["question"], r["answer"], config.max_length) for r in rows]
     return [
@@ -243,12 +243,10 @@ def item_scores(
     ]
 
 
-def attack_scores(
-    model, tokenizer, rows: list[dict], config: TofuEvalConfig, reference_model=None
-) -> list[dict[str, float]]:
+def attack_scores(model, tokenizer, rows: list[dict], config: TofuEvalConfig) -> list[dict[str, float]]:
     """Each item's answer (a holdout item's) scored by every attack of ``config.attacks``."""
     answers = [[r["answer"]] for r in rows]
-    return _scored_with_attacks(model, tokenizer, rows, answers, config, config.attacks, reference_model)[1]
+    return _scored_with_attacks(model, tokenizer, rows, answers, config, config.attacks)[1]
 
 
 def set_metrics(rows: list[dict], items: list[dict], key: str, base: str, forget_set: bool) -> dict:
@@ -323,18 +321,16 @@ def evaluate_tofu(
     if config.template is None:
         config = replace(config, template=detect_template(tokenizer, model.config.model_type)[0])
     advance = advance or (lambda parts: None)
-    reference_model = load_reference_model(config.mia_reference, model, tokenizer) if config.mia_reference else None
     sets, scored = {}, {}
     for name, (tofu_config, _, base) in SETS.items():
         rows = load_tofu(data, tofu_config or f"{config.split}_perturbed")
         sets[name] = rows[:ORIGINAL_MAX_ITEMS] if config.protocol == "original" else rows
         attacks = config.attacks if name == "forget" else ()
-        score = functools.partial(item_scores, model, tokenizer, base=base, config=config, attacks=attacks,
-                                  reference_model=reference_model)  # fmt: skip
+        score = functools.partial(item_scores, model, tokenizer, base=base, config=config, attacks=attacks)
         scored[name] = shard_map(score, sets[name], accelerator)
         advance(1)
     holdout_rows = load_tofu(data, holdout_split(config.split))
-    attack = functools.partial(attack_scores, model, tokenizer, config=config, reference_model=reference_model)
+    attack = functools.partial(attack_scores, model, tokenizer, config=config)
     holdout = shard_map(attack, holdout_rows, accelerator)
     advance(1)
     # every set's questions generated together: a batch of rows that leave as they finish costs its longest row's

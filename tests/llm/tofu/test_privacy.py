@@ -107,6 +107,24 @@ def test_results_in_open_unlearnings_layout_and_privleak_against_half(attacked):
     assert E.summary(attacked)["privleak"] == attacked["privleak"]["agg_value"]
 
 
+def test_the_reference_model_is_loaded_once_for_every_evaluation_of_a_process(
+    tiny_model, tokenizer, tofu_folder, reference_folder, attacked, monkeypatch
+):
+    from simnpo.llm import models
+
+    loads = []
+    real = models.load_reference_model
+    monkeypatch.setattr(models, "load_reference_model", lambda *args: loads.append(args[0]) or real(*args))
+    monkeypatch.setattr(models, "_REFERENCE_LOSSES", {})  # nothing remembered from the other tests
+    config = replace(EVERY_ATTACK, mia=("reference",), mia_reference=str(reference_folder))
+    first = E.evaluate_tofu(tiny_model, tokenizer, str(tofu_folder), config)
+    assert loads == [str(reference_folder)] * 2  # the forget items, then the holdout items
+    again = E.evaluate_tofu(tiny_model, tokenizer, str(tofu_folder), config)  # e.g. the next epoch's evaluation
+    assert len(loads) == 2 and again["mia_reference"] == first["mia_reference"] == attacked["mia_reference"]
+    E.evaluate_tofu(tiny_model, tokenizer, str(tofu_folder), replace(config, split="forget05"))
+    assert len(loads) == 4  # other items: computed anew
+
+
 def test_privleak_of_the_built_in_run(small_runs):
     """The retain model's privleak is 0 against its own results; the fine-tuned target tells its forget items from
     the holdout ones (AUC above 0.5: the forget answers more likely), so its privleak is negative."""
