@@ -124,8 +124,15 @@ def padded(tokenizer, sequences: list[list[int]], side: str, mask_pad_tokens: bo
     attention_mask [n, T]. ``mask_pad_tokens`` hides every token equal to the pad token as well, as open-unlearning's
     collator does (``attention_mask = input_ids != pad_token_id``): where the pad token is the EOS, that hides the
     EOS tokens inside a chat prompt too (docs/conventions.md)."""
-    batch = tokenizer.pad(
-        {"input_ids": sequences}, padding=True, padding_side=side, return_attention_mask=True, return_tensors="pt"
+    from transformers.data.data_collator import pad_without_fast_tokenizer_warning  # the collators' own padding
+
+    batch = pad_without_fast_tokenizer_warning(
+        tokenizer,
+        {"input_ids": sequences},
+        padding=True,
+        padding_side=side,
+        return_attention_mask=True,
+        return_tensors="pt",
     )
     ids, mask = batch["input_ids"].long(), batch["attention_mask"].long()
     if mask_pad_tokens:

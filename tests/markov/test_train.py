@@ -103,6 +103,6 @@ def test_unlearning_draws_forget_batches_without_replacement_and_evaluates_every
     assert len(drawn) == 40 and sorted(drawn) == list(range(40))  # 10 batches of 4 = one pass over the 40
 
 
-def test_eval_every_outside_the_iterations_is_refused():
-    with pytest.raises(ValueError, match="--eval-every must be between 1 and the 5 iterations, got 6"):
+def test_eval_every_outside_the_steps_is_refused():
+    with pytest.raises(ValueError, match="--eval-every must be between 1 and the 5 steps, got 6"):
         unlearn_config(("npo",), iterations=5, eval_every=6)

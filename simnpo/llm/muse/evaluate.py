@@ -117,6 +117,7 @@ def _text_batches(data, batch_size: int, device):
         yield start, data[torch.arange(start, min(start + batch_size, len(data)))].trimmed().to(device)
 
 
+@torch.no_grad()
 def _mean_nlls(model, data, batch_size: int) -> list[float]:
     """Each text's mean NLL over every token after the first (the Reference attack's reference model)."""
     losses = []
