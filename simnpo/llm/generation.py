@@ -176,24 +176,30 @@ def stop_ids(model, tokenizer) -> list[int]:
 
 
 @torch.no_grad()  # not inference_mode: a model evaluated mid-training trains on
-def text_token_logprobs(
-    model, tokenizer, texts: Sequence[str], batch_size: int, max_length: int | None = None
-) -> list[list[float]]:
-    """log p(token | prefix) of every token of each text after the first (the tokenizer's BOS included, as a model
-    reads a document; MUSE's ``compute_ppl``), whole texts unless ``max_length`` cuts them, scored in right-padded
-    batches longest first, without a KV cache (32 × 2048 tokens of a 7B model's cache would be tens of GB)."""
+def text_batches(model, tokenizer, texts: Sequence[str], batch_size: int, max_length: int | None = None):
+    """Each text whole (the tokenizer's BOS included, as a model reads a document; MUSE's ``compute_ppl``) unless
+    ``max_length`` cuts it, scored in right-padded batches longest first, without a KV cache (32 × 2048 tokens of a 7B
+    model's cache would be tens of GB): yields (the batch's text indices, the batch on the model's device, its
+    logits)."""
     cut = {"truncation": True, "max_length": max_length} if max_length is not None else {}
-    encoded = tokenizer(list(texts), **cut)["input_ids"]
-    data = pad_right(tokenizer, [(ids, ids) for ids in encoded])
+    data = pad_right(tokenizer, [(ids, ids) for ids in tokenizer(list(texts), **cut)["input_ids"]])
     order = torch.argsort(data.lengths, descending=True)
     device = next(model.parameters()).device
-    out: list[list[float]] = [[] for _ in texts]
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = data[idx].trimmed().to(device)
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+        yield idx.tolist(), batch, logits
+
+
+def text_token_logprobs(
+    model, tokenizer, texts: Sequence[str], batch_size: int, max_length: int | None = None
+) -> list[list[float]]:
+    """log p(token | prefix) of every token of each text after the first (``text_batches``)."""
+    out: list[list[float]] = [[] for _ in texts]
+    for idx, batch, logits in text_batches(model, tokenizer, texts, batch_size, max_length):
         logp, mask = token_logprobs(logits, batch.labels)
-        for row, i in enumerate(idx.tolist()):
+        for row, i in enumerate(idx):
             out[i] = logp[row][mask[row]].float().cpu().tolist()
     return out
 

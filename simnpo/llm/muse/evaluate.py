@@ -22,7 +22,7 @@ import torch
 
 from simnpo.llm import mia
 from simnpo.llm.data import pad_right
-from simnpo.llm.generation import greedy_generate, shard_map, text_token_logprobs
+from simnpo.llm.generation import greedy_generate, shard_map, text_batches, text_token_logprobs
 from simnpo.llm.models import reference_losses
 from simnpo.llm.muse import metrics as M
 from simnpo.llm.muse.data import load_muse
@@ -111,58 +111,62 @@ def min_k_scores(model, tokenizer, texts: list[str], config: MuseEvalConfig, acc
     return [M.min_k_score(logps, config.min_k) for logps in shard_map(fn, texts, accelerator)]
 
 
-def _text_batches(data, batch_size: int, device):
-    """(first row, batch) of the padded texts, ``batch_size`` rows at a time."""
-    for start in range(0, len(data), batch_size):
-        yield start, data[torch.arange(start, min(start + batch_size, len(data)))].trimmed().to(device)
-
-
 @torch.no_grad()
-def _mean_nlls(model, data, batch_size: int) -> list[float]:
+def _mean_nlls(model, tokenizer, texts: list[str], batch_size: int) -> list[float]:
     """Each text's mean NLL over every token after the first (the Reference attack's reference model)."""
-    losses = []
-    for _, batch in _text_batches(data, batch_size, next(model.parameters()).device):
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        losses += mia.mean_nll(*token_logprobs(logits, batch.labels)).double().cpu().tolist()
+    losses = [0.0] * len(texts)
+    for idx, batch, logits in text_batches(model, tokenizer, texts, batch_size):
+        for i, loss in zip(idx, mia.mean_nll(*token_logprobs(logits, batch.labels)).double().cpu().tolist()):
+            losses[i] = loss
     return losses
 
 
+def _batch_scores(logits, batch, texts: list[str], config: MuseEvalConfig) -> dict[str, list[float]]:
+    """One batch's scores: PrivLeak's Min-K % (as ``min_k_scores``) and each in-batch attack of ``config.mia``."""
+    logp, mask = token_logprobs(logits, batch.labels)
+    loss = mia.mean_nll(logp, mask).double().cpu()
+    found = {
+        "privleak": [M.min_k_score(logp[r][mask[r]].float().cpu().tolist(), config.min_k) for r in range(len(loss))]
+    }
+    found |= {"loss": loss.tolist(), "zlib": mia.zlib_scores(loss, texts).tolist()}
+    if "min_k" in config.mia:
+        found["min_k"] = mia.min_k_scores(logp, mask, config.min_k).tolist()
+    if "min_k++" in config.mia:
+        found["min_k++"] = mia.min_k_plus_plus_scores(
+            logp, *mia.next_token_moments(logits), mask, config.min_k
+        ).tolist()
+    return found
+
+
 @torch.no_grad()  # GradNorm turns gradients on for its own passes
-def text_attack_scores(model, tokenizer, texts: list[str], config: MuseEvalConfig) -> list[dict]:
-    """Each text's score under each attack of ``config.mia`` (higher = less member-like): LOSS its mean NLL, ZLib that
-    over its zlib size, Min-K % and Min-K %++ at PrivLeak's k, Reference its mean NLL minus the reference model's
-    (computed once per process for these texts: ``reference_losses``), GradNorm one text at a time; over every token
-    after the first, as ``text_token_logprobs``."""
-    data = pad_right(tokenizer, [(ids, ids) for ids in tokenizer(list(texts))["input_ids"]])
-    scores: dict[str, list[float]] = {a: [] for a in config.mia if a not in ("gradnorm", "reference")}
-    losses = []
-    for start, batch in _text_batches(data, config.batch_size, next(model.parameters()).device):
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
-        logp, mask = token_logprobs(logits, batch.labels)
-        losses.append(mia.mean_nll(logp, mask).double().cpu())
-        found = {"loss": losses[-1], "zlib": mia.zlib_scores(losses[-1], texts[start : start + len(losses[-1])])}
-        if "min_k" in scores:
-            found["min_k"] = mia.min_k_scores(logp, mask, config.min_k)
-        if "min_k++" in scores:
-            found["min_k++"] = mia.min_k_plus_plus_scores(logp, *mia.next_token_moments(logits), mask, config.min_k)
-        for name in scores:
-            scores[name] += found[name].tolist()
+def text_scores(model, tokenizer, texts: list[str], config: MuseEvalConfig) -> list[dict[str, float]]:
+    """Each text's PrivLeak Min-K % score and its score under each attack of ``config.mia`` (higher = less
+    member-like), from one pass over the texts in PrivLeak's batches: LOSS its mean NLL, ZLib that over its zlib size,
+    Min-K % and Min-K %++ at PrivLeak's k, Reference its mean NLL minus the reference model's (computed once per
+    process for these texts: ``reference_losses``), GradNorm one text at a time; over every token after the first,
+    as ``text_token_logprobs``."""
+    out: list[dict[str, float]] = [{} for _ in texts]
+    for idx, batch, logits in text_batches(model, tokenizer, texts, config.batch_size):
+        for name, values in _batch_scores(logits, batch, [texts[i] for i in idx], config).items():
+            for i, value in zip(idx, values):
+                out[i][name] = float(value)
     if "reference" in config.mia:
-        compute = functools.partial(_mean_nlls, data=data, batch_size=config.batch_size)
+        compute = functools.partial(_mean_nlls, tokenizer=tokenizer, texts=texts, batch_size=config.batch_size)
         theirs = reference_losses(config.mia_reference, model, tokenizer, [config.batch_size, texts], compute)
-        scores["reference"] = mia.reference_scores(torch.cat(losses), torch.tensor(theirs)).tolist()
+        ours = torch.tensor([scores["loss"] for scores in out], dtype=torch.float64)
+        for scores, value in zip(out, mia.reference_scores(ours, torch.tensor(theirs)).tolist()):
+            scores["reference"] = value
     if "gradnorm" in config.mia:
-        one_by_one = (data[torch.tensor([i])].trimmed() for i in range(len(texts)))
-        scores["gradnorm"] = mia.gradnorm_scores(model, one_by_one, last_token=True)
-    return [{name: values[i] for name, values in scores.items()} for i in range(len(texts))]
+        one_by_one = (pad_right(tokenizer, [(ids, ids)]) for ids in tokenizer(list(texts))["input_ids"])
+        for scores, value in zip(out, mia.gradnorm_scores(model, one_by_one, last_token=True)):
+            scores["gradnorm"] = value
+    return out
 
 
-def attack_entries(model, tokenizer, forget: list[str], holdout: list[str], config: MuseEvalConfig, accelerator=None):
-    """``mia_ATTACK`` results of ``config.mia`` on the PrivLeak forget and holdout texts (the items shared out)."""
-    fn = functools.partial(text_attack_scores, model, tokenizer, config=config)
-    forget_scores, holdout_scores = (shard_map(fn, texts, accelerator) for texts in (forget, holdout))
-    per_attack = lambda items: {a: [item[a] for item in items] for a in config.mia}  # noqa: E731
-    return mia.attack_results(per_attack(forget_scores), per_attack(holdout_scores))
+def attack_entries(forget: list[dict], holdout: list[dict], attacks: tuple[str, ...]) -> dict:
+    """``mia_ATTACK`` results of ``attacks`` from the PrivLeak forget and holdout texts' ``text_scores``."""
+    per_attack = lambda items: {a: [item[a] for item in items] for a in attacks}  # noqa: E731
+    return mia.attack_results(per_attack(forget), per_attack(holdout))
 
 
 def privleak_entry(forget: list[float], holdout: list[float], retrain_auc: float | None) -> dict:
@@ -200,10 +204,16 @@ def evaluate_muse(
     if advance:
         advance(1)
     texts = {split: [r["text"] for r in load_muse(data, "privleak", split)] for split in ("forget", "holdout")}
-    forget, holdout = (min_k_scores(model, tokenizer, texts[split], config, accelerator) for split in texts)
-    results["privleak"] = privleak_entry(forget, holdout, retrain_auc)
-    if config.mia:
-        results.update(attack_entries(model, tokenizer, texts["forget"], texts["holdout"], config, accelerator))
+    if config.mia:  # the attacks score the texts in PrivLeak's own pass
+        score = functools.partial(text_scores, model, tokenizer, config=config)
+        forget, holdout = (shard_map(score, texts[split], accelerator) for split in texts)
+        results["privleak"] = privleak_entry(
+            [s["privleak"] for s in forget], [s["privleak"] for s in holdout], retrain_auc
+        )
+        results.update(attack_entries(forget, holdout, config.mia))
+    else:
+        forget, holdout = (min_k_scores(model, tokenizer, texts[split], config, accelerator) for split in texts)
+        results["privleak"] = privleak_entry(forget, holdout, retrain_auc)
     results["_meta"] = {"corpus": config.corpus}
     return results
 

@@ -89,6 +89,25 @@ def test_results_in_open_unlearnings_layout_and_min_k_is_privleaks_own(attacked)
     assert E.muse_summary(results)["mia_zlib"] == results["mia_zlib"]["agg_value"]
 
 
+def test_the_attacks_score_the_texts_in_privleaks_own_pass_and_leave_privleak_unchanged(attacked):
+    data, model, _, tokenizer, results = attacked
+    config = E.MuseEvalConfig(verbmem_tokens=2, knowmem_tokens=2, batch_size=3)
+    forwards = []
+    hook = model.register_forward_hook(lambda module, args, output: forwards.append(1))
+    try:
+        plain = E.evaluate_muse(model, tokenizer, str(data), config, retrain_auc=0.5)
+        without = len(forwards)
+        in_batch = ("loss", "zlib", "min_k", "min_k++")
+        attacked_too = E.evaluate_muse(
+            model, tokenizer, str(data), E.MuseEvalConfig(**{**vars(config), "mia": in_batch}), 0.5
+        )
+    finally:
+        hook.remove()
+    assert without > 0 and len(forwards) == 2 * without  # not one pass more for the attacks
+    assert attacked_too["privleak"] == plain["privleak"] == results["privleak"]  # the same numbers, to the bit
+    assert {f"mia_{a}" for a in ("loss", "zlib", "min_k")} <= set(attacked_too)
+
+
 @pytest.mark.parametrize(
     "values, message",
     [({"mia": "loss,nosuch"}, "unknown attack 'nosuch'"), ({"mia": "reference"}, "--mia-reference MODEL")],
