@@ -105,16 +105,15 @@ def lock_run_folder(folder: Path) -> str | None:
     process, as tests do)."""
     if os.environ.get("RANK", "0") != "0":
         return None
-    path, me = Path(folder) / LOCK_FILE, {"pid": os.getpid(), "host": socket.gethostname()}
-    note = None
+    path, note = Path(folder) / LOCK_FILE, None
     while True:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             owner = _lock_owner(path)
-            if owner is not None and {k: owner.get(k) for k in me} == me:
+            if _mine(owner):
                 return note
-            if owner is None or owner.get("host") != me["host"] or _alive(owner.get("pid")):
+            if owner is None or owner.get("host") != socket.gethostname() or _alive(owner.get("pid")):
                 who = "another process" if owner is None else f"process {owner.get('pid')} on {owner.get('host')}"
                 since = f" since {owner['started']}" if owner and "started" in owner else ""
                 raise ValueError(
@@ -125,7 +124,7 @@ def lock_run_folder(folder: Path) -> str | None:
             note = f"note: {folder} was locked by process {owner.get('pid')}, which is gone; this run takes it over"
             continue
         with os.fdopen(fd, "w") as file:
-            json.dump({**me, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}, file)
+            json.dump({**_me(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}, file)
         if not _HELD:
             atexit.register(release_locks)
         _HELD.add(path)
@@ -138,12 +137,19 @@ _HELD: set[Path] = set()  # the lock files this process holds
 def release_locks() -> None:
     """Remove every lock this process holds: at exit, and after each command (several run in one process in tests
     and notebooks)."""
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
     for path in list(_HELD):
-        owner = _lock_owner(path)
-        if owner is not None and {k: owner.get(k) for k in me} == me:
+        if _mine(_lock_owner(path)):
             path.unlink(missing_ok=True)
         _HELD.discard(path)
+
+
+def _me() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _mine(owner: dict | None) -> bool:
+    """Whether a lock's ``owner`` is this process."""
+    return owner is not None and {key: owner.get(key) for key in _me()} == _me()
 
 
 def _lock_owner(path: Path) -> dict | None:

@@ -80,7 +80,7 @@ def figures(folders: list[Path]) -> dict[str, Callable]:
         out["muse_privleak_utility"] = lambda: muse.plot_privleak_utility(records["muse"], records["muse_history"])
     if records["relearn"]:
         out["relearn"] = lambda: tofu.plot_relearning(records["relearn"])
-    if any(r.get(task) is not None for r in wmdp_runs["models"] for task in wmdp.HAZARDS):
+    if any(r.get(task) is not None for r in wmdp_runs["models"] for task in wmdp.HAZARD_NAMES):
         out["wmdp_forget_utility"] = lambda: wmdp.plot_forget_utility(wmdp_runs["models"])
     if wmdp_runs["relearn"]:
         out["wmdp_relearn"] = lambda: wmdp.plot_relearning(wmdp_runs["relearn"])

@@ -15,13 +15,13 @@ from simnpo.analysis.style import draw_paths, mark_utility_floor, method_color, 
 from simnpo.llm.tofu.metrics import BEST_POINT_UTILITY, RESULTS_FILE, SUMMARY_FILE, forget_quality, forget_ratios
 from simnpo.runs import RELEARN_FILE, evaluation_file, read_json
 
-EVAL, SUMMARY = RESULTS_FILE, SUMMARY_FILE
-
 
 def tofu_records(folder: Path) -> dict[str, list[dict]]:
     """Everything plottable in one TOFU run folder (empty lists where there is nothing)."""
     folder = Path(folder)
-    models, history = run_records(folder, SUMMARY, "forget_truth_ratio", EVAL)  # TOFU's histories: truth ratios
+    models, history = run_records(
+        folder, SUMMARY_FILE, "forget_truth_ratio", RESULTS_FILE
+    )  # TOFU's histories: truth ratios
     out: dict[str, list[dict]] = {"models": models, "history": history, "relearn": []}
     for curve_path in sorted(folder.glob(f"**/{RELEARN_FILE}")):
         curves = read_json(curve_path)
@@ -189,7 +189,7 @@ def plot_weights_over_training(models: list[dict], history: list[dict], trainers
             for subset, style, label in ((~long, "-", "short"), (long, "--", "long")):
                 values = []
                 for epoch in epochs:
-                    logps, _ = answers(evaluation_file(folder, epoch, EVAL))
+                    logps, _ = answers(evaluation_file(folder, epoch, RESULTS_FILE))
                     if kind == "npo":
                         w = npo_weights(logps, ref, beta)
                     else:

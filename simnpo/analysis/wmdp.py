@@ -15,8 +15,6 @@ from simnpo.analysis.style import method_color, method_label, new_figure
 from simnpo.llm.wmdp.data import CHANCE, HAZARD_NAMES, SUMMARY_FILE
 from simnpo.runs import RELEARN_FILE, read_json
 
-HAZARDS = HAZARD_NAMES
-
 
 def wmdp_records(folder: Path) -> dict[str, list[dict]]:
     """Every evaluated model (``models``) and relearning curve (``relearn``) of one WMDP run folder."""
@@ -36,7 +34,7 @@ def _hazards(records: list[dict]) -> list[str]:
     def scored(value) -> bool:
         return any(v is not None for v in value) if isinstance(value, list) else value is not None
 
-    return [task for task in HAZARDS if any(scored(r.get(task)) for r in records)]
+    return [task for task in HAZARD_NAMES if any(scored(r.get(task)) for r in records)]
 
 
 def plot_forget_utility(models: list[dict]):
@@ -64,7 +62,7 @@ def plot_forget_utility(models: list[dict]):
             )
             labelled.add(name)
         ax.set_xlabel("MMLU accuracy (utility)")
-        ax.set_ylabel(f"WMDP-{HAZARDS[task]} accuracy (lower = forgotten)")
+        ax.set_ylabel(f"WMDP-{HAZARD_NAMES[task]} accuracy (lower = forgotten)")
         ax.set_ylim(0, 1.02)
         ax.legend(fontsize=7)
     fig.suptitle("WMDP: hazardous knowledge vs general knowledge")
@@ -81,7 +79,7 @@ def plot_relearning(curves: list[dict]):
             ax.plot(curve["steps"], curve[task], "o-", color=method_color(name), label=method_label(name))
         ax.axhline(CHANCE, color="black", linestyle="--", linewidth=0.8)
         ax.set_xlabel("relearning step")
-        ax.set_ylabel(f"{'MMLU' if task == 'mmlu' else 'WMDP-' + HAZARDS[task]} accuracy")
+        ax.set_ylabel(f"{'MMLU' if task == 'mmlu' else 'WMDP-' + HAZARD_NAMES[task]} accuracy")
         ax.set_ylim(0, 1.02)
         ax.legend(fontsize=7)
     return fig

@@ -10,7 +10,19 @@ import typer
 from simnpo.cli.common import app, parse_list, print_table, progress_bar, user_errors
 from simnpo.cli.llm import benchmark
 from simnpo.cli.options import CONFIG, DEVICE, given_options
-from simnpo.cli.relearn import BATCH_SIZE, EVAL_AT, FRACTION, LR, SAMPLES, SEED, STEPS, WARMUP_STEPS, relearn
+from simnpo.cli.relearn import (
+    BATCH_SIZE,
+    EVAL_AT,
+    FRACTION,
+    LR,
+    SAMPLES,
+    SEED,
+    STEPS,
+    WARMUP_STEPS,
+    relearn,
+    relearn_config,
+    relearn_each,
+)
 
 attack_app = typer.Typer(
     help="Attacks that bring forgotten knowledge back: relearning, quantization, or both in one report.",
@@ -84,26 +96,19 @@ def attack_all(
     forgotten knowledge each attack brings back) and one figure (RUN/robustness.png)."""
     from simnpo.analysis.attacks import ROBUSTNESS_FILE, plot_attacks, robustness_report
     from simnpo.analysis.style import save_figure
-    from simnpo.cli.relearn import relearn_each
-    from simnpo.llm.relearn import RelearnConfig
     from simnpo.runs import (
-        EVALUATION,
         QUANTIZE,
-        RELEARN,
         RELEARN_FILE,
         read_json,
         resume_or_save_config,
         run_dir,
-        save_config,
         write_json,
     )
 
     with user_errors():
         setup = _quantize_setup(run, bits, four_bit_type, int8_threshold, compute_dtype, device)
         chosen, config, device, targets, settings = setup
-        relearn_config = RelearnConfig(
-            fraction, steps, lr, batch_size, parse_list(eval_at, int, "--eval-at"), seed, samples, warmup_steps
-        )
+        relearn_settings = relearn_config(fraction, steps, lr, batch_size, eval_at, seed, samples, warmup_steps)
         relearn_folder, quantize_folder = run_dir(run / "relearn", "relearn"), run_dir(run / "quantize", "quantize")
         extra = {"command": "attack all", "bench": chosen.name, "run": str(run), "options": given_options(ctx)}
         try:
@@ -113,15 +118,8 @@ def attack_all(
                 f"{quantize_folder} holds a quantization attack with other settings; delete it, or run "
                 "`simnpo attack quantize --out` into another folder"
             ) from None
-    save_config(
-        relearn_folder,
-        {RELEARN: relearn_config, EVALUATION: settings},
-        seed=seed,
-        command="attack all",
-        bench=chosen.name,
-    )
     with user_errors():  # e.g. more --samples than forget rows
-        relearn_each(chosen, targets, relearn_config, relearn_folder, device)
+        relearn_each(chosen, targets, relearn_settings, settings, relearn_folder, device, **extra)
     quantized = _quantize(chosen, run, targets, config, quantize_folder, device)
     curves = {name: read_json(relearn_folder / name / RELEARN_FILE) for name, _, _ in targets.targets}
     report = robustness_report(quantized, curves) | {"relearn": {"steps": steps, "items": _items(curves)}}

@@ -83,8 +83,10 @@ def make_request(
     from simnpo.llm.benchmark import Request
     from simnpo.llm.gguf import converted_folder, is_gguf
     from simnpo.llm.models import check_dtype
+    from simnpo.llm.runtime import resolve_device
 
     check_dtype(torch_dtype)
+    resolve_device(device)  # checked here; the request keeps it as given (auto resolves where each model loads)
     converted_from = None
     if is_gguf(model, gguf_file):
         if model is None:
@@ -93,8 +95,6 @@ def make_request(
         model, converted_from = str(folder), str(path)
     if model is None and data != "builtin":
         raise ValueError("--data needs --model: the built-in models only know the built-in data")
-    if device.startswith("cuda") and not torch_cuda_available():
-        raise ValueError(f"device {device!r} asked for but CUDA is not available; use --device cpu")
     cache_dir = cache_dir or Path(f"runs/.cache/{bench.name}")
     return Request(model, data, pad_token, device, torch_dtype, finetune_epochs, cache_dir, converted_from)
 
@@ -372,12 +372,6 @@ def print_results(bench, rows: list[list[str]], notes: list[str], reference, set
     for line in [*notes, *bench.table.footer(reference)]:
         typer.echo(line)
     typer.echo(f"wrote {folder}")
-
-
-def torch_cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 in_panels(eval_command, PANELS)

@@ -69,7 +69,6 @@ def markov(
 ) -> None:
     """Reference-model bias on mixtures of Markov chains: NPO vs SimNPO on forget data of different difficulty
     and length, with exact KL metrics against the true chains."""
-
     from simnpo.llm.runtime import resolve_device
     from simnpo.markov.experiment import ExperimentConfig, Sweep, run_experiment
     from simnpo.markov.model import ModelConfig

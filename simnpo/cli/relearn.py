@@ -59,32 +59,24 @@ def relearn(
 ) -> None:
     """Relearning attack: fine-tune unlearned models on part of the forget set and report how the forget metrics
     recover over the steps."""
-    from simnpo.llm.relearn import RelearnConfig
     from simnpo.llm.runtime import resolve_device
-    from simnpo.runs import EVALUATION, RELEARN, lock_run_folder, run_dir, save_config
+    from simnpo.runs import lock_run_folder, run_dir
 
     with user_errors():
         if (run is None) == (model is None):
             raise ValueError("give either a `simnpo llm` run folder or --model")
         if gguf_file is not None and model is None:
             raise ValueError("--gguf-file needs --model: the folder (or hub repository) that holds the file")
-        steps_at = parse_list(eval_at, int, "--eval-at")
-        config = RelearnConfig(fraction, steps, lr, batch_size, steps_at, seed, samples, warmup_steps)
+        config = relearn_config(fraction, steps, lr, batch_size, eval_at, seed, samples, warmup_steps)
         chosen, targets, settings = relearn_targets(ctx, run, model, bench, data, cache_dir)
         device = resolve_device(device)
         folder = run_dir(out if out or run is None else run / "relearn", "relearn")
         if run is not None:
             lock_run_folder(Path(run))  # no `simnpo llm` may resume in it meanwhile
-    save_config(
-        folder,
-        {RELEARN: config, EVALUATION: settings},
-        seed=seed,
-        command="relearn",
-        bench=chosen.name,
-        options=given_options(ctx),
-    )
     with user_errors():  # e.g. more --samples than forget rows
-        header, rows = relearn_each(chosen, targets, config, folder, device)
+        header, rows = relearn_each(
+            chosen, targets, config, settings, folder, device, command="relearn", options=given_options(ctx)
+        )
     part = f"{samples} rows" if samples is not None else f"{fraction:.0%}"
     title = (
         f"Relearning on {part} of {chosen.forget_set(settings)}, {steps} steps (after closer to before = more robust)"
@@ -116,10 +108,24 @@ def relearn_targets(ctx: typer.Context, run: Path | None, model: str | None, ben
     return chosen, targets, targets.plan.settings
 
 
-def relearn_each(bench, targets, config, folder: Path, device: str) -> tuple[list[str], list[list[str]]]:
-    """Relearn every target; the table's header and one row per target: the relearning columns before and after
-    (a column no model has a value for, e.g. a WMDP task not scored, left out)."""
+def relearn_config(fraction, steps, lr, batch_size, eval_at: str, seed, samples, warmup_steps):
+    """The relearning settings from the options `relearn` and `attack all` share."""
+    from simnpo.llm.relearn import RelearnConfig
+
+    at = parse_list(eval_at, int, "--eval-at")
+    return RelearnConfig(fraction, steps, lr, batch_size, at, seed, samples, warmup_steps)
+
+
+def relearn_each(
+    bench, targets, config, settings, folder: Path, device: str, **extra
+) -> tuple[list[str], list[list[str]]]:
+    """Save the relearning's config.json in ``folder`` (its settings, the evaluation ``settings`` and ``extra``: the
+    command and its options), relearn every target; the table's header and one row per target: the relearning
+    columns before and after (a column no model has a value for, e.g. a WMDP task not scored, left out)."""
     from simnpo.llm.relearn import relearn as relearn_model
+    from simnpo.runs import EVALUATION, RELEARN, save_config
+
+    save_config(folder, {RELEARN: config, EVALUATION: settings}, seed=config.seed, **{"bench": bench.name, **extra})
 
     with progress_bar() as progress:
         curves = {

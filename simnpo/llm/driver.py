@@ -10,7 +10,6 @@ A run folder holds, per evaluated model, ``LABEL/<results file>`` (the benchmark
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +178,7 @@ def unlearn_each(
         model = load_model(start, "cpu", request.torch_dtype)  # under ZeRO-3 with zero3_init_flag: built sharded
 
         data = encode(tokenizer, config)
-        steps_per_epoch = math.ceil(len(data.forget) / config.batch_size)
+        steps_per_epoch = config.steps_per_epoch(len(data.forget))
 
         def evaluate_epoch(model, epoch: int, out=out, history=history, tokenizer=tokenizer, steps=steps_per_epoch):
             results, summary = evaluate(model, tokenizer)

@@ -47,7 +47,6 @@ def make_accelerator(device: str, bf16: bool):
     """The run's accelerator: on CPU when asked or when ``auto`` finds no GPU, bf16 autocast when a method asks for
     it, else the launcher's mixed-precision setting (``accelerate launch --mixed_precision`` or its config file),
     never overridden."""
-    import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
@@ -56,7 +55,7 @@ def make_accelerator(device: str, bf16: bool):
     # Trainer reset it the same way. The process group (PartialState) is kept.
     AcceleratorState._reset_state()
     # accelerate joins the launcher's CPU processes only with cpu=True; without it each would run alone
-    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    cpu = resolve_device(device) == "cpu"
     try:
         accelerator = Accelerator(cpu=cpu, mixed_precision="bf16" if bf16 else None)
     except RuntimeError as err:  # e.g. an FSDP config on a machine without GPUs
@@ -125,6 +124,6 @@ def tracked_run(accelerator, name: str, hyperparameters: Callable[[], dict]):
 
 def log_numbers(accelerator, values: dict, step: int, prefix: str = "") -> None:
     """The numbers among ``values`` (not None, not text) logged at ``step``, their names after ``prefix``."""
-    numbers = {f"{prefix}{k}": float(v) for k, v in values.items() if isinstance(v, int | float) and v is not None}
+    numbers = {f"{prefix}{k}": float(v) for k, v in values.items() if isinstance(v, int | float)}
     if numbers and tracking(accelerator):
         accelerator.log(numbers, step=step)

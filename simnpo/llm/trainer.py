@@ -112,6 +112,10 @@ class TrainerConfig:
             )
         return self.batch_size // (per_device * processes)
 
+    def steps_per_epoch(self, n_forget: int) -> int:
+        """Optimizer steps per epoch over ``n_forget`` items: one per global batch, the last topped up."""
+        return math.ceil(n_forget / self.batch_size)
+
     @classmethod
     def from_saved(cls, entry: dict) -> TrainerConfig:
         """A config as config.json holds it."""
@@ -236,7 +240,7 @@ def unlearn(
         ref.rmu = rmu_layers(model, ref.model, config.rmu_layer, config.rmu_params, config.loss.steering, config.seed)
         ref.rmu.control = ref.rmu.control.to(accelerator.device)
     optimizer = make_optimizer(model, config)
-    steps_per_epoch = math.ceil(len(data.forget) / config.batch_size)
+    steps_per_epoch = config.steps_per_epoch(len(data.forget))
     total, warmup = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(config.schedule, total, warmup))
     accelerator.free_memory()  # forget models prepared by an earlier method: save/load_state cover this run only

@@ -45,9 +45,21 @@ def test_offline_mode_and_network_errors_mean_unreachable(session, error):
 
 
 def test_the_real_hub_session_refuses_in_offline_mode(monkeypatch):
+    real, raised = huggingface_hub.utils.get_session(), []
+
+    class Watched:  # the hub's own session, its refusal recorded: no network is asked (none would answer here either)
+        def head(self, url, timeout):
+            try:
+                return real.head(url, timeout=timeout)
+            except Exception as err:
+                raised.append(type(err))
+                raise
+
+    monkeypatch.setattr(huggingface_hub.utils, "get_session", Watched)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets when the hub is imported
     models.hub_reachable.cache_clear()
     try:
         assert not models.hub_reachable()
     finally:
         models.hub_reachable.cache_clear()
+    assert raised == [huggingface_hub.utils.OfflineModeIsEnabled]

@@ -128,7 +128,9 @@ def _batch_scores(logits, batch, texts: list[str], config: MuseEvalConfig) -> di
     found = {
         "privleak": [M.min_k_score(logp[r][mask[r]].float().cpu().tolist(), config.min_k) for r in range(len(loss))]
     }
-    found |= {"loss": loss.tolist(), "zlib": mia.zlib_scores(loss, texts).tolist()}
+    found["loss"] = loss.tolist()  # the Reference attack's too
+    if "zlib" in config.mia:
+        found["zlib"] = mia.zlib_scores(loss, texts).tolist()
     if "min_k" in config.mia:
         found["min_k"] = mia.min_k_scores(logp, mask, config.min_k).tolist()
     if "min_k++" in config.mia:
