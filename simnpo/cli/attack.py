@@ -110,9 +110,9 @@ def attack_all(
         chosen, config, device, targets, settings = setup
         relearn_settings = relearn_config(fraction, steps, lr, batch_size, eval_at, seed, samples, warmup_steps)
         relearn_folder, quantize_folder = run_dir(run / "relearn", "relearn"), run_dir(run / "quantize", "quantize")
-        extra = {"command": "attack all", "bench": chosen.name, "run": str(run), "options": given_options(ctx)}
+        extra = {"command": "attack all", "run": str(run), "options": given_options(ctx)}
         try:
-            resume_or_save_config(quantize_folder, {QUANTIZE: config}, **extra)
+            resume_or_save_config(quantize_folder, {QUANTIZE: config}, bench=chosen.name, **extra)
         except ValueError:
             raise ValueError(
                 f"{quantize_folder} holds a quantization attack with other settings; delete it, or run "

@@ -125,7 +125,7 @@ def relearn_each(
     from simnpo.llm.relearn import relearn as relearn_model
     from simnpo.runs import EVALUATION, RELEARN, save_config
 
-    save_config(folder, {RELEARN: config, EVALUATION: settings}, seed=config.seed, **{"bench": bench.name, **extra})
+    save_config(folder, {RELEARN: config, EVALUATION: settings}, seed=config.seed, bench=bench.name, **extra)
 
     with progress_bar() as progress:
         curves = {
